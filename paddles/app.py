@@ -1,0 +1,37 @@
+"""Application factory: settings in, WSGI app out."""
+from __future__ import annotations
+
+import logging
+
+import pecan
+
+from .db import make_engine, make_session_factory
+from .hooks import DBSessionHook, ErrorHook, OrjsonRenderer, WireMiddleware
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def setup_app(config=None):
+    """Entry point Pecan's loader (`pecan serve config.py`) calls."""
+    path = getattr(config, "__file__", None) if config is not None else None
+    return make_app(load_settings(path))
+
+
+def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
+    if session_factory is None:
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
+                             max_overflow=settings.db_max_overflow)
+        session_factory = make_session_factory(engine)
+    from .controllers.root import RootController
+
+    app = pecan.Pecan(
+        RootController(settings),
+        hooks=[DBSessionHook(session_factory), ErrorHook(), *extra_hooks],
+        default_renderer="json",
+        custom_renderers={"json": OrjsonRenderer},
+        force_canonical=False,
+        # resource names look like files (node FQDNs, run names with dots, artifacts)
+        guess_content_type_from_ext=False,
+    )
+    return WireMiddleware(app, max_body_size=settings.max_body_size)

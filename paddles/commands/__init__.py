@@ -1,0 +1,46 @@
+"""The `paddles` command: one subcommand per module in this package.
+
+Each module has `register(subparsers)` returning its parser and `run(args, settings)`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..logs import configure_logging
+from ..settings import load_settings
+
+COMMANDS = ("migrate", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paddles", description="paddles: a JSON results server for test labs.")
+    parser.add_argument("--version", action="version", version=f"paddles {__version__}")
+    parser.add_argument("-c", "--config", help="config.py to read (default: $PADDLES_CONFIG, "
+                                               "then ./config.py if present)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+        sub_parser = module.register(sub)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings(args.config)
+    configure_logging("DEBUG" if args.verbose else settings.log_level)
+    try:
+        return args._run(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear line, not a traceback, for expected failures
+        logging.getLogger("paddles").debug("command failed", exc_info=True)
+        print(f"paddles {args.command}: error: {exc}", file=sys.stderr)
+        return 1

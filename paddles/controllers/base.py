@@ -1,0 +1,46 @@
+"""Resource: the RestController every collection and item derives from."""
+from __future__ import annotations
+
+from pecan import expose, request
+from pecan.rest import RestController
+from webob import exc
+
+
+class Resource(RestController):
+    # RestController answers HEAD with 405; serve it as GET (webob then drops the body).
+    # This leans on a Pecan internal; tests/api/test_wire.py keeps it honest.
+    _handle_head = RestController._handle_get
+
+    def __init__(self, settings):
+        self._settings = settings
+
+    @expose()
+    def _route(self, args, request=None):
+        try:
+            return super()._route(args, request)
+        except exc.HTTPMethodNotAllowed as e:
+            # Each enclosing RestController rewrites e.allow on the way out; keep the
+            # methods of the innermost one, the resource the URL names.
+            if not hasattr(e, "paddles_allow"):
+                e.paddles_allow = self._allowed_methods()
+            raise
+
+    def _allowed_methods(self) -> list[str]:
+        allowed = []
+        if any(callable(getattr(self, n, None)) for n in ("get", "get_all", "get_one")):
+            allowed += ["GET", "HEAD"]
+        allowed += [m.upper() for m in ("post", "put", "delete")
+                    if callable(getattr(self, m, None))]
+        return allowed
+
+    @staticmethod
+    def _db():
+        return request.db
+
+    @staticmethod
+    def _params():
+        return request.GET
+
+    @staticmethod
+    def _body() -> bytes:
+        return request.body

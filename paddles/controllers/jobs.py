@@ -1,0 +1,91 @@
+"""/runs/NAME/jobs/, /runs/NAME/jobs/ID/ and /jobs/."""
+from __future__ import annotations
+
+from pecan import expose
+
+from .. import schemas, serializers
+from ..errors import InvalidRequest
+from ..services import jobs as job_service
+from ..services import runs as run_service
+from .base import Resource
+
+
+def _job_dicts(jobs_with_runs, settings, fields):
+    out = []
+    for job, run_name in jobs_with_runs:
+        data = serializers.job_detail(job, run_name, settings)
+        if fields is not None and "href" in fields:
+            data["href"] = serializers.job_href(settings, run_name, job.job_id)
+        out.append(serializers.sliced(data, fields))
+    return out
+
+
+class JobsController(Resource):
+    def __init__(self, settings, run_name):
+        super().__init__(settings)
+        self._run_name = run_name
+
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        fields = schemas.parse_fields(params.get("fields"), serializers.JOB_FIELD_NAMES)
+        status = params.get("status")
+        run = run_service.get_run(self._db(), self._run_name,
+                                  missing="associated run was not found")
+        jobs = job_service.list_jobs(self._db(), run, status)
+        return _job_dicts(((j, run.name) for j in jobs), self._settings, fields)
+
+    @expose("json")
+    def post(self, **_):
+        fields = schemas.parse_job_body(self._body(), timezone=self._settings.timezone,
+                                        allow_empty=False)
+        if fields.get("job_id") == "":
+            del fields["job_id"]
+        if "/" in (fields.get("job_id") or ""):
+            raise InvalidRequest("job_id must not contain '/'")
+        job = job_service.create_job(self._db(), self._run_name, fields,
+                                     self._settings.timezone)
+        return {"job_id": job.job_id}
+
+    @expose()
+    def _lookup(self, job_id, *remainder):
+        return JobController(self._settings, self._run_name, job_id), list(remainder)
+
+
+class JobController(Resource):
+    def __init__(self, settings, run_name, job_id):
+        super().__init__(settings)
+        self._run_name = run_name
+        self._job_id = job_id
+
+    @expose("json")
+    def get(self, **_):
+        run, job = job_service.get_job(self._db(), self._run_name, self._job_id)
+        return serializers.job_detail(job, run.name, self._settings)
+
+    @expose("json")
+    def put(self, **_):
+        fields = schemas.parse_job_body(self._body(), timezone=self._settings.timezone)
+        job_service.update_job(self._db(), self._run_name, self._job_id, fields)
+        return {}
+
+    @expose("json")
+    def delete(self, **_):
+        job_service.delete_job(self._db(), self._run_name, self._job_id)
+        return {}
+
+
+class RecentJobsController(Resource):
+    """/jobs/: recent jobs across all runs."""
+
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        limit, offset = schemas.parse_paging(params, 10)
+        query = {key: params[key] for key in ("description", "status", "sha1", "branch", "user")
+                 if params.get(key)}
+        for key in ("posted_after", "posted_before"):
+            if params.get(key):
+                query[key] = schemas.parse_day(params[key])
+        rows = job_service.list_recent_jobs(self._db(), query, limit=limit, offset=offset)
+        return _job_dicts(rows, self._settings, None)

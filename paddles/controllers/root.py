@@ -1,0 +1,21 @@
+"""The root of the object-dispatch tree."""
+from __future__ import annotations
+
+from pecan import expose
+
+from .base import Resource
+from .errors import ErrorsController
+from .jobs import RecentJobsController
+from .runs import RunsController
+
+
+class RootController(Resource):
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.runs = RunsController(settings)
+        self.jobs = RecentJobsController(settings)
+        self.errors = ErrorsController()
+
+    @expose("json")
+    def get_all(self, **_):
+        return {}

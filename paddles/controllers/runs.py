@@ -1,0 +1,81 @@
+"""/runs/, /runs/<filter chain>/, /runs/queued/ and /runs/NAME/."""
+from __future__ import annotations
+
+from pecan import expose
+
+from .. import filters, schemas, serializers
+from ..services import jobs as job_service
+from ..services import runs as run_service
+from .base import Resource
+from .jobs import JobsController
+
+
+class RunsController(Resource):
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        fields = schemas.parse_fields(params.get("fields"), serializers.RUN_SUMMARY_KEYS)
+        limit, offset = schemas.parse_paging(params, self._settings.default_latest_runs_count)
+        runs = run_service.list_runs(self._db(), limit=limit, offset=offset)
+        return [serializers.sliced(serializers.run_summary(r, self._settings), fields)
+                for r in runs]
+
+    @expose("json")
+    def post(self, **_):
+        name = schemas.parse_run_body(self._body())
+        run_service.create_run(self._db(), name, self._settings.timezone)
+        return {}
+
+    @expose()
+    def _lookup(self, name, *remainder):
+        if name in filters.RESERVED:
+            return RunFilterController(self._settings, [name, *remainder]), []
+        return RunController(self._settings, name), list(remainder)
+
+
+class RunFilterController(Resource):
+    """Every filter chain, value index, date range and /runs/queued/: one mechanism."""
+
+    def __init__(self, settings, segments):
+        super().__init__(settings)
+        self._chain = filters.parse_chain(segments)
+
+    @expose("json")
+    def get_all(self, **_):
+        chain, db = self._chain, self._db()
+        if chain.queued:
+            runs = run_service.list_queued_runs(db)
+        elif chain.empty:
+            runs = []
+        elif chain.index is not None:
+            return run_service.list_values(db, chain)
+        elif chain.date_range is not None:
+            runs = run_service.list_filtered_runs(db, chain, limit=None)
+        else:
+            params = self._params()
+            limit, offset = schemas.parse_paging(params,
+                                                 self._settings.default_latest_runs_count)
+            since = None
+            if chain.last != "date" and params.get("since"):
+                since = schemas.parse_day(params["since"])
+            runs = run_service.list_filtered_runs(db, chain, limit=limit, offset=offset,
+                                                  since=since)
+        return [serializers.run_summary(r, self._settings) for r in runs]
+
+
+class RunController(Resource):
+    def __init__(self, settings, name):
+        super().__init__(settings)
+        self._name = name
+        self.jobs = JobsController(settings, name)
+
+    @expose("json")
+    def get(self, **_):
+        db = self._db()
+        run = run_service.get_run(db, self._name)
+        return serializers.run_detail(run, job_service.jobs_in_id_order(db, run), self._settings)
+
+    @expose("json")
+    def delete(self, **_):
+        run_service.delete_run(self._db(), self._name)
+        return {}

@@ -1,0 +1,54 @@
+"""Engine and session construction: the only place that knows database quirks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# Execution option a write request sets on its connection; SQLite then takes the write lock
+# up front (BEGIN IMMEDIATE) instead of failing to upgrade a read lock under contention.
+WRITE_OPTION = "paddles_write"
+
+
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kw) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **kw)
+    kw.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, **kw)
+
+
+def _sqlite_engine(url, **kw) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    kw.setdefault("connect_args", {}).setdefault("timeout", 30)
+    engine = create_engine(url, **kw)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks SAVEPOINTs).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        write = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def make_session_factory(engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+def begin_write(session: Session) -> None:
+    """Mark the session's transaction as a writer (call before its first statement)."""
+    session.connection(execution_options={WRITE_OPTION: True})

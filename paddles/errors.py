@@ -1,0 +1,53 @@
+"""Domain errors. Each carries the HTTP status and the exact message clients see."""
+from __future__ import annotations
+
+
+class PaddlesError(Exception):
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+
+class InvalidRequest(PaddlesError):
+    status = 400
+
+
+class Forbidden(PaddlesError):
+    status = 403
+
+
+class NotFound(PaddlesError):
+    status = 404
+
+
+class MethodNotAllowed(PaddlesError):
+    status = 405
+
+
+class PayloadTooLarge(PaddlesError):
+    status = 413
+
+
+class Unavailable(PaddlesError):
+    status = 503
+
+
+class AlreadyExists(InvalidRequest):
+    """Upstream answers duplicates with 400 and a message ending in 'already exists'."""
+
+
+class RunNotFound(NotFound):
+    pass
+
+
+class JobNotFound(NotFound):
+    pass
+
+
+class NodeNotFound(NotFound):
+    pass

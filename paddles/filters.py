@@ -1,0 +1,108 @@
+"""The one filter table for /runs/ chains (spec 3.5-3.7): URL segments to SQL conditions.
+
+`parse_chain` turns the path segments after /runs/ into a Chain; `Chain.conditions()` gives
+the WHERE clauses. The URL tree, exports and the CLI all filter runs through this module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Callable
+
+from sqlalchemy import ColumnElement, and_, exists, false, select
+
+from .errors import NotFound
+from .models import Job, Run
+from .models.statuses import RUN_STATUS_VALUES
+from .schemas import parse_day
+
+DAY = dt.timedelta(days=1)
+
+
+def _job_has(cond: Callable[[str], ColumnElement]) -> Callable[[str], ColumnElement]:
+    return lambda value: exists(select(Job.id).where(Job.run_id == Run.id, cond(value)))
+
+
+def _on_day(value: str) -> ColumnElement:
+    start = parse_day(value)
+    return and_(Run.scheduled >= start, Run.scheduled < start + DAY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Filter:
+    name: str                                   # nested spelling
+    condition: Callable[[str], ColumnElement]   # value -> WHERE clause on runs
+    index_column: ColumnElement                  # what a bare `<filter>/` lists
+    on_jobs: bool = False                        # index lists job values
+
+
+FILTERS: dict[str, Filter] = {f.name: f for f in (
+    Filter("branch", lambda v: Run.branch == v, Run.branch),
+    Filter("suite", lambda v: Run.suite == v, Run.suite),
+    Filter("machine_type", lambda v: Run.machine_type == v, Run.machine_type),
+    Filter("status", lambda v: Run.status == v if v in RUN_STATUS_VALUES else false(),
+           Run.status),
+    Filter("user", lambda v: Run.user == v, Run.user),
+    Filter("date", _on_day, Run.scheduled),
+    Filter("sha1", _job_has(lambda v: Job.sha1.startswith(v, autoescape=True)), Job.sha1,
+           on_jobs=True),
+    Filter("flavor", _job_has(lambda v: Job.flavor == v), Job.flavor, on_jobs=True),
+)}
+# top-level spellings differ for one filter
+TOP_LEVEL = {**{name: name for name in FILTERS if name != "flavor"}, "flavors": "flavor"}
+RESERVED = frozenset(TOP_LEVEL) | {"queued"}
+
+
+@dataclasses.dataclass
+class Chain:
+    pairs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    index: str | None = None                    # bare `<filter>/` at the end
+    date_range: tuple[dt.datetime, dt.datetime] | None = None
+    empty: bool = False                         # `date/from/A/` alone
+    queued: bool = False
+
+    @property
+    def last(self) -> str | None:
+        return self.pairs[-1][0] if self.pairs else None
+
+    def conditions(self) -> list[ColumnElement]:
+        conds = [FILTERS[name].condition(value) for name, value in self.pairs]
+        if self.date_range is not None:
+            start, end = self.date_range
+            conds.append(Run.scheduled >= start)
+            conds.append(Run.scheduled < end)
+        return conds
+
+
+def parse_chain(segments: list[str]) -> Chain:
+    segs = [s for s in segments if s != ""]
+    chain = Chain()
+    if segs == ["queued"]:
+        chain.queued = True
+        return chain
+    i, previous = 0, None
+    while i < len(segs):
+        seg = segs[i]
+        name = TOP_LEVEL.get(seg) if i == 0 else (seg if seg in FILTERS else None)
+        if name is None or name == previous:
+            raise NotFound("resource was not found")
+        if i + 1 == len(segs):
+            chain.index = name
+            return chain
+        if name == "date" and segs[i + 1] == "from":
+            return _date_range(chain, segs[i + 2:])
+        chain.pairs.append((name, segs[i + 1]))
+        previous = name
+        i += 2
+    return chain
+
+
+def _date_range(chain: Chain, rest: list[str]) -> Chain:
+    if len(rest) == 1:
+        parse_day(rest[0])
+        chain.empty = True
+        return chain
+    if len(rest) != 3 or rest[1] != "to":
+        raise NotFound("resource was not found")
+    chain.date_range = (parse_day(rest[0]), parse_day(rest[2]) + DAY)
+    return chain

@@ -1,0 +1,202 @@
+"""Request plumbing: session per request, errors as JSON, and the WSGI wrapper around Pecan."""
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+import uuid
+
+import orjson
+from pecan.hooks import PecanHook
+from sqlalchemy.exc import DBAPIError, OperationalError
+from webob import Response
+from webob.exc import HTTPException
+
+from .db import begin_write
+from .errors import PaddlesError
+
+log = logging.getLogger(__name__)
+
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# SQLSTATEs meaning "run the whole request again": serialization failure, deadlock
+RETRYABLE_PGCODES = {"40001", "40P01"}
+RETRY_HEADER = "X-Paddles-Retry"
+CORS_HEADERS = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Methods", "GET, OPTIONS"),
+    ("Access-Control-Allow-Headers", "origin, authorization, accept"),
+]
+
+
+def json_response(status: int, body, headers=None) -> Response:
+    resp = Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                    charset=None)
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def error_response(status: int, message: str, headers=None) -> Response:
+    return json_response(status, {"message": message}, headers)
+
+
+class OrjsonRenderer:
+    """Pecan's 'json' renderer, replaced by orjson (faster, and it refuses NaN)."""
+
+    def __init__(self, path, extra_vars):
+        pass
+
+    def render(self, template_path, namespace):
+        return orjson.dumps(namespace)
+
+
+class DBSessionHook(PecanHook):
+    """First in the hook list: opens the session first, commits (or not) last."""
+
+    def __init__(self, make_session):
+        self.make_session = make_session
+
+    def on_route(self, state):
+        session = self.make_session()
+        if state.request.method not in READ_METHODS:
+            begin_write(session)
+        state.request.db = session
+
+    def after(self, state):
+        session = getattr(state.request, "db", None)
+        if session is None:
+            return
+        try:
+            if state.request.method not in READ_METHODS and state.response.status_int < 400:
+                session.commit()
+        except DBAPIError as exc:
+            session.rollback()
+            state.response = database_error_response(exc)
+        finally:
+            session.close()
+
+    def on_error(self, state, exc):
+        session = getattr(state.request, "db", None)
+        if session is not None:
+            session.rollback()
+
+
+class ErrorHook(PecanHook):
+    """Every exception becomes `{"message": ...}` with the right status."""
+
+    def on_error(self, state, exc):
+        if isinstance(exc, PaddlesError):
+            return error_response(exc.status, exc.message, exc.headers)
+        if isinstance(exc, HTTPException):
+            headers = {}
+            if exc.status_int == 405:
+                allow = ", ".join(getattr(exc, "paddles_allow", None) or exc.allow or [])
+                if allow:
+                    headers["Allow"] = allow
+                return error_response(405, "method not allowed", headers)
+            message = {404: "resource was not found"}.get(exc.status_int, exc.explanation
+                                                          or exc.title)
+            return error_response(exc.status_int, message, headers)
+        if isinstance(exc, DBAPIError):
+            return database_error_response(exc)
+        log.exception("unhandled error on %s %s", state.request.method, state.request.path)
+        return error_response(500, "internal server error")
+
+
+def database_error_response(exc: DBAPIError) -> Response:
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    if code in RETRYABLE_PGCODES:
+        return error_response(503, "encountered a DB error; please retry",
+                              {"Retry-After": "1", RETRY_HEADER: "1"})
+    if isinstance(exc, OperationalError) and "database is locked" in str(exc):
+        return error_response(503, "database is busy; please retry",
+                              {"Retry-After": "1", RETRY_HEADER: "1"})
+    if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
+        log.error("database unavailable: %s", exc)
+        return error_response(503, "database unavailable; please retry", {"Retry-After": "5"})
+    if code == "22001":  # string data right truncation: a length our validation missed
+        return error_response(400, "a value is too long for its field")
+    log.exception("database error", exc_info=exc)
+    return error_response(500, "internal server error")
+
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class WireMiddleware:
+    """The wire rules that come before routing (spec section 1).
+
+    Collapses repeated slashes and drops a trailing one (every route is served the same
+    either way), answers OPTIONS from here, adds CORS headers, bounds the body size, gives
+    each request an id, and re-runs a whole request when the database asks for a retry.
+    """
+
+    def __init__(self, app, *, max_body_size: int, retries: int = 3):
+        self.app = app
+        self.max_body_size = max_body_size
+        self.retries = retries
+
+    def __call__(self, environ, start_response):
+        path = _SLASHES.sub("/", environ.get("PATH_INFO", "") or "/")
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        environ["PATH_INFO"] = path
+        request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        environ["paddles.request_id"] = request_id
+        started = time.perf_counter()
+
+        method = environ.get("REQUEST_METHOD")
+        extra = CORS_HEADERS + [("X-Request-ID", request_id)]
+
+        def finish(status, headers):
+            log.info("%s %s %s %.1fms id=%s", method, path, status.split(" ", 1)[0],
+                     (time.perf_counter() - started) * 1000, request_id)
+            return [h for h in headers if h[0] != RETRY_HEADER] + extra
+
+        if method == "OPTIONS":
+            start_response("200 OK", finish("200 OK", [("Content-Type", "application/json")]))
+            return [b"{}"]
+        if method in ("GET", "HEAD"):  # reads never retry: stream straight through
+            def start(status, headers, exc_info=None):
+                return start_response(status, finish(status, headers), exc_info)
+            return self.app(environ, start)
+        status, headers, body = self._call_with_retries(environ)
+        start_response(status, finish(status, headers))
+        return body
+
+    def _call_with_retries(self, environ):
+        length = environ.get("CONTENT_LENGTH") or "0"
+        try:
+            length_value = int(length)
+        except ValueError:
+            return _raw_error(400, "invalid Content-Length")
+        if length_value > self.max_body_size:
+            return _raw_error(413, f"request body is larger than {self.max_body_size} bytes")
+        raw = environ["wsgi.input"].read(length_value) if length_value else b""
+        for attempt in range(self.retries + 1):
+            environ["wsgi.input"] = io.BytesIO(raw)
+            environ["CONTENT_LENGTH"] = str(len(raw))
+            captured: dict = {}
+
+            def capture(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
+                return lambda data: None
+
+            chunks = self.app(environ, capture)
+            try:
+                body = b"".join(chunks)
+            finally:
+                close = getattr(chunks, "close", None)
+                if close:
+                    close()
+            retry = any(k == RETRY_HEADER for k, _ in captured["headers"])
+            if not retry or attempt == self.retries:
+                return captured["status"], captured["headers"], [body]
+            time.sleep(0.01 * (2 ** attempt))
+        raise AssertionError("unreachable")
+
+
+def _raw_error(status: int, message: str):
+    resp = error_response(status, message)
+    return resp.status, list(resp.headerlist), [resp.body]

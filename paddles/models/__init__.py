@@ -1,0 +1,8 @@
+"""Mappings only: no sessions, no I/O. Importing this package registers every table."""
+from .base import Base, utcnow
+from .jobs import Job
+from .nodes import Node, job_nodes
+from .runs import Run
+from .statuses import JobStatus, RunStatus
+
+__all__ = ["Base", "Job", "JobStatus", "Node", "Run", "RunStatus", "job_nodes", "utcnow"]

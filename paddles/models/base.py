@@ -1,0 +1,73 @@
+"""Declarative base, naming convention and the column types every model shares."""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Any
+
+from sqlalchemy import JSON, DateTime, Enum, MetaData, String, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in Python on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def str_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """VARCHAR plus CHECK holding the enum's wire values."""
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
+                values_callable=lambda members: [m.value for m in members])
+
+
+UTCTime = Annotated[dt.datetime, mapped_column(UTCDateTime())]
+JSONValue = Annotated[Any, mapped_column(JSONType)]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def sortable_job_id(job_id: str) -> str:
+    """Key that orders all-digit ids numerically, before any other id (ordered as text)."""
+    if job_id.isdigit() and len(job_id.lstrip("0") or "0") <= 20:
+        return "0" + (job_id.lstrip("0") or "0").rjust(20, "0") + job_id
+    return "1" + job_id
+
+
+def key_string(length: int) -> String:
+    """A string compared byte by byte on PostgreSQL too, so ordering matches Python's."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")

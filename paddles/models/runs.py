@@ -1,0 +1,81 @@
+"""The runs table: one row per run, with its job counters kept beside it."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Index, Integer, String
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
+
+from .base import Base, UTCTime, str_enum, utcnow
+from .statuses import COUNT_KEYS, RunStatus, run_status
+
+if TYPE_CHECKING:
+    from .jobs import Job
+
+
+def _counter() -> Mapped[int]:
+    return mapped_column(Integer, default=0, server_default="0")
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_posted", "posted"),
+        Index("ix_runs_scheduled", "scheduled"),
+        Index("ix_runs_branch_scheduled", "branch", "scheduled"),
+        Index("ix_runs_suite_scheduled", "suite", "scheduled"),
+        Index("ix_runs_machine_type_scheduled", "machine_type", "scheduled"),
+        Index("ix_runs_user_scheduled", "user", "scheduled"),
+        Index("ix_runs_status_scheduled", "status", "scheduled"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), unique=True)
+    user: Mapped[str] = mapped_column(String(32), default="")
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, "run_status"),
+                                              default=RunStatus.EMPTY)
+    posted: Mapped[UTCTime] = mapped_column(default=utcnow)
+    scheduled: Mapped[UTCTime]
+    started: Mapped[UTCTime | None]
+    updated: Mapped[UTCTime | None]
+    branch: Mapped[str | None] = mapped_column(String(128), default="")
+    suite: Mapped[str | None] = mapped_column(String(256), default="")
+    machine_type: Mapped[str | None] = mapped_column(String(32), default="")
+
+    # Kept by the job service in the same transaction as every job write (spec 10).
+    count_queued: Mapped[int] = _counter()
+    count_pass: Mapped[int] = _counter()
+    count_running: Mapped[int] = _counter()
+    count_waiting: Mapped[int] = _counter()
+    count_fail: Mapped[int] = _counter()
+    count_dead: Mapped[int] = _counter()
+    count_unknown: Mapped[int] = _counter()
+    count_total: Mapped[int] = _counter()
+    # Copied from the first job in job_id order; null with no jobs.
+    sha1: Mapped[str | None] = mapped_column(String(40))
+    flavor: Mapped[str | None] = mapped_column(String(128))
+    priority: Mapped[int | None]
+
+    jobs: WriteOnlyMapped["Job"] = relationship(back_populates="run",
+                                                cascade="all, delete-orphan",
+                                                passive_deletes=True)
+
+    def counts(self) -> dict[str, int]:
+        out = {key: getattr(self, "count_" + key) or 0 for key in COUNT_KEYS}
+        out["total"] = self.count_total or 0
+        return out
+
+    def add_to_count(self, key: str, delta: int) -> None:
+        attr = "count_" + key
+        setattr(self, attr, (getattr(self, attr) or 0) + delta)
+
+    def refresh_status(self) -> bool:
+        """Recompute the stored status from the counters; True when it changed."""
+        new = run_status(self.counts())
+        changed = new != self.status
+        self.status = new
+        return changed
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name!r} {self.status}>"
+

@@ -1,0 +1,275 @@
+"""The one validation layer: request bodies and query parameters in, clean values out.
+
+Field tables here are the single description of each body; `json_schema()` turns them into
+the JSON Schemas the OpenAPI document publishes. A failure raises InvalidRequest (400).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from typing import Any, Callable, Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+from .errors import InvalidRequest
+from .models.statuses import JOB_STATUS_VALUES
+
+BAD_JSON = "could not decode JSON body"
+DATE_FORMAT_MSG = "date format must match %Y-%m-%d"
+MAX_JSON_DEPTH = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    kind: str  # str, text, int, bool, json, status, datetime
+    max_length: int | None = None
+
+
+def _s(n: int) -> Field:
+    return Field("str", n)
+
+
+TEXT, INT, BOOL, JSONF = Field("text"), Field("int"), Field("bool"), Field("json")
+
+# Writable job keys in wire order (spec 6.2); job_id and updated are handled specially.
+JOB_FIELDS: dict[str, Field] = {
+    "archive_path": _s(512), "description": TEXT, "duration": INT, "email": _s(128),
+    "failure_reason": TEXT, "flavor": _s(128), "job_id": _s(32), "kernel": JSONF,
+    "last_in_suite": BOOL, "machine_type": _s(32), "name": _s(512), "nuke_on_error": BOOL,
+    "os_type": _s(32), "os_version": _s(16), "overrides": JSONF, "owner": _s(128),
+    "pid": _s(32), "roles": JSONF, "sentry_event": _s(128), "status": Field("status"),
+    "success": BOOL, "branch": _s(128), "seed": INT, "sha1": _s(40), "subset": _s(32),
+    "suite": _s(256), "suite_branch": _s(128), "suite_path": _s(256),
+    "suite_relpath": _s(256), "suite_repo": _s(256), "suite_sha1": _s(40),
+    "targets": JSONF, "tasks": JSONF, "timestamp": Field("datetime"),
+    "teuthology_branch": _s(64), "verbose": BOOL, "pcp_grafana_url": TEXT, "priority": INT,
+    "user": _s(64), "queue": _s(32), "package_source": _s(32),
+}
+JOB_KEYS = tuple(JOB_FIELDS) + ("updated",)
+
+
+# ---- bodies -------------------------------------------------------------------------------
+
+def parse_json(raw: bytes, *, required: bool = True) -> Any:
+    """Decode a body as JSON whatever its Content-Type; bound the nesting depth."""
+    if not raw or not raw.strip():
+        if required:
+            raise InvalidRequest(BAD_JSON)
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest(BAD_JSON) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        nxt: list = []
+        for item in level:
+            if isinstance(item, dict):
+                nxt.extend(item.values())
+            elif isinstance(item, list):
+                nxt.extend(item)
+        level = nxt if depth <= MAX_JSON_DEPTH else []
+    return depth - 1 if depth else 0
+
+
+def parse_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]:
+    value = parse_json(raw)
+    if not isinstance(value, dict) or (not allow_empty and not value):
+        raise InvalidRequest(BAD_JSON)
+    return value
+
+
+def require_key(body: Mapping[str, Any], key: str) -> Any:
+    value = body.get(key)
+    if value is None or value == "":
+        raise InvalidRequest(f"could not find required key: '{key}'")
+    return value
+
+
+def parse_run_body(raw: bytes) -> str:
+    name = require_key(parse_object(raw), "name")
+    return check_string("name", name, 512)
+
+
+def parse_job_body(raw: bytes, *, timezone: str, allow_empty: bool = True) -> dict[str, Any]:
+    """A job body reduced to known keys with wire types checked and converted."""
+    body = parse_object(raw, allow_empty=allow_empty)
+    clean: dict[str, Any] = {}
+    for key, value in body.items():
+        key = str(key).replace("-", "_")
+        if key == "updated":
+            clean[key] = None if value is None else parse_updated(value, timezone)
+            continue
+        field = JOB_FIELDS.get(key)
+        if field is None:
+            continue  # unknown keys are silently ignored
+        clean[key] = convert(key, field, value)
+    return clean
+
+
+def convert(key: str, field: Field, value: Any) -> Any:
+    if value is None:
+        if field.kind == "status":
+            raise InvalidRequest(status_message())
+        return None
+    kind = field.kind
+    if kind in ("str", "text"):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InvalidRequest(f"{key} must be a string")
+        return check_string(key, value if isinstance(value, str) else str(value),
+                            field.max_length)
+    if kind == "int":
+        return check_int(key, value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise InvalidRequest(f"{key} must be a boolean")
+        return value
+    if kind == "status":
+        if value not in JOB_STATUS_VALUES:
+            raise InvalidRequest(status_message())
+        return value
+    if kind == "datetime":
+        return parse_timestamp(key, value)
+    return value  # json: stored as sent
+
+
+def status_message() -> str:
+    return "Job status must be one of: " + ", ".join(JOB_STATUS_VALUES)
+
+
+def check_string(key: str, value: Any, max_length: int | None) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{key} must be a string")
+    if "\x00" in value:
+        raise InvalidRequest(f"{key} must not contain NUL characters")
+    if max_length is not None and len(value) > max_length:
+        raise InvalidRequest(f"{key} is longer than {max_length} characters")
+    return value
+
+
+_INT_LIMIT = 2**63 - 1
+
+
+def check_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidRequest(f"{key} must be an integer")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequest(f"{key} must be an integer")
+        value = round(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or abs(value) > _INT_LIMIT:
+        raise InvalidRequest(f"{key} must be an integer")
+    if key == "priority" and abs(value) > 2**31 - 1:
+        raise InvalidRequest("priority must be a 32-bit integer")
+    return value
+
+
+def parse_timestamp(key: str, value: Any) -> dt.datetime:
+    """`timestamp` is `YYYY-MM-DD_HH:MM:SS`, stored as given (read as UTC)."""
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%d_%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
+            try:
+                return dt.datetime.strptime(value.split(".")[0], fmt).replace(
+                    tzinfo=dt.timezone.utc)
+            except ValueError:
+                continue
+    raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d_%H:%M:%S")
+
+
+def parse_updated(value: Any, timezone: str) -> dt.datetime:
+    """Client `updated`: `YYYY-MM-DD HH:MM:SS[.f]` or ISO 8601, in the configured zone."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(microsecond=0, tzinfo=ZoneInfo(timezone))
+            return parsed.astimezone(dt.timezone.utc)
+    raise InvalidRequest("updated must be formatted as %Y-%m-%d %H:%M:%S")
+
+
+# ---- query parameters ---------------------------------------------------------------------
+
+def parse_paging(params: Mapping[str, str], default_count: int | None) -> tuple[int | None, int]:
+    """`count` and `page`: non-negative integers; returns (limit, offset)."""
+    try:
+        count = int(params["count"]) if params.get("count", "") != "" else default_count
+        page = int(params["page"]) if params.get("page", "") != "" else 1
+    except ValueError:
+        raise InvalidRequest("count and page must be integers") from None
+    if (count is not None and count < 0) or page < 0:
+        raise InvalidRequest("count and page must be integers")
+    if count is None:
+        return None, 0
+    return count, count * (page - 1) if page > 1 else 0
+
+
+def parse_day(text: str, *, today: dt.date | None = None) -> dt.datetime:
+    """`YYYY-MM-DD` (single digits allowed), `today` or `yesterday`: that UTC midnight."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    if text == "today":
+        day = today
+    elif text == "yesterday":
+        day = today - dt.timedelta(days=1)
+    else:
+        try:
+            day = dt.datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError:
+            raise InvalidRequest(DATE_FORMAT_MSG) from None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+
+
+def parse_fields(text: str | None, allowed: Iterable[str]) -> list[str] | None:
+    """`fields=a,b`: names kept in order; `_private` names skipped; unknown -> 400."""
+    if text is None:
+        return None
+    names = [n for n in text.strip(",").split(",") if n and not n.startswith("_")]
+    allowed = set(allowed)
+    for name in names:
+        if name not in allowed:
+            raise InvalidRequest("an invalid field was specified")
+    return names
+
+
+_TRUE = {"t", "true", "y", "yes", "on", "1"}
+_FALSE = {"f", "false", "n", "no", "off", "0"}
+
+
+def parse_bool(name: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise InvalidRequest(f"{name} must be a boolean")
+
+
+# ---- JSON Schema for OpenAPI ----------------------------------------------------------------
+
+_KIND_SCHEMA: dict[str, Callable[[Field], dict]] = {
+    "str": lambda f: {"type": ["string", "number", "null"], "maxLength": f.max_length},
+    "text": lambda f: {"type": ["string", "null"]},
+    "int": lambda f: {"type": ["integer", "null"]},
+    "bool": lambda f: {"type": ["boolean", "null"]},
+    "json": lambda f: {},
+    "status": lambda f: {"enum": list(JOB_STATUS_VALUES)},
+    "datetime": lambda f: {"type": ["string", "null"], "example": "2024-01-15_20:00:03"},
+}
+
+
+def json_schema(fields: Mapping[str, Field]) -> dict:
+    props = {k: _KIND_SCHEMA[f.kind](f) for k, f in fields.items()}
+    return {"type": "object", "properties": props, "additionalProperties": True}

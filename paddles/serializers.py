@@ -1,0 +1,90 @@
+"""Models to wire dicts: the only place that knows upstream's JSON shapes and quirks."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Sequence
+
+from .models import Job, Run
+from .models.statuses import COUNT_KEYS
+from .schemas import JOB_FIELDS
+from .settings import Settings
+
+RUN_SUMMARY_KEYS = ("name", "href", "user", "status", "results", "jobs_count", "posted",
+                    "scheduled", "started", "updated", "branch", "suite", "machine_type",
+                    "sha1", "priority", "flavor")
+JOB_KEYS = ("log_href",) + tuple(JOB_FIELDS) + ("posted", "started", "updated")
+JOB_FIELD_NAMES = JOB_KEYS + ("href",)
+
+
+def wire_time(value: dt.datetime | None) -> str | None:
+    """Naive UTC as Python's str(datetime): no 'T', no zone, fraction only when non-zero."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return str(value)
+
+
+def run_href(settings: Settings, name: str) -> list[str]:
+    # Upstream emits a one-element list (a stray comma in its model); clients rely on it.
+    return [f"{settings.address}/runs/{name}/"]
+
+
+def run_summary(run: Run, settings: Settings) -> dict[str, Any]:
+    counts = run.counts()
+    has_jobs = counts["total"] > 0
+    sha1 = run.sha1 if has_jobs else "none"
+    flavor = run.flavor if has_jobs else "none"
+    results = {key: counts[key] for key in COUNT_KEYS}
+    results.update(total=counts["total"], sha1=sha1, flavor=flavor)
+    return {
+        "name": run.name,
+        "href": run_href(settings, run.name),
+        "user": run.user,
+        "status": run.status.value,
+        "results": results,
+        "jobs_count": counts["total"],
+        "posted": wire_time(run.posted),
+        "scheduled": wire_time(run.scheduled),
+        "started": wire_time(run.started),
+        "updated": wire_time(run.updated),
+        "branch": run.branch,
+        "suite": run.suite,
+        "machine_type": run.machine_type,
+        "sha1": sha1,
+        "priority": run.priority if has_jobs else None,
+        "flavor": flavor,
+    }
+
+
+def run_detail(run: Run, jobs: Iterable[Job], settings: Settings) -> dict[str, Any]:
+    out = run_summary(run, settings)
+    out["jobs"] = [job_detail(job, run.name, settings) for job in jobs]
+    return out
+
+
+def job_detail(job: Job, run_name: str, settings: Settings) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "log_href": settings.job_log_href_templ.format(run_name=run_name, job_id=job.job_id)
+    }
+    for key in JOB_FIELDS:
+        value = getattr(job, key)
+        if key == "status" and value is not None:
+            value = value.value
+        elif key == "timestamp":
+            value = wire_time(value)
+        out[key] = value
+    out["posted"] = wire_time(job.posted)
+    out["started"] = wire_time(job.started)
+    out["updated"] = wire_time(job.updated)
+    return out
+
+
+def job_href(settings: Settings, run_name: str, job_id: str) -> list[str]:
+    return [f"{settings.address}/runs/{run_name}/jobs/{job_id}/"]
+
+
+def sliced(obj: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
+    if fields is None:
+        return obj
+    return {name: obj[name] for name in fields}

@@ -1,0 +1,1 @@
+"""Rules and queries. Every function takes a session, raises paddles.errors, never commits."""

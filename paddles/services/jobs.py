@@ -1,0 +1,213 @@
+"""Jobs: the write rules of spec section 8, and the run counters kept in step with them."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from sqlalchemy import delete, false, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, JobNotFound
+from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
+from ..models.statuses import JOB_STATUS_VALUES, count_key
+from . import runs as run_service
+
+FINISHED = (JobStatus.PASS, JobStatus.FAIL)
+# Keys copied onto the run when a job write carries them (even as null).
+RUN_COPIED_KEYS = ("suite", "branch", "machine_type")
+FIRST_JOB_KEYS = ("sha1", "flavor", "priority")
+
+
+def get_job(session: Session, run_name: str, job_id: str,
+            missing: str = "job not found") -> tuple[Run, Job]:
+    row = session.execute(
+        select(Run, Job).join(Job, Job.run_id == Run.id)
+        .where(Run.name == run_name, Job.job_id == job_id)
+    ).first()
+    if row is None:
+        raise JobNotFound(missing)
+    return row[0], row[1]
+
+
+def list_jobs(session: Session, run: Run, status: str | None = None) -> list[Job]:
+    stmt = select(Job).where(Job.run_id == run.id).order_by(Job.posted.desc(), Job.id.desc())
+    if status is not None:
+        stmt = stmt.where(_status_is(status))
+    return list(session.scalars(stmt))
+
+
+def jobs_in_id_order(session: Session, run: Run) -> list[Job]:
+    return list(session.scalars(select(Job).where(Job.run_id == run.id)
+                                .order_by(Job.sort_key)))
+
+
+def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
+               timezone: str = "UTC") -> Job:
+    run = run_service.lock_or_create_run(session, run_name, timezone)
+    job_id = fields.get("job_id")
+    if job_id is None:
+        job_id = _next_job_id(session, run)
+    elif session.scalar(select(Job.id).where(Job.run_id == run.id,
+                                             Job.job_id == job_id)) is not None:
+        raise AlreadyExists(f"job with job_id {job_id} already exists")
+    job = Job(run_id=run.id, job_id=job_id, posted=utcnow())
+    session.add(job)
+    run.add_to_count("total", 1)
+    run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
+    _apply_write(session, run, job, fields, new=True)
+    return job
+
+
+def update_job(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any]) -> Job:
+    missing = "attempted to update a non-existent job"
+    run = run_service.get_run(session, run_name, for_update=True, missing=missing)
+    job = session.scalar(select(Job).where(Job.run_id == run.id, Job.job_id == job_id))
+    if job is None:
+        raise JobNotFound(missing)
+    _apply_write(session, run, job, fields, new=False)
+    return job
+
+
+def delete_job(session: Session, run_name: str, job_id: str) -> None:
+    missing = "attempted to delete a non-existent job"
+    run = run_service.get_run(session, run_name, for_update=True, missing=missing)
+    job = session.scalar(select(Job).where(Job.run_id == run.id, Job.job_id == job_id))
+    if job is None:
+        raise JobNotFound(missing)
+    run.add_to_count("total", -1)
+    run.add_to_count(count_key(job.status), -1)
+    session.execute(delete(Job).where(Job.id == job.id))
+    session.expunge(job)
+    run.refresh_status()
+    _refresh_first_job(session, run)
+
+
+def _next_job_id(session: Session, run: Run) -> str:
+    """One more than the largest numeric id of the run (the run row is locked)."""
+    top = session.scalar(select(func.max(Job.sort_key))
+                         .where(Job.run_id == run.id, Job.sort_key < "1"))
+    return str(int(top[1:21]) + 1 if top else 1)
+
+
+def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any], *,
+                 new: bool) -> None:
+    now = utcnow()
+    job.updated = run.updated = now
+    run_was = run.status
+    old = job.status
+
+    status = _resolve_status(job, fields)
+    if status is not None and status != old:
+        if status == JobStatus.RUNNING and (old in (None, JobStatus.QUEUED)
+                                            or job.started is None):
+            job.started = now
+        job.status = status
+        run.add_to_count(count_key(old), -1)
+        run.add_to_count(count_key(status), 1)
+        run.refresh_status()
+        if run_was != RunStatus.RUNNING and run.status == RunStatus.RUNNING:
+            run.started = job.started
+    elif new:
+        run.refresh_status()
+
+    if "success" in fields:
+        job.success = fields["success"]
+    for key, value in fields.items():
+        if key in ("status", "success", "job_id", "updated"):
+            continue
+        if key == "priority" and not new and value != job.priority \
+                and old != JobStatus.QUEUED:
+            continue  # priority only moves while the job waits in the queue
+        setattr(job, key, value)
+        if key in RUN_COPIED_KEYS and getattr(run, key) != value:
+            setattr(run, key, value)
+    if fields.get("updated") is not None:
+        job.updated = run.updated = fields["updated"]
+
+    targets = fields.get("targets")
+    if isinstance(targets, dict) and targets:
+        _link_targets(session, job, targets, fields.get("machine_type"), new=new)
+    if new or any(key in fields for key in FIRST_JOB_KEYS):
+        _refresh_first_job(session, run)
+
+
+def _resolve_status(job: Job, fields: Mapping[str, Any]) -> JobStatus | None:
+    """Status rules 3a-3c: what the job's status becomes, or None to leave it."""
+    if "status" in fields:
+        if job.status in FINISHED:
+            return None
+        return JobStatus(fields["status"])
+    if "success" in fields:
+        success = fields["success"]
+        if success is None:
+            return None if job.status in FINISHED else JobStatus.UNKNOWN
+        return JobStatus.PASS if success else JobStatus.FAIL
+    if job.success is None and job.status is None:
+        return JobStatus.UNKNOWN
+    return None
+
+
+def _refresh_first_job(session: Session, run: Run) -> None:
+    session.flush()
+    first = session.execute(select(Job.sha1, Job.flavor, Job.priority)
+                            .where(Job.run_id == run.id)
+                            .order_by(Job.sort_key).limit(1)).first()
+    run.sha1, run.flavor, run.priority = first if first is not None else (None, None, None)
+
+
+def _link_targets(session: Session, job: Job, targets: dict, machine_type: str | None, *,
+                  new: bool) -> None:
+    session.flush()
+    linked = 0 if new else session.scalar(
+        select(func.count()).select_from(job_nodes).where(job_nodes.c.job_id == job.id))
+    if len(targets) <= linked:
+        return
+    hosts = sorted({str(key).rsplit("@", 1)[-1] for key in targets})
+    existing = dict(session.execute(select(Node.name, Node.id).where(Node.name.in_(hosts))).all())
+    for host in hosts:
+        if host not in existing:
+            existing[host] = _create_node_for_host(session, host, machine_type)
+    already = set(session.scalars(select(job_nodes.c.node_id)
+                                  .where(job_nodes.c.job_id == job.id)))
+    rows = [{"job_id": job.id, "node_id": existing[h]} for h in hosts
+            if existing[h] not in already]
+    if rows:
+        session.execute(insert(job_nodes), rows)
+
+
+def _create_node_for_host(session: Session, host: str, machine_type: str | None) -> int:
+    node = Node(name=host[:256], machine_type=machine_type)
+    try:
+        with session.begin_nested():
+            session.add(node)
+    except IntegrityError:  # created concurrently by another job write
+        return session.scalar(select(Node.id).where(Node.name == host))
+    return node.id
+
+
+
+def list_recent_jobs(session: Session, query: Mapping[str, Any], *, limit: int | None,
+                     offset: int = 0) -> list[tuple[Job, str]]:
+    """Jobs across runs, newest first, with their run names (spec 4.6)."""
+    stmt = select(Job, Run.name).join(Run, Job.run_id == Run.id)
+    if "description" in query:
+        stmt = stmt.where(Job.description.contains(query["description"], autoescape=True))
+    if "status" in query:
+        stmt = stmt.where(_status_is(query["status"]))
+    if "sha1" in query:
+        stmt = stmt.where(Job.sha1 == query["sha1"])
+    elif "branch" in query:
+        stmt = stmt.where(Job.branch == query["branch"])
+    if "user" in query:
+        stmt = stmt.where(Job.user == query["user"])
+    if "posted_after" in query:
+        stmt = stmt.where(Job.posted > query["posted_after"])
+    if "posted_before" in query:
+        stmt = stmt.where(Job.posted < query["posted_before"])
+    stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
+    return [(job, name) for job, name in session.execute(stmt)]
+
+
+def _status_is(value: str):
+    """A filter on job status; a value that is no status matches nothing."""
+    return Job.status == value if value in JOB_STATUS_VALUES else false()

@@ -1,0 +1,118 @@
+"""Runs: creation from a name, lookups, listing and deletion."""
+from __future__ import annotations
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, NotFound, RunNotFound
+from ..models import Run, RunStatus, utcnow
+from ..run_names import parse_run_name
+
+
+def _fit(value: str, column) -> str:
+    """Values parsed from a name are cut to their column (a name is never refused for them)."""
+    return value[: column.type.length]
+
+
+def new_run(name: str, timezone: str = "UTC") -> Run:
+    parsed = parse_run_name(name, timezone)
+    now = utcnow()
+    cols = Run.__table__.c
+    return Run(name=name, user=_fit(parsed.user, cols.user), status=RunStatus.EMPTY,
+               posted=now, scheduled=parsed.scheduled or now,
+               suite=_fit(parsed.suite, cols.suite), branch=_fit(parsed.branch, cols.branch),
+               machine_type=_fit(parsed.machine_type, cols.machine_type))
+
+
+def create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
+    """Insert a run; AlreadyExists if the name is taken (also when a racer wins)."""
+    if session.scalar(select(Run.id).where(Run.name == name)) is not None:
+        raise AlreadyExists(f"run with name {name} already exists")
+    run = new_run(name, timezone)
+    try:
+        with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        raise AlreadyExists(f"run with name {name} already exists") from None
+    return run
+
+
+def get_run(session: Session, name: str, *, for_update: bool = False,
+            missing: str = "run not found") -> Run:
+    stmt = select(Run).where(Run.name == name)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    run = session.scalar(stmt)
+    if run is None:
+        raise RunNotFound(missing)
+    return run
+
+
+def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
+    """The run row locked for this transaction, created first when it does not exist."""
+    try:
+        return get_run(session, name, for_update=True)
+    except NotFound:
+        pass
+    try:
+        create_run(session, name, timezone)
+    except AlreadyExists:
+        pass  # a concurrent request created it: take theirs
+    return get_run(session, name, for_update=True)
+
+
+def run_exists(session: Session, name: str) -> bool:
+    return session.scalar(select(Run.id).where(Run.name == name)) is not None
+
+
+def delete_run(session: Session, name: str) -> None:
+    """Set-based: the database cascades to jobs and their node links."""
+    result = session.execute(delete(Run).where(Run.name == name))
+    if result.rowcount == 0:
+        raise RunNotFound("attempted to delete a non-existent run")
+
+
+# ---- listings -----------------------------------------------------------------------------
+
+def list_runs(session: Session, conditions=(), *, order=None, limit: int | None = None,
+              offset: int = 0) -> list[Run]:
+    """One SELECT whatever the number of jobs: counts and first-job values live on the run."""
+    stmt = select(Run).where(*conditions).order_by(*(order if order is not None
+                                                      else (Run.posted.desc(),)), Run.id.desc())
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    elif offset:
+        stmt = stmt.offset(offset)
+    return list(session.scalars(stmt))
+
+
+def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: int = 0,
+                       since=None) -> list[Run]:
+    conds = chain.conditions()
+    if since is not None:
+        conds.append(Run.scheduled >= since)
+    return list_runs(session, conds, order=(Run.scheduled.desc(),), limit=limit, offset=offset)
+
+
+def list_queued_runs(session: Session) -> list[Run]:
+    from ..models import Job, JobStatus
+    has_queued = exists(select(Job.id).where(Job.run_id == Run.id,
+                                             Job.status == JobStatus.QUEUED))
+    return list_runs(session, (has_queued,), order=(Run.scheduled.asc(),))
+
+
+def list_values(session: Session, chain) -> list[str]:
+    """Distinct non-empty values of the chain's index field among the matching runs."""
+    from ..filters import FILTERS
+    from ..models import Job
+    target = FILTERS[chain.index]
+    column = target.index_column
+    if chain.index == "date":
+        column = func.date(Run.scheduled)
+    stmt = select(column).distinct().where(*chain.conditions())
+    if target.on_jobs:
+        stmt = stmt.select_from(Job).join(Run, Job.run_id == Run.id)
+    values = {str(v) if chain.index == "date" else (v.value if hasattr(v, "value") else v)
+              for v in session.scalars(stmt)}
+    return sorted(v for v in values if v)

@@ -1,0 +1,99 @@
+"""One place that turns the config file and PADDLES_* environment variables into Settings.
+
+Used by the web app, alembic/env.py and the CLI alike. Precedence: environment variable,
+then the config file (``config.py``, a Pecan-style Python file), then the built-in default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import runpy
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_LOG_HREF = "http://qa-proxy.ceph.com/teuthology/{run_name}/{job_id}/teuthology.log"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: str = "var"
+    address: str = "http://localhost:8080"
+    job_log_href_templ: str = DEFAULT_LOG_HREF
+    default_latest_runs_count: int = 25
+    timezone: str = "UTC"
+    server_host: str = "127.0.0.1"
+    server_port: int = 8080
+    max_body_size: int = 16 * 1024 * 1024
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    log_level: str = "INFO"
+
+
+# setting name -> (environment variable, converter)
+_ENV = {
+    "database_url": ("PADDLES_DATABASE_URL", str),
+    "data_dir": ("PADDLES_DATA_DIR", str),
+    "address": ("PADDLES_ADDRESS", str),
+    "job_log_href_templ": ("PADDLES_JOB_LOG_HREF_TEMPL", str),
+    "default_latest_runs_count": ("PADDLES_DEFAULT_LATEST_RUNS_COUNT", int),
+    "timezone": ("PADDLES_TIMEZONE", str),
+    "server_host": ("PADDLES_SERVER_HOST", str),
+    "server_port": ("PADDLES_SERVER_PORT", int),
+    "max_body_size": ("PADDLES_MAX_BODY_SIZE", int),
+    "db_pool_size": ("PADDLES_DB_POOL_SIZE", int),
+    "db_max_overflow": ("PADDLES_DB_MAX_OVERFLOW", int),
+    "log_level": ("PADDLES_LOG_LEVEL", str),
+}
+
+
+def _from_config_file(path: Path) -> dict[str, Any]:
+    """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``, ``paddles``)."""
+    ns = runpy.run_path(str(path))
+    found: dict[str, Any] = {}
+    server = ns.get("server") or {}
+    if "host" in server:
+        found["server_host"] = server["host"]
+    if "port" in server:
+        found["server_port"] = int(server["port"])
+    url = (ns.get("sqlalchemy") or {}).get("url")
+    if url:
+        found["database_url"] = url
+    for key, value in (ns.get("paddles") or {}).items():
+        if key in _ENV:
+            found[key] = value
+    for key in ("address", "job_log_href_templ", "default_latest_runs_count"):
+        if key in ns:
+            found[key] = ns[key]
+    return found
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    environ = os.environ if environ is None else environ
+    if environ.get("PADDLES_CONFIG"):
+        return Path(environ["PADDLES_CONFIG"])
+    local = Path("config.py")
+    return local if local.exists() else None
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    cfg = Path(path) if path else config_path(environ)
+    if cfg is not None:
+        if not cfg.exists():
+            raise FileNotFoundError(f"config file {cfg} does not exist")
+        values.update(_from_config_file(cfg))
+    for key, (var, convert) in _ENV.items():
+        if environ.get(var):
+            values[key] = convert(environ[var])
+    values.update(overrides)
+    data_dir = values.get("data_dir", Settings.data_dir)
+    if not values.get("database_url"):
+        values["database_url"] = default_database_url(data_dir)
+    return Settings(**values)
+
+
+def default_database_url(data_dir: str) -> str:
+    return "sqlite:///" + str(Path(data_dir).absolute() / "paddles.db")

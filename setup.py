@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="paddles",
+    version="0.1.0",
+    description="A JSON results server for test labs, wire-compatible with Ceph's paddles",
+    python_requires=">=3.11",
+    packages=find_packages(include=["paddles", "paddles.*"]),
+    install_requires=[
+        "pecan>=1.8,<2",
+        "SQLAlchemy>=2.0.30,<2.2",
+        "alembic>=1.13",
+        "psycopg2-binary>=2.9.9",
+        "gunicorn>=22.0",
+        "orjson>=3.10",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "pytest-xdist>=3.5",
+            "webtest>=3.0",
+            "requests>=2.31",
+        ],
+    },
+    entry_points={"console_scripts": ["paddles = paddles.commands:main"]},
+)
