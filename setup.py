@@ -20,6 +20,7 @@ setup(
             "pytest-xdist>=3.5",
             "webtest>=3.0",
             "requests>=2.31",
+            "supervisor>=4.2",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},
