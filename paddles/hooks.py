@@ -150,7 +150,7 @@ class WireMiddleware:
         extra = CORS_HEADERS + [("X-Request-ID", request_id)]
 
         def finish(status, headers):
-            log.info("%s %s %s %.1fms id=%s", method, path, status.split(" ", 1)[0],
+            log.debug("%s %s %s %.1fms id=%s", method, path, status.split(" ", 1)[0],
                      (time.perf_counter() - started) * 1000, request_id)
             return [h for h in headers if h[0] != RETRY_HEADER] + extra
 
