@@ -21,6 +21,7 @@ setup(
             "webtest>=3.0",
             "requests>=2.31",
             "supervisor>=4.2",
+            "openapi-spec-validator>=0.7",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},

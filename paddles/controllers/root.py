@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pecan import expose
 
+from .. import openapi
 from .base import Resource
 from .errors import ErrorsController
 from .jobs import RecentJobsController
@@ -15,7 +16,14 @@ class RootController(Resource):
         self.runs = RunsController(settings)
         self.jobs = RecentJobsController(settings)
         self.errors = ErrorsController()
+        setattr(self, "openapi.json", OpenAPIController(settings))
 
     @expose("json")
     def get_all(self, **_):
         return {}
+
+
+class OpenAPIController(Resource):
+    @expose("json")
+    def get_all(self, **_):
+        return openapi.document()
