@@ -22,6 +22,10 @@ class Resource(RestController):
             # Each enclosing RestController rewrites e.allow on the way out; keep the
             # methods of the innermost one, the resource the URL names.
             if not hasattr(e, "paddles_allow"):
+                if any(args):
+                    # Segments are left over: no resource has this URL, so it is a 404,
+                    # not a method this resource lacks (Pecan says 405 for both).
+                    raise exc.HTTPNotFound() from None
                 e.paddles_allow = self._allowed_methods()
             raise
 
