@@ -30,3 +30,6 @@ test: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,317 @@
+"""`make bench`: paddles under gunicorn on PostgreSQL, a teuthology-shaped workload over HTTP.
+
+Prints req/s and p50/p95/p99 per phase, and the same for the floor measured in the same run
+(a trivial WSGI app under the same gunicorn settings, and the SQL of the hot paths run
+directly through psycopg2), with our figures as ratios to it. Writes bench/results/latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import Client, PhaseResult, run_phase  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",
+                           "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+DESCRIPTION = ("rados/thrash/{0-size-min-size-overrides/3-size-2-min-size "
+               "1-pg-log-overrides/normal_pg_log 2-recovery-overrides/{more-active-recovery} "
+               "3-scrub-overrides/{max-simultaneous-scrubs-3} backoff/peering_and_degraded "
+               "ceph clusters/{fixed-2 openstack} crc-failures/default d-balancer/crush-compat "
+               "mon_election/connectivity msgr-failures/osd-delay msgr/async-v2only "
+               "objectstore/bluestore-comp-zstd rados supported-random-distro$/{ubuntu_latest} "
+               "thrashers/mapgap thrashosds-health workloads/cache-snaps}")
+
+
+def job_body(run: str, job_id: int) -> dict:
+    """A realistic ~2 KB teuthology job report."""
+    return {
+        "name": run, "job_id": str(job_id), "status": "queued", "description": DESCRIPTION,
+        "machine_type": "smithi", "os_type": "ubuntu", "os_version": "22.04",
+        "owner": "scheduled_teuthology@teuthology", "suite": "rados", "branch": "main",
+        "sha1": "4f1c0e2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "flavor": "default",
+        "suite_branch": "main", "suite_sha1": "0123456789abcdef0123456789abcdef01234567",
+        "suite_repo": "https://github.com/ceph/ceph-ci.git", "teuthology_branch": "main",
+        "priority": 70, "user": "teuthology", "queue": "smithi", "seed": 4242,
+        "archive_path": f"/archive/{run}/{job_id}", "last_in_suite": False,
+        "overrides": {"ceph": {"conf": {"osd": {"debug osd": 20, "osd shutdown pgref assert":
+                                                  True}, "mon": {"debug mon": 20}},
+                               "log-ignorelist": ["\\(MDS_ALL_DOWN\\)", "\\(MDS_UP_LESS\\)",
+                                                  "overall HEALTH_", "\\(OSD_DOWN\\)"],
+                               "sha1": "4f1c0e2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e"},
+                      "install": {"ceph": {"flavor": "default",
+                                           "sha1": "4f1c0e2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e"}}},
+        "roles": [["mon.a", "mgr.y", "osd.0", "osd.1", "osd.2", "client.0"],
+                  ["mon.b", "mgr.x", "osd.3", "osd.4", "osd.5", "client.1"]],
+        "tasks": [{"install": None}, {"ceph": {"log-ignorelist": ["but it is still running"]}},
+                  {"thrashosds": {"timeout": 1200, "chance_pgnum_grow": 1}},
+                  {"rados": {"clients": ["client.0"], "ops": 4000, "objects": 50}}],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(app: str, env: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(env, PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_ACCESS_LOG="",
+               PADDLES_LOG_LEVEL="warning")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
+                             str(REPO / "gunicorn_config.py"), "--access-logfile", "/dev/null",
+                             app], cwd=REPO / "bench" if "floor" in app else REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if Client(base).request("GET", "/")[0] < 500:
+                return proc, base
+        except Exception:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.results: list[PhaseResult] = []
+        self.runs: list[str] = []
+
+    def record(self, result: PhaseResult) -> PhaseResult:
+        self.results.append(result)
+        d = result.as_dict()
+        print(f"  {d['phase']:<22} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f}  "
+              f"p95 {d['p95_ms']:>7.2f}  p99 {d['p99_ms']:>7.2f} ms  {d['statuses']}",
+              file=sys.stderr, flush=True)
+        return result
+
+    def paddles_phases(self, base: str) -> None:
+        a, T = self.args, self.args.threads
+        stamp = time.strftime("%Y-%m-%d_%H:%M:%S", time.gmtime())
+        self.runs = [f"bench-{stamp}-rados-main-distro-default-smithi-{i}"
+                     for i in range(a.runs)]
+        jobs = [(r, j) for r in self.runs for j in range(1, a.jobs + 1)]
+        self.record(run_phase("create_jobs", base, lambda c, i: c.request(
+            "POST", f"/runs/{jobs[i][0]}/jobs/", job_body(*jobs[i])), threads=T,
+            requests=len(jobs)))
+        self.record(run_phase("status_running", base, lambda c, i: c.request(
+            "PUT", f"/runs/{jobs[i][0]}/jobs/{jobs[i][1]}/", {"status": "running"}),
+            threads=T, requests=len(jobs)))
+        self.record(run_phase("heartbeat_put", base, lambda c, i: c.request(
+            "PUT", f"/runs/{jobs[i % len(jobs)][0]}/jobs/{jobs[i % len(jobs)][1]}/",
+            {"name": jobs[i % len(jobs)][0], "job_id": str(jobs[i % len(jobs)][1])}),
+            threads=T, seconds=a.seconds))
+        self.record(run_phase("run_summary_get", base, lambda c, i: c.request(
+            "GET", f"/runs/{self.runs[i % len(self.runs)]}/"), threads=T, seconds=a.seconds))
+        self.record(run_phase("runs_list_get", base, lambda c, i: c.request(
+            "GET", "/runs/?count=25"), threads=T, seconds=a.seconds))
+        filters = ["/runs/branch/main/", "/runs/suite/rados/branch/main/",
+                   "/runs/status/running/", "/runs/machine_type/smithi/?since=yesterday",
+                   "/runs/sha1/4f1c0e2/", "/runs/branch/main/sha1/", "/runs/queued/"]
+        self.record(run_phase("filter_routes_get", base, lambda c, i: c.request(
+            "GET", filters[i % len(filters)]), threads=T, seconds=a.seconds))
+        self.record(run_phase("status_finish", base, lambda c, i: c.request(
+            "PUT", f"/runs/{jobs[i][0]}/jobs/{jobs[i][1]}/",
+            {"status": "pass" if i % 7 else "fail", "success": bool(i % 7)}),
+            threads=T, requests=len(jobs)))
+        if self.nodes_available(base):
+            self.lock_phases(base)
+        rng = random.Random(7)
+
+        def mixed(c, i):
+            r = rng.random()
+            run, job = jobs[i % len(jobs)]
+            if r < 0.6:
+                return c.request("PUT", f"/runs/{run}/jobs/{job}/", {"name": run,
+                                                                       "job_id": str(job)})
+            if r < 0.8:
+                return c.request("GET", f"/runs/{run}/")
+            if r < 0.9:
+                return c.request("GET", "/runs/?count=25")
+            return c.request("GET", filters[i % len(filters)])
+        self.record(run_phase("mixed", base, mixed, threads=T, seconds=a.seconds))
+
+    def nodes_available(self, base: str) -> bool:
+        c = Client(base)
+        for n in range(50):
+            status, _ = c.request("POST", "/nodes/", {
+                "name": f"smithi{n:03d}.front.sepia.ceph.com", "machine_type": "smithi",
+                "up": True, "ssh_pub_key": "ssh-ed25519 AAAA bench"})
+            if status in (404, 405):
+                print("  (no /nodes/ routes: lock phases skipped)", file=sys.stderr)
+                return False
+        return True
+
+    def lock_phases(self, base: str) -> None:
+        def lock_cycle(c, i):
+            owner = f"bench{i % 1000}@teuthology"
+            status, body = c.request("POST", "/nodes/lock_many/", {
+                "count": 2, "locked_by": owner, "machine_type": "smithi",
+                "description": "bench"})
+            if status != 200:
+                return status, body
+            names = [n["name"] for n in json.loads(body)]
+            return c.request("POST", "/nodes/unlock_many/", {"names": names,
+                                                             "locked_by": owner})
+        self.record(run_phase("lock_unlock_many", base, lock_cycle,
+                              threads=self.args.threads, seconds=self.args.seconds))
+        self.record(run_phase("lock_poll_get", base, lambda c, i: c.request(
+            "GET", "/nodes/?machine_type=smithi|mira&up=1&locked=0&count=5"),
+            threads=self.args.threads, seconds=self.args.seconds))
+
+    def floor_phases(self, env: dict) -> dict[str, PhaseResult]:
+        proc, base = start_gunicorn("floor_app:application", env)
+        try:
+            get = self.record(run_phase("floor_wsgi_get", base, lambda c, i: c.request(
+                "GET", "/runs/"), threads=self.args.threads, seconds=self.args.seconds))
+            put = self.record(run_phase("floor_wsgi_put", base, lambda c, i: c.request(
+                "PUT", "/runs/x/jobs/1/", {"name": "x", "job_id": "1"}),
+                threads=self.args.threads, seconds=self.args.seconds))
+        finally:
+            stop(proc)
+        return {"get": get, "put": put}
+
+    def sql_floor(self, dsn: str) -> None:
+        """The hot paths' SQL straight through psycopg2, one connection per thread."""
+        import threading
+        run = self.runs[0]
+
+        def phase(name, statements):
+            local = threading.local()
+
+            def work(_c, i):
+                conn = getattr(local, "conn", None)
+                if conn is None:
+                    conn = local.conn = psycopg2.connect(dsn)
+                with conn.cursor() as cur:
+                    for sql in statements:
+                        cur.execute(sql, {"run": run, "job": str(i % self.args.jobs + 1)})
+                        if cur.description:
+                            cur.fetchall()
+                conn.commit()
+                return 200, b""
+            self.record(run_phase(name, "http://127.0.0.1:1", work,
+                                  threads=self.args.threads, seconds=self.args.seconds))
+        phase("floor_sql_heartbeat", [
+            "SELECT * FROM runs WHERE name = %(run)s FOR UPDATE",
+            "SELECT * FROM jobs WHERE run_id = (SELECT id FROM runs WHERE name = %(run)s) "
+            "AND job_id = %(job)s",
+            "UPDATE jobs SET updated = now() WHERE run_id = (SELECT id FROM runs WHERE "
+            "name = %(run)s) AND job_id = %(job)s",
+            "UPDATE runs SET updated = now() WHERE name = %(run)s"])
+        phase("floor_sql_run_summary", [
+            "SELECT * FROM runs WHERE name = %(run)s",
+            "SELECT * FROM jobs WHERE run_id = (SELECT id FROM runs WHERE name = %(run)s) "
+            "ORDER BY sort_key"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=4, help="runs to create (default 4)")
+    parser.add_argument("--jobs", type=int, default=300, help="jobs per run (default 300)")
+    parser.add_argument("--threads", type=int, default=8, help="client threads (default 8)")
+    parser.add_argument("--seconds", type=float, default=8.0,
+                        help="length of each timed phase (default 8)")
+    parser.add_argument("--workers", default=os.environ.get("PADDLES_WORKERS", ""),
+                        help="gunicorn workers (default: gunicorn_config.py's)")
+    parser.add_argument("--seed-jobs", type=int, default=0,
+                        help="first fill the database with this many jobs (paddles bench-seed)")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument("-o", "--output", default=str(REPO / "bench/results/latest.json"))
+    args = parser.parse_args(argv)
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    dbname = f"paddles_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    url = make_url(ADMIN_URL).set(database=dbname).render_as_string(hide_password=False)
+    env = dict(os.environ, PADDLES_DATABASE_URL=url)
+    if args.workers:
+        env["PADDLES_WORKERS"] = str(args.workers)
+    paddles_bin = str(Path(sys.executable).parent / "paddles")
+    bench = Bench(args)
+    try:
+        subprocess.run([paddles_bin, "migrate"], env=env, check=True,
+                       stderr=subprocess.DEVNULL)
+        if args.seed_jobs:
+            print(f"seeding {args.seed_jobs} jobs ...", file=sys.stderr)
+            subprocess.run([paddles_bin, "bench-seed", "--jobs", str(args.seed_jobs)],
+                           env=env, check=True)
+        print(f"paddles on PostgreSQL ({dbname}), {args.threads} client threads",
+              file=sys.stderr)
+        proc, base = start_gunicorn("paddles.wsgi:application", env)
+        try:
+            bench.paddles_phases(base)
+        finally:
+            stop(proc)
+        print("floor", file=sys.stderr)
+        floor = bench.floor_phases(env)
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        bench.sql_floor(dsn)
+    finally:
+        if not args.keep_db:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+    report(bench, floor, args)
+    return 0
+
+
+FLOOR_OF = {"heartbeat_put": "put", "status_running": "put", "status_finish": "put",
+            "create_jobs": "put"}
+
+
+def report(bench: Bench, floor: dict[str, PhaseResult], args) -> None:
+    rows = []
+    print(f"\n{'phase':<22} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'5xx':>5} {'floor ratio':>12}")
+    for r in bench.results:
+        d = r.as_dict()
+        ratio = ""
+        if not r.name.startswith("floor"):
+            fl = floor[FLOOR_OF.get(r.name, "get")]
+            d["floor_ratio"] = round(fl.rps / r.rps, 2) if r.rps else None
+            ratio = f"{d['floor_ratio']}x"
+        rows.append(d)
+        print(f"{d['phase']:<22} {d['rps']:>9.1f} {d['p50_ms']:>8.2f} {d['p95_ms']:>8.2f} "
+              f"{d['p99_ms']:>8.2f} {d['errors_5xx']:>5} {ratio:>12}")
+    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                       "python": platform.python_version()},
+           "settings": vars(args), "phases": rows,
+           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=2))
+    print(f"\nwritten {args.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
