@@ -13,6 +13,7 @@ setup(
         "psycopg2-binary>=2.9.9",
         "gunicorn>=22.0",
         "orjson>=3.10",
+        "PyYAML>=6",
     ],
     extras_require={
         "test": [
