@@ -9,7 +9,10 @@ import dataclasses
 import datetime as dt
 from typing import Callable
 
-from sqlalchemy import ColumnElement, and_, exists, false, select
+from sqlalchemy import ColumnElement, Date, and_, exists, false, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from .errors import NotFound
 from .models import Job, Run
@@ -19,8 +22,31 @@ from .schemas import parse_day
 DAY = dt.timedelta(days=1)
 
 
-def _job_has(cond: Callable[[str], ColumnElement]) -> Callable[[str], ColumnElement]:
-    return lambda value: exists(select(Job.id).where(Job.run_id == Run.id, cond(value)))
+class utc_date(FunctionElement):
+    """The UTC calendar day of a timestamp, whatever the database session's time zone."""
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(utc_date)
+def _utc_date_default(element, compiler, **kw):  # SQLite stores naive UTC text
+    return "date(%s)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(utc_date, "postgresql")
+def _utc_date_pg(element, compiler, **kw):  # date() of a timestamptz follows the session zone
+    return "CAST(timezone('UTC', %s) AS DATE)" % compiler.process(element.clauses, **kw)
+
+
+def _job_has(cond: Callable[[type[Job], str], ColumnElement]
+             ) -> Callable[[str], ColumnElement]:
+    """EXISTS over the run's jobs. Each use gets its own alias, so the condition correlates
+    only to runs: it combines with other job filters and with job-valued indexes that select
+    from the jobs table themselves."""
+    def condition(value: str) -> ColumnElement:
+        job = aliased(Job)
+        return exists(select(job.id).where(job.run_id == Run.id, cond(job, value)))
+    return condition
 
 
 def _on_day(value: str) -> ColumnElement:
@@ -43,10 +69,10 @@ FILTERS: dict[str, Filter] = {f.name: f for f in (
     Filter("status", lambda v: Run.status == v if v in RUN_STATUS_VALUES else false(),
            Run.status),
     Filter("user", lambda v: Run.user == v, Run.user),
-    Filter("date", _on_day, Run.scheduled),
-    Filter("sha1", _job_has(lambda v: Job.sha1.startswith(v, autoescape=True)), Job.sha1,
-           on_jobs=True),
-    Filter("flavor", _job_has(lambda v: Job.flavor == v), Job.flavor, on_jobs=True),
+    Filter("date", _on_day, utc_date(Run.scheduled)),
+    Filter("sha1", _job_has(lambda job, v: job.sha1.startswith(v, autoescape=True)),
+           Job.sha1, on_jobs=True),
+    Filter("flavor", _job_has(lambda job, v: job.flavor == v), Job.flavor, on_jobs=True),
 )}
 # top-level spellings differ for one filter
 TOP_LEVEL = {**{name: name for name in FILTERS if name != "flavor"}, "flavors": "flavor"}

@@ -1,7 +1,7 @@
 """Runs: creation from a name, lookups, listing and deletion."""
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,8 +108,6 @@ def list_values(session: Session, chain) -> list[str]:
     from ..models import Job
     target = FILTERS[chain.index]
     column = target.index_column
-    if chain.index == "date":
-        column = func.date(Run.scheduled)
     stmt = select(column).distinct().where(*chain.conditions())
     if target.on_jobs:
         stmt = stmt.select_from(Job).join(Run, Job.run_id == Run.id)
