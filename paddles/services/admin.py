@@ -622,7 +622,7 @@ def import_nodes(session: Session, records: Sequence[Mapping[str, Any]], *,
     existing: dict[str, Node] = {}
     for chunk in _chunks(names):
         existing.update((n.name, n) for n in session.scalars(
-            select(Node).where(Node.name.in_(chunk)).with_for_update()))
+            select(Node).where(Node.name.in_(chunk)).with_for_update(of=Node)))
     file_names = set(names)
     hosts = {v["vm_host"] for _, v in clean if v.get("vm_host")}
     missing_hosts = hosts - file_names - set(existing)

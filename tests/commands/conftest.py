@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from paddles.commands import main
 from paddles.models import Job, Run
@@ -73,3 +73,11 @@ def job_statuses(session) -> dict[tuple[str, str], str | None]:
     return {(name, job_id): (status.value if status else None) for name, job_id, status in
             session.execute(select(Run.name, Job.job_id, Job.status)
                             .join(Run, Job.run_id == Run.id))}
+
+
+def set_job_fields(engine, run: str, job_id, **values) -> None:
+    """Direct UPDATE of one job, bypassing the services (to fake old or broken data)."""
+    run_id = select(Run.id).where(Run.name == run).scalar_subquery()
+    with engine.begin() as conn:
+        conn.execute(update(Job).where(Job.run_id == run_id, Job.job_id == str(job_id))
+                     .values(**values))

@@ -1,9 +1,6 @@
 import datetime as dt
 
-from sqlalchemy import select, update
-
-from paddles.models import Job, Run
-from tests.commands.conftest import job_statuses, recomputed, stored
+from tests.commands.conftest import job_statuses, recomputed, set_job_fields, stored
 from tests.factories import post_job, put_job, run_name
 
 
@@ -15,13 +12,6 @@ def wire(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def set_job_times(engine, run, job_id, **values):
-    run_id = select(Run.id).where(Run.name == run).scalar_subquery()
-    with engine.begin() as conn:
-        conn.execute(update(Job).where(Job.run_id == run_id, Job.job_id == str(job_id))
-                     .values(**values))
-
-
 def make_lab(app, db_engine):
     """Two runs; returns (run_a, run_b, the (run, job_id) pairs that are stale)."""
     a, b = run_name(), run_name()
@@ -31,16 +21,16 @@ def make_lab(app, db_engine):
     post_job(app, a, 3, status="waiting")
     put_job(app, a, 3, updated=wire(when(minutes=-31)))         # stale waiting
     post_job(app, a, 4)                                         # unknown ...
-    set_job_times(db_engine, a, 4, updated=None, posted=when(days=-1))  # ... null updated, old
+    set_job_fields(db_engine, a, 4, updated=None, posted=when(days=-1))  # ... null updated, old
     post_job(app, a, 5, status="running")
     put_job(app, a, 5, updated=wire(when(days=1)))              # future: not stale
     post_job(app, a, 6, status="queued")
-    set_job_times(db_engine, a, 6, updated=when(days=-20), posted=when(days=-20))  # old queued
+    set_job_fields(db_engine, a, 6, updated=when(days=-20), posted=when(days=-20))  # old queued
     post_job(app, a, 7, status="queued")                        # fresh queued
     post_job(app, a, 8, status="pass")
     put_job(app, a, 8, updated=wire(when(days=-30)))            # finished: never expires
     post_job(app, a, 9)
-    set_job_times(db_engine, a, 9, updated=None)                # null updated, recent posted
+    set_job_fields(db_engine, a, 9, updated=None)                # null updated, recent posted
     post_job(app, b, 1, status="running")
     post_job(app, b, 2, status="waiting")
     for job in (1, 2):
@@ -96,7 +86,7 @@ def test_windows_come_from_the_options(app, db_engine, session, cli):
     post_job(app, run, 1, status="running")
     put_job(app, run, 1, updated=wire(when(minutes=-10)))
     post_job(app, run, 2, status="queued")
-    set_job_times(db_engine, run, 2, updated=when(days=-3), posted=when(days=-3))
+    set_job_fields(db_engine, run, 2, updated=when(days=-3), posted=when(days=-3))
 
     assert cli("expire-jobs").lines == []
     assert expired_in(cli("expire-jobs", "-r", "5", "-q", "4")) == {(run, "1")}
