@@ -23,6 +23,6 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        stats = admin.node_job_stats(session, args.days, args.machine_type)
+        stats = admin.get_node_stats(session, args.days, args.machine_type)
     print(json.dumps(stats, indent=2))
     return 0

@@ -18,7 +18,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        days = admin.queue_day_stats(session, args.days)
+        days = admin.get_queue_stats(session, args.days)
     print(f"{'DATE':<10}  {'JOBS':>8}  {'FINISHED':>8}  {'PERCENT':>7}")
     for day in days:
         pct = "-" if day.percent is None else f"{day.percent:.1f}%"

@@ -450,7 +450,7 @@ def _seconds(later: dt.datetime | None, earlier: dt.datetime | None) -> int | No
     return int(round((later - earlier).total_seconds()))
 
 
-def node_job_stats(session: Session, days: int, machine_type: str | None = None,
+def get_node_stats(session: Session, days: int, machine_type: str | None = None,
                    now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Finished jobs (pass/fail/dead, with `started`) posted in the last `days` days."""
     now = now or utcnow()
@@ -496,7 +496,7 @@ class DayStats:
         return None if self.jobs == 0 else round(100.0 * self.finished / self.jobs, 1)
 
 
-def queue_day_stats(session: Session, days: int, now: dt.datetime | None = None
+def get_queue_stats(session: Session, days: int, now: dt.datetime | None = None
                     ) -> list[DayStats]:
     """For each of the last `days` UTC days (today included, oldest first): the jobs of runs
     scheduled that day and how many of them finished `pass` or `fail`."""

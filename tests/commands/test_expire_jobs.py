@@ -100,3 +100,34 @@ def test_bad_window_is_a_usage_error(cli, capsys):
     with pytest.raises(SystemExit) as exc:
         cli("expire-jobs", "-r", "0")
     assert exc.value.code == 2
+
+
+def test_a_job_refreshed_while_expiry_waits_for_the_run_lock_survives(
+        app, db_engine, session, cli, backend):
+    """expire-jobs decides under the run row lock that job writes take (PostgreSQL)."""
+    import threading
+    import time
+
+    import pytest
+    from sqlalchemy import select, update
+
+    from paddles.models import Job, Run
+    if backend != "postgresql":
+        pytest.skip("SQLite serialises writers with its database lock instead")
+    run = run_name()
+    post_job(app, run, 1, status="running")
+    put_job(app, run, 1, updated=wire(when(hours=-2)))
+    results = []
+    with db_engine.connect() as conn:
+        trans = conn.begin()  # a job write in progress: run row locked, job refreshed
+        run_id = conn.execute(select(Run.id).where(Run.name == run).with_for_update()).scalar()
+        conn.execute(update(Job).where(Job.run_id == run_id).values(updated=when()))
+        worker = threading.Thread(target=lambda: results.append(cli("expire-jobs")))
+        worker.start()
+        time.sleep(0.3)
+        assert worker.is_alive()  # waiting for the run lock
+        trans.commit()
+    worker.join(30)
+    assert results and results[0].lines == []
+    assert job_statuses(session) == {(run, "1"): "running"}
+    assert stored(session) == recomputed(session)

@@ -61,3 +61,21 @@ def test_installed_console_script_help():
     done = subprocess.run([script, "node-stats", "--help"], capture_output=True, text=True,
                           timeout=60, env=env)
     assert done.returncode == 0 and "--machine-type" in done.stdout
+
+
+def test_progress_lines_only_for_many_items():
+    import io
+
+    from paddles.commands._common import Progress
+    quiet = io.StringIO()
+    progress = Progress("few", stream=quiet)
+    for done in range(1, 11):
+        progress(done, 10)
+    assert quiet.getvalue() == ""
+    loud = io.StringIO()
+    progress = Progress("many", stream=loud)
+    for done in range(100, 5001, 100):
+        progress(done, 5000)
+    lines = loud.getvalue().splitlines()
+    assert 10 <= len(lines) <= 21
+    assert lines[-1].startswith("many: 5000/5000 (100%)")
