@@ -2,7 +2,8 @@
 from .base import Base, utcnow
 from .jobs import Job
 from .nodes import Node, job_nodes
+from .queue import Queue
 from .runs import Run
 from .statuses import JobStatus, RunStatus
 
-__all__ = ["Base", "Job", "JobStatus", "Node", "Run", "RunStatus", "job_nodes", "utcnow"]
+__all__ = ["Base", "Job", "JobStatus", "Node", "Queue", "Run", "RunStatus", "job_nodes", "utcnow"]
