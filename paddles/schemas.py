@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ MAX_JSON_DEPTH = 64
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    kind: str  # str, text, int, bool, json, status, datetime
+    kind: str  # str, text, int, bool, json, status, datetime, time, number
     max_length: int | None = None
 
 
@@ -138,6 +139,13 @@ def convert(key: str, field: Field, value: Any) -> Any:
         return value
     if kind == "datetime":
         return parse_timestamp(key, value)
+    if kind == "time":
+        return parse_time(key, value)
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise InvalidRequest(f"{key} must be a number")
+        return value
     return value  # json: stored as sent
 
 
@@ -186,19 +194,39 @@ def parse_timestamp(key: str, value: Any) -> dt.datetime:
     raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d_%H:%M:%S")
 
 
+# date and time to the second, then optional fraction and offset: what fromisoformat may see
+_UPDATED = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+
+
 def parse_updated(value: Any, timezone: str) -> dt.datetime:
-    """Client `updated`: `YYYY-MM-DD HH:MM:SS[.f]` or ISO 8601, in the configured zone."""
-    if isinstance(value, str):
-        text = value.strip()
+    """Client `updated`: `YYYY-MM-DD HH:MM:SS[.f]` or ISO 8601, in the configured zone.
+
+    The fraction is dropped (spec 8.8); a bare date or a time without seconds is refused."""
+    if isinstance(value, str) and _UPDATED.fullmatch(value.strip()):
         try:
-            parsed = dt.datetime.fromisoformat(text)
+            parsed = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            parsed = parsed.replace(microsecond=0)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
+            return parsed.astimezone(dt.timezone.utc)
+    raise InvalidRequest("updated must be formatted as %Y-%m-%d %H:%M:%S")
+
+
+def parse_time(key: str, value: Any) -> dt.datetime:
+    """An instant as the wire renders it (`YYYY-MM-DD HH:MM:SS[.f]`) or ISO 8601; naive = UTC."""
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip())
         except ValueError:
             parsed = None
         if parsed is not None:
             if parsed.tzinfo is None:
-                parsed = parsed.replace(microsecond=0, tzinfo=ZoneInfo(timezone))
+                parsed = parsed.replace(tzinfo=dt.timezone.utc)
             return parsed.astimezone(dt.timezone.utc)
-    raise InvalidRequest("updated must be formatted as %Y-%m-%d %H:%M:%S")
+    raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d %H:%M:%S")
 
 
 # ---- query parameters ---------------------------------------------------------------------
@@ -257,6 +285,156 @@ def parse_bool(name: str, text: str) -> bool:
     raise InvalidRequest(f"{name} must be a boolean")
 
 
+# ---- nodes (spec 5, 6.3, 9) ------------------------------------------------------------------
+
+# Updatable node keys (POST/PUT/lock bodies); vm_host is given as a node name.
+NODE_FIELDS: dict[str, Field] = {
+    "arch": _s(16), "description": TEXT, "os_type": _s(32), "os_version": _s(16),
+    "is_vm": BOOL, "locked": BOOL, "locked_by": _s(64), "locked_since": Field("time"),
+    "mac_address": _s(17), "machine_type": _s(32), "ssh_pub_key": TEXT, "up": BOOL,
+    "vm_host": _s(256),
+}
+# `locked: null` is treated as absent (upstream crashes); is_vm has no null either.
+_NODE_NULL_IS_ABSENT = ("locked", "is_vm")
+LOCK_MANY_KEYS = ("count", "locked_by", "machine_type", "description")
+UNLOCK_MANY_KEYS = ("names", "locked_by")
+ANY_STRING = Field("str")
+_INT_DIGITS = re.compile(r"[0-9]+")
+MAX_LIMIT = 2**31 - 1
+MAX_SINCE_DAYS = 100 * 366
+
+
+def _known(body: Mapping[str, Any], table: Mapping[str, Field],
+           null_is_absent: Iterable[str] = ()) -> dict[str, Any]:
+    """The body's keys that the table knows, converted; the rest silently dropped."""
+    clean: dict[str, Any] = {}
+    for key, value in body.items():
+        field = table.get(key)
+        if field is None or (value is None and key in null_is_absent):
+            continue
+        clean[key] = convert(key, field, value)
+    return clean
+
+
+def parse_node_body(raw: bytes) -> dict[str, Any]:
+    """PUT /nodes/NODE/ and /nodes/NODE/lock/: updatable keys; `name` is ignored."""
+    return _known(parse_object(raw), NODE_FIELDS, _NODE_NULL_IS_ABSENT)
+
+
+def parse_new_node_body(raw: bytes) -> tuple[str, dict[str, Any]]:
+    """POST /nodes/: the required name, then the updatable keys."""
+    body = parse_object(raw)
+    name = check_string("name", require_key(body, "name"), 256)
+    return name, _known(body, NODE_FIELDS, _NODE_NULL_IS_ABSENT)
+
+
+def split_machine_types(value: str) -> list[str]:
+    """`a|b` names several machine types."""
+    return [part for part in value.split("|") if part]
+
+
+def parse_lock_many_body(raw: bytes) -> dict[str, Any]:
+    """POST /nodes/lock_many/: keyword arguments for services.nodes.lock_many."""
+    body = parse_object(raw)
+    if any(key not in body for key in LOCK_MANY_KEYS):
+        raise InvalidRequest("must pass these fields: " + ", ".join(LOCK_MANY_KEYS))
+    count = body["count"]
+    if isinstance(count, float) and math.isfinite(count) and count.is_integer():
+        count = int(count)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InvalidRequest("count must be an integer")
+    if count < 1:
+        raise InvalidRequest("cannot lock less than 1 node")
+    if not body["machine_type"]:
+        raise InvalidRequest("must specify machine_type")
+    machine_type = check_string("machine_type", body["machine_type"], None)
+    if not body["locked_by"]:
+        raise InvalidRequest("Cannot lock without specifying locked_by")
+    out = {
+        "count": count,
+        "machine_types": split_machine_types(machine_type),
+        "locked_by": convert("locked_by", NODE_FIELDS["locked_by"], body["locked_by"]),
+        "description": convert("description", TEXT, body["description"]),
+    }
+    for key in ("os_type", "os_version", "arch"):  # filters: empty means "any"
+        out[key] = convert(key, ANY_STRING, body.get(key)) or None
+    return out
+
+
+def parse_unlock_many_body(raw: bytes) -> tuple[list[str], str | None]:
+    """POST /nodes/unlock_many/: exactly `names` and `locked_by`."""
+    body = parse_object(raw)
+    if set(body) != set(UNLOCK_MANY_KEYS):
+        raise InvalidRequest("must pass these fields: " + ", ".join(UNLOCK_MANY_KEYS))
+    names = body["names"]
+    if not isinstance(names, list):
+        raise InvalidRequest("'names' must be a list")
+    if not all(isinstance(name, str) for name in names):
+        raise InvalidRequest("'names' must be a list of strings")
+    return names, convert("locked_by", NODE_FIELDS["locked_by"], body["locked_by"])
+
+
+def parse_node_query(params: Mapping[str, str]) -> dict[str, Any]:
+    """GET /nodes/ filters: keyword arguments for services.nodes.list_nodes."""
+    out: dict[str, Any] = {}
+    for key in ("up", "locked"):
+        if params.get(key):
+            out[key] = parse_bool(key, params[key])
+    if params.get("machine_type"):
+        out["machine_types"] = split_machine_types(params["machine_type"])
+    for key in ("locked_by", "os_type", "os_version", "arch"):
+        if params.get(key):
+            out[key] = params[key]
+    count = params.get("count")
+    if count:
+        if not _INT_DIGITS.fullmatch(count):
+            raise InvalidRequest("count must be an integer")
+        out["limit"] = min(int(count), MAX_LIMIT)
+    return out
+
+
+def parse_since_days(text: str | None, default: int = 14) -> int:
+    if text is None or text == "":
+        return default
+    if not _INT_DIGITS.fullmatch(text.strip()) or int(text) < 1:
+        raise InvalidRequest("since_days must be a positive integer")
+    return min(int(text), MAX_SINCE_DAYS)
+
+
+# ---- queues (spec 6.4, 11) ---------------------------------------------------------------------
+
+QUEUE_FIELDS: dict[str, Field] = {
+    "paused_by": _s(64), "paused_since": Field("time"), "paused_until": Field("time"),
+    "pause_duration": Field("number"),
+}
+QUEUE_NAME = _s(32)
+MAX_PAUSE_SECONDS = 100 * 366 * 86400
+
+
+def parse_queue_body(raw: bytes) -> tuple[str, dict[str, Any]]:
+    """POST and PUT /queue/: the queue name, then the writable keys."""
+    body = parse_object(raw)
+    name = convert("queue", QUEUE_NAME, require_key(body, "queue"))
+    fields = _known(body, QUEUE_FIELDS)
+    duration = fields.get("pause_duration")
+    if duration is not None and duration > MAX_PAUSE_SECONDS:
+        raise InvalidRequest(f"pause_duration must be at most {MAX_PAUSE_SECONDS} seconds")
+    return name, fields
+
+
+def parse_queue_params(query: Mapping[str, str], raw: bytes) -> dict[str, Any]:
+    """pop_queue, stats, queued_jobs: JSON-object body keys, overridden by the query string."""
+    body = parse_json(raw, required=False)
+    if body is not None and not isinstance(body, dict):
+        raise InvalidRequest(BAD_JSON)
+    merged = {**(body or {}), **query}
+    out = {"queue": convert("queue", QUEUE_NAME, require_key(merged, "queue"))}
+    for key in ("user", "run_name"):
+        if merged.get(key) not in (None, ""):
+            out[key] = convert(key, ANY_STRING, merged[key])
+    return out
+
+
 # ---- JSON Schema for OpenAPI ----------------------------------------------------------------
 
 _KIND_SCHEMA: dict[str, Callable[[Field], dict]] = {
@@ -267,6 +445,8 @@ _KIND_SCHEMA: dict[str, Callable[[Field], dict]] = {
     "json": lambda f: {},
     "status": lambda f: {"enum": list(JOB_STATUS_VALUES)},
     "datetime": lambda f: {"type": ["string", "null"], "example": "2024-01-15_20:00:03"},
+    "time": lambda f: {"type": ["string", "null"], "example": "2024-01-15 20:00:03"},
+    "number": lambda f: {"type": ["number", "null"]},
 }
 
 
