@@ -119,6 +119,7 @@ def recompute(session) -> dict[str, dict]:
 
 
 def stored(session) -> dict[str, dict]:
+    session.rollback()  # a fresh snapshot of what the app committed
     rows = session.execute(text(
         "SELECT name, status, count_queued, count_pass, count_running, count_waiting, "
         "count_fail, count_dead, count_unknown, count_total, sha1, flavor, priority "
