@@ -51,3 +51,7 @@ class JobNotFound(NotFound):
 
 class NodeNotFound(NotFound):
     pass
+
+
+class QueueNotFound(InvalidRequest):
+    """Upstream answers an unknown queue with 400, not 404 (spec 11)."""

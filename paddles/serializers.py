@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Sequence
 
-from .models import Job, Run
+from .models import Job, Node, Queue, Run
 from .models.statuses import COUNT_KEYS
 from .schemas import JOB_FIELDS
 from .settings import Settings
@@ -88,3 +88,50 @@ def sliced(obj: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
     if fields is None:
         return obj
     return {name: obj[name] for name in fields}
+
+
+# ---- nodes and queues ------------------------------------------------------------------------
+
+def node_detail(node: Node, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
+    """The full node (spec 6.3); vm_host nests the host's full node (null on a cycle)."""
+    host = node.vm_host
+    seen = _seen | {node.id}
+    return {
+        "name": node.name,
+        "description": node.description,
+        "up": node.up,
+        "machine_type": node.machine_type,
+        "is_vm": bool(node.is_vm),
+        "vm_host": node_detail(host, seen) if host is not None and host.id not in seen else None,
+        "os_type": node.os_type,
+        "os_version": node.os_version,
+        "arch": node.arch,
+        "locked": bool(node.locked),
+        "locked_since": wire_time(node.locked_since),
+        "locked_by": node.locked_by,
+        "mac_address": node.mac_address,
+        "ssh_pub_key": node.ssh_pub_key,
+    }
+
+
+def node_lock_record(node: Node) -> dict[str, Any]:
+    """The short record the lock routes answer with (spec 9.3)."""
+    return {"name": node.name, "locked": bool(node.locked), "locked_by": node.locked_by,
+            "machine_type": node.machine_type, "is_vm": bool(node.is_vm)}
+
+
+def queue_detail(queue: Queue, now: dt.datetime | None = None) -> dict[str, Any]:
+    return {
+        "queue": queue.name,
+        "paused": queue.is_paused(now),
+        "paused_by": queue.paused_by,
+        "paused_since": wire_time(queue.paused_since),
+        "paused_until": wire_time(queue.paused_until),
+    }
+
+
+def queue_stats(queue: Queue, queued_jobs: int, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Not paused: name, count, `paused: false`; paused: the queue object plus the count."""
+    if not queue.is_paused(now):
+        return {"queue": queue.name, "queued_jobs": queued_jobs, "paused": False}
+    return {**queue_detail(queue, now), "queued_jobs": queued_jobs}

@@ -7,6 +7,8 @@ from .. import openapi
 from .base import Resource
 from .errors import ErrorsController
 from .jobs import RecentJobsController
+from .nodes import NodesController
+from .queue import QueueController
 from .runs import RunsController
 
 
@@ -15,6 +17,8 @@ class RootController(Resource):
         super().__init__(settings)
         self.runs = RunsController(settings)
         self.jobs = RecentJobsController(settings)
+        self.nodes = NodesController(settings)
+        self.queue = QueueController(settings)
         self.errors = ErrorsController()
         setattr(self, "openapi.json", OpenAPIController(settings))
 

@@ -1,0 +1,234 @@
+"""/nodes/: inventory, locking, and the jobs that ran on each node (spec 5, 9)."""
+from __future__ import annotations
+
+from pecan import expose
+from pecan import request as current_request
+
+from .. import openapi, schemas, serializers
+from ..errors import InvalidRequest
+from ..services import nodes as node_service
+from ..openapi import NODE, PAGING, _list, _ok, _op, _q
+from .base import Resource
+from .jobs import _job_dicts
+
+
+class MethodGuard(Resource):
+    """A route upstream answers with its own 400 text, not 405, for any other method."""
+
+    methods: tuple[str, ...] = ("POST",)
+
+    def refuse(self, method: str):
+        raise InvalidRequest("this URI only supports POST requests")
+
+    @expose()
+    def _route(self, args, request=None):
+        method = (request or current_request).method
+        if method not in self.methods:
+            self.refuse(method)
+        return super()._route(args, request)
+
+
+class NodesController(Resource):
+    def __init__(self, settings):
+        super().__init__(settings)
+        # Routed by _lookup, not as attributes: RestController re-routes a request whose
+        # handler takes fewer arguments than the URL has segments to _lookup, which would
+        # then turn /nodes/lock_many into a node named lock_many.
+        self._actions = {
+            "lock_many": LockManyController(settings),
+            "unlock_many": UnlockManyController(settings),
+            "job_stats": JobStatsController(settings),
+            "machine_types": MachineTypesController(settings),
+        }
+
+    @expose("json")
+    def get_all(self, **_):
+        nodes = node_service.list_nodes(self._db(), **schemas.parse_node_query(self._params()))
+        return [serializers.node_detail(node) for node in nodes]
+
+    @expose("json")
+    def post(self, **_):
+        name, fields = schemas.parse_new_node_body(self._body())
+        node_service.create_node(self._db(), name, fields)
+        return {}
+
+    @expose()
+    def _lookup(self, name, *remainder):
+        action = self._actions.get(name)  # these names shadow nodes so named (spec 2)
+        if action is not None:
+            return action, list(remainder)
+        return NodeController(self._settings, name), list(remainder)
+
+
+class LockManyController(MethodGuard):
+    @expose("json")
+    def post(self, **_):
+        nodes = node_service.lock_many(self._db(), **schemas.parse_lock_many_body(self._body()))
+        return [serializers.node_detail(node) for node in nodes]
+
+
+class UnlockManyController(MethodGuard):
+    @expose("json")
+    def post(self, **_):
+        names, locked_by = schemas.parse_unlock_many_body(self._body())
+        nodes = node_service.unlock_many(self._db(), names, locked_by)
+        return [serializers.node_lock_record(node) for node in nodes]
+
+
+class JobStatsController(Resource):
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        return node_service.job_stats(self._db(),
+                                      since_days=schemas.parse_since_days(params.get("since_days")),
+                                      machine_type=params.get("machine_type") or None)
+
+
+class MachineTypesController(Resource):
+    @expose("json")
+    def get_all(self, **_):
+        return node_service.machine_types(self._db())
+
+
+class NodeController(Resource):
+    def __init__(self, settings, name):
+        super().__init__(settings)
+        self._name = name
+        self.lock = NodeLockController(settings, name)
+        self.jobs = NodeJobsController(settings, name)
+        self.job_stats = NodeJobStatsController(settings, name)
+
+    @expose("json")
+    def get(self, **_):
+        return serializers.node_detail(node_service.get_node(self._db(), self._name))
+
+    @expose("json")
+    def put(self, **_):
+        node_service.update_node(self._db(), self._name, schemas.parse_node_body(self._body()))
+        return {}
+
+    @expose("json")
+    def delete(self, **_):
+        node_service.delete_node(self._db(), self._name)
+        return {}
+
+
+class NodeLockController(MethodGuard):
+    methods = ("PUT", "POST")
+
+    def __init__(self, settings, name):
+        super().__init__(settings)
+        self._name = name
+
+    def refuse(self, method: str):
+        node_service.get_node(self._db(), self._name)  # an unknown node is a 404 first
+        raise InvalidRequest("this URI only supports PUT and POST requests but "
+                             f"{method} was attempted")
+
+    @expose("json")
+    def put(self, **_):
+        node = node_service.lock_node(self._db(), self._name,
+                                      schemas.parse_node_body(self._body()))
+        return serializers.node_lock_record(node)
+
+    post = put
+
+
+class NodeJobsController(Resource):
+    def __init__(self, settings, name):
+        super().__init__(settings)
+        self._name = name
+
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        limit, offset = schemas.parse_paging(params, 0)
+        rows = node_service.node_jobs(self._db(), self._name,
+                                      job_name=params.get("name") or None,
+                                      status=params.get("status") or None,
+                                      limit=limit or None, offset=offset)  # count=0: all
+        return _job_dicts(rows, self._settings, None)
+
+
+class NodeJobStatsController(Resource):
+    def __init__(self, settings, name):
+        super().__init__(settings)
+        self._name = name
+
+    @expose("json")
+    def get_all(self, **_):
+        return node_service.node_job_stats(self._db(), self._name)
+
+
+def _openapi_paths() -> dict:
+    """Node objects are inlined: the shared components have no Node schema."""
+
+    time = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
+    node = {"type": "object", "properties": {
+        **schemas.json_schema(schemas.NODE_FIELDS)["properties"],
+        "name": {"type": "string"}, "locked": {"type": "boolean"},
+        "is_vm": {"type": "boolean"}, "locked_since": time,
+        "vm_host": {"type": ["object", "null"], "description": "the host's full node"}}}
+    lock_record = {"type": "object", "properties": {
+        "name": {"type": "string"}, "locked": {"type": "boolean"},
+        "locked_by": {"type": ["string", "null"]}, "machine_type": {"type": ["string", "null"]},
+        "is_vm": {"type": "boolean"}}}
+    body = schemas.json_schema(schemas.NODE_FIELDS)
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    boolean = {"type": "string", "enum": ["t", "true", "y", "yes", "on", "1",
+                                          "f", "false", "n", "no", "off", "0"]}
+    return {
+        "/nodes/": {
+            "get": _op("nodes ordered by name", params=[
+                _q("machine_type", "exact, or several joined by |"),
+                _q("up", "boolean", boolean), _q("locked", "boolean", boolean),
+                _q("locked_by", "exact"), _q("os_type", "exact"), _q("os_version", "exact"),
+                _q("arch", "exact"), _q("count", "at most this many", {"type": "integer"})],
+                ok=_ok({"type": "array", "items": node}), errors=(400,)),
+            "post": _op("create a node", body={**body, "required": ["name"], "properties": {
+                **body["properties"], "name": {"type": "string", "maxLength": 256}}},
+                errors=(400,)),
+        },
+        "/nodes/machine_types/": {"get": _op(
+            "distinct node machine types, sorted",
+            ok=_ok({"type": "array", "items": {"type": "string"}}), errors=())},
+        "/nodes/job_stats/": {"get": _op(
+            "per-node status counts of recent jobs, smallest total first",
+            params=[_q("machine_type", "node machine type"),
+                    _q("since_days", "days back (default 14)", {"type": "integer"})],
+            ok=_ok({"type": "object", "additionalProperties": counts}), errors=(400,))},
+        "/nodes/lock_many/": {"post": _op(
+            "lock count free nodes, all or none", body={"type": "object", "required": list(
+                schemas.LOCK_MANY_KEYS), "properties": {
+                "count": {"type": "integer", "minimum": 1},
+                "locked_by": {"type": "string"}, "machine_type": {"type": "string"},
+                "description": {"type": ["string", "null"]}, "os_type": {"type": "string"},
+                "os_version": {"type": "string"}, "arch": {"type": "string"}}},
+            ok=_ok({"type": "array", "items": node}), errors=(400, 503))},
+        "/nodes/unlock_many/": {"post": _op(
+            "unlock named nodes, all or none", body={"type": "object", "required": list(
+                schemas.UNLOCK_MANY_KEYS), "properties": {
+                "names": {"type": "array", "items": {"type": "string"}},
+                "locked_by": {"type": "string"}}},
+            ok=_ok({"type": "array", "items": lock_record}), errors=(400, 403))},
+        "/nodes/{node}/": {
+            "get": _op("one node", params=[NODE], ok=_ok(node), errors=(404,)),
+            "put": _op("update a node (lock checks when locked is given)", params=[NODE],
+                       body=body, errors=(400, 403, 404)),
+            "delete": _op("delete a node (its jobs stay)", params=[NODE], errors=(404,)),
+        },
+        "/nodes/{node}/lock/": {
+            method: _op("lock, unlock or update one node", params=[NODE], body=body,
+                        ok=_ok(lock_record), errors=(400, 403, 404))
+            for method in ("put", "post")},
+        "/nodes/{node}/jobs/": {"get": _op(
+            "jobs that ran on the node, newest first (count=0: all)",
+            params=[NODE, *PAGING, _q("name", "job name"), _q("status", "job status")],
+            ok=_ok(_list("Job")), errors=(400, 404))},
+        "/nodes/{node}/job_stats/": {"get": _op(
+            "all-time job counts by status", params=[NODE], ok=_ok(counts), errors=(404,))},
+    }
+
+
+openapi.EXTRA_PATHS.append(_openapi_paths)
+openapi.document.cache_clear()

@@ -1,0 +1,257 @@
+"""Nodes: inventory, the lock rules of spec section 9, and the per-node job views."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping
+
+from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
+from ..models import Job, Node, Run, job_nodes, utcnow
+from ..models.statuses import JOB_STATUS_VALUES, count_key
+from .jobs import _status_is as job_status_is
+
+NOT_FOUND = "node not found"
+MAX_LIMIT = 2**31 - 1
+
+
+# ---- lookups and inventory --------------------------------------------------------------------
+
+def get_node(session: Session, name: str, missing: str = NOT_FOUND) -> Node:
+    node = session.scalar(select(Node).where(Node.name == name))
+    if node is None:
+        raise NodeNotFound(missing)
+    return node
+
+
+def _lock_rows(stmt, *, skip_locked: bool = False):
+    """Row-lock the nodes a statement selects (not the joined vm_host rows). SQLite has no
+    row locks; its write transactions are serialized by BEGIN IMMEDIATE (paddles.db)."""
+    return (stmt.with_for_update(of=Node, skip_locked=skip_locked)
+            .execution_options(populate_existing=True))
+
+
+def _node_for_update(session: Session, name: str, missing: str) -> Node:
+    node = session.scalar(_lock_rows(select(Node).where(Node.name == name)))
+    if node is None:
+        raise NodeNotFound(missing)
+    return node
+
+
+def create_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
+    """Insert a node; the lock checks do not apply, but a lock needs an owner (spec 12.22)."""
+    if session.scalar(select(Node.id).where(Node.name == name)) is not None:
+        raise AlreadyExists(f"Node with name {name} already exists")
+    node = Node(name=name, locked=False, is_vm=False)
+    _apply(session, node, fields)
+    if node.locked and not node.locked_by:
+        raise InvalidRequest("Cannot lock without specifying locked_by")
+    try:
+        with session.begin_nested():
+            session.add(node)
+    except IntegrityError:  # created concurrently
+        raise AlreadyExists(f"Node with name {name} already exists") from None
+    return node
+
+
+def update_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
+    """PUT /nodes/NODE/: lock checks when the body carries `locked` (400/403, not 500)."""
+    node = _node_for_update(session, name, "attempted to update a non-existent node")
+    check_lock_change(node, fields)
+    _apply(session, node, fields)
+    return node
+
+
+def lock_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
+    """PUT|POST /nodes/NODE/lock/: lock, unlock or update one node."""
+    node = _node_for_update(session, name, NOT_FOUND)
+    check_lock_change(node, fields)
+    _apply(session, node, fields)
+    return node
+
+
+def delete_node(session: Session, name: str) -> None:
+    """Job links go with the node (FK cascade); VMs it hosted keep a null vm_host."""
+    if session.execute(delete(Node).where(Node.name == name)).rowcount == 0:
+        raise NodeNotFound(NOT_FOUND)
+
+
+def _conditions(*, machine_types: Iterable[str] | None = None, up: bool | None = None,
+                locked: bool | None = None, locked_by: str | None = None,
+                os_type: str | None = None, os_version: str | None = None,
+                arch: str | None = None) -> list[ColumnElement]:
+    """The node filters GET /nodes/ and lock_many share; None means "any"."""
+    conds: list[ColumnElement] = []
+    if machine_types:
+        conds.append(Node.machine_type.in_(list(machine_types)))
+    for column, value in ((Node.up, up), (Node.locked, locked), (Node.locked_by, locked_by),
+                          (Node.os_type, os_type), (Node.os_version, os_version),
+                          (Node.arch, arch)):
+        if value is not None:
+            conds.append(column == value)
+    return conds
+
+
+def list_nodes(session: Session, *, limit: int | None = None, **filters: Any) -> list[Node]:
+    """Nodes ordered by name; vm_host comes in the same SELECT (joined eager load)."""
+    stmt = select(Node).where(*_conditions(**filters)).order_by(Node.name).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def machine_types(session: Session) -> list[str]:
+    rows = session.scalars(select(Node.machine_type).distinct()
+                           .where(Node.machine_type.is_not(None), Node.machine_type != ""))
+    return sorted(rows)
+
+
+# ---- locking (spec 9) -------------------------------------------------------------------------
+
+def check_lock_change(node: Node, fields: Mapping[str, Any]) -> None:
+    """Spec 9.1, in order. No `locked` in the body (or null): nothing to check."""
+    locked = fields.get("locked")
+    if locked is None:
+        return
+    owner, description = fields.get("locked_by"), fields.get("description")
+    verb = "lock" if locked else "unlock"
+    if node.locked == locked:  # 1 / 1': only an identical re-lock by the owner is allowed
+        if node.locked_by == owner and description is not None \
+                and description == node.description:
+            return
+        raise Forbidden(f"Cannot {verb} an already-{verb}ed node")
+    if not owner:  # 2
+        raise InvalidRequest(f"Cannot {verb} without specifying locked_by")
+    if not locked:  # unlocking a locked node
+        if owner != node.locked_by:  # 3
+            raise Forbidden("Cannot unlock - locked_by values must match")
+        if description and description != node.description:  # 4
+            raise Forbidden("Cannot unlock - description values must match")
+
+
+def _apply(session: Session, node: Node, fields: Mapping[str, Any]) -> None:
+    """Spec 9.2: store every updatable key, then the locked_since/locked_by side effects."""
+    was_locked = node.locked
+    for key, value in fields.items():
+        if key == "vm_host":
+            node.vm_host = None if value is None else _vm_host(session, value)
+        else:
+            setattr(node, key, value)
+    if "locked" in fields:
+        if node.locked != was_locked:
+            node.locked_since = utcnow() if node.locked else None
+        if not node.locked:
+            node.locked_by = None
+
+
+def _vm_host(session: Session, name: str) -> Node:
+    host = session.scalar(select(Node).where(Node.name == name))
+    if host is None:
+        raise InvalidRequest("vm_host not found")
+    return host
+
+
+def lock_many(session: Session, *, count: int, locked_by: str, machine_types: list[str],
+              description: str | None, os_type: str | None = None,
+              os_version: str | None = None, arch: str | None = None) -> list[Node]:
+    """Lock `count` free nodes, first by name, all or none.
+
+    PostgreSQL: candidates are row-locked with FOR UPDATE SKIP LOCKED, so concurrent callers
+    each take different rows without waiting; a row another caller locked and released in
+    between is re-checked by PostgreSQL before it is returned.
+    """
+    conds = _conditions(machine_types=machine_types, up=True, locked=False, os_type=os_type,
+                        os_version=os_version, arch=arch)
+    stmt = select(Node).where(*conds).order_by(Node.name).limit(min(count, MAX_LIMIT))
+    nodes = list(session.scalars(_lock_rows(stmt, skip_locked=True)))
+    if len(nodes) < count:
+        raise Unavailable(f"only {len(nodes)} nodes available")
+    change = {"locked": True, "locked_by": locked_by, "description": description}
+    for node in nodes:
+        check_lock_change(node, change)
+        _apply(session, node, change)
+    return nodes
+
+
+def unlock_many(session: Session, names: list[str], locked_by: str | None) -> list[Node]:
+    """Unlock every named node or none; the first offending name in request order decides."""
+    if not names:
+        return []
+    # Rows are locked in name order, so concurrent unlocks cannot deadlock each other.
+    stmt = _lock_rows(select(Node).where(Node.name.in_(set(names))).order_by(Node.name))
+    by_name = {node.name: node for node in session.scalars(stmt)}
+    if len(set(names)) != len(names) or len(by_name) != len(names):
+        raise InvalidRequest("Could not find all nodes!")
+    change = {"locked": False, "locked_by": locked_by}  # the description is not checked
+    nodes = [by_name[name] for name in names]
+    for node in nodes:
+        check_lock_change(node, change)
+    for node in nodes:
+        _apply(session, node, change)
+    return nodes
+
+
+# ---- jobs per node ----------------------------------------------------------------------------
+
+def _node_id(session: Session, name: str) -> int:
+    node_id = session.scalar(select(Node.id).where(Node.name == name))
+    if node_id is None:
+        raise NodeNotFound(NOT_FOUND)
+    return node_id
+
+
+def node_jobs(session: Session, name: str, *, job_name: str | None = None,
+              status: str | None = None, limit: int | None = None,
+              offset: int = 0) -> list[tuple[Job, str]]:
+    """Jobs whose targets included the node, newest posted first, with their run names."""
+    node_id = _node_id(session, name)
+    stmt = (select(Job, Run.name)
+            .join(job_nodes, job_nodes.c.job_id == Job.id)
+            .join(Run, Run.id == Job.run_id)
+            .where(job_nodes.c.node_id == node_id))
+    if job_name is not None:
+        stmt = stmt.where(Job.name == job_name)
+    if status is not None:
+        stmt = stmt.where(job_status_is(status))
+    stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
+    return [(job, run_name) for job, run_name in session.execute(stmt)]
+
+
+def node_job_stats(session: Session, name: str) -> dict[str, int]:
+    """All-time job counts of one node, every status key present."""
+    node_id = _node_id(session, name)
+    rows = session.execute(
+        select(Job.status, func.count())
+        .join(job_nodes, job_nodes.c.job_id == Job.id)
+        .where(job_nodes.c.node_id == node_id, Job.status.is_not(None))
+        .group_by(Job.status))
+    stats = dict.fromkeys(JOB_STATUS_VALUES, 0)
+    for status, count in rows:
+        stats[status.value] = count
+    return stats
+
+
+def job_stats(session: Session, *, since_days: int,
+              machine_type: str | None = None) -> dict[str, dict[str, int]]:
+    """Per-node status counts of recent jobs in one grouped query, smallest total first.
+
+    A job with no status is counted as `unknown`, as in run results.
+    """
+    since = utcnow() - dt.timedelta(days=since_days)
+    stmt = (select(Node.name, Job.status, func.count())
+            .select_from(Node)
+            .join(job_nodes, job_nodes.c.node_id == Node.id)
+            .join(Job, Job.id == job_nodes.c.job_id)
+            .where(Job.posted >= since)
+            .group_by(Node.name, Job.status))
+    if machine_type:
+        stmt = stmt.where(Job.machine_type.in_((machine_type, "multi")),
+                          Node.machine_type == machine_type)
+    stats: dict[str, dict[str, int]] = {}
+    for name, status, count in session.execute(stmt):
+        per_node = stats.setdefault(name, {})
+        key = count_key(status)
+        per_node[key] = per_node.get(key, 0) + count
+    ordered = sorted(stats.items(), key=lambda item: (sum(item[1].values()), item[0]))
+    return {name: {key: counts[key] for key in JOB_STATUS_VALUES if key in counts}
+            for name, counts in ordered}

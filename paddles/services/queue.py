@@ -1,0 +1,110 @@
+"""Queues (spec 11): pause state, and the queued jobs that name a queue, best first."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Mapping
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, Forbidden, InvalidRequest, QueueNotFound, Unavailable
+from ..models import Job, JobStatus, Queue, Run, utcnow
+
+RAW_KEYS = ("paused_by", "paused_since", "paused_until")
+
+
+def get_queue(session: Session, name: str, *, for_update: bool = False) -> Queue:
+    stmt = select(Queue).where(Queue.name == name)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    queue = session.scalar(stmt)
+    if queue is None:
+        raise QueueNotFound("specified queue does not exist")
+    return queue
+
+
+def list_queues(session: Session, *, machine_type: str | None = None,
+                paused_by: str | None = None) -> list[Queue]:
+    """`machine_type` with a `|` names several types: their jobs go to the `multi` queue."""
+    stmt = select(Queue).order_by(Queue.name)
+    if machine_type:
+        stmt = stmt.where(Queue.name == ("multi" if "|" in machine_type else machine_type))
+    if paused_by:
+        stmt = stmt.where(Queue.paused_by == paused_by)
+    return list(session.scalars(stmt))
+
+
+def create_queue(session: Session, name: str, fields: Mapping[str, Any]) -> Queue:
+    if session.get(Queue, name) is not None:
+        raise AlreadyExists(f"Queue {name} already exists")
+    queue = Queue(name=name)
+    _apply(queue, fields, utcnow())
+    try:
+        with session.begin_nested():
+            session.add(queue)
+    except IntegrityError:  # created concurrently
+        raise AlreadyExists(f"Queue {name} already exists") from None
+    return queue
+
+
+def update_queue(session: Session, name: str, fields: Mapping[str, Any]) -> Queue:
+    queue = get_queue(session, name, for_update=True)
+    _apply(queue, fields, utcnow())
+    return queue
+
+
+def _apply(queue: Queue, fields: Mapping[str, Any], now: dt.datetime) -> None:
+    """Raw keys first; then `pause_duration`: > 0 pauses for that many seconds, null or
+    <= 0 unpauses (paused_until cleared, paused_by kept)."""
+    pausing = "pause_duration" in fields and (fields["pause_duration"] or 0) > 0
+    if pausing:
+        if queue.is_paused(now):
+            raise Forbidden("Cannot pause an already-paused queue")
+        if not fields.get("paused_by"):
+            raise InvalidRequest("Cannot pause without specifying paused_by")
+    for key in RAW_KEYS:
+        if key in fields:
+            setattr(queue, key, fields[key])
+    if pausing:
+        queue.paused_since = now
+        queue.paused_until = now + dt.timedelta(seconds=fields["pause_duration"])
+    elif "pause_duration" in fields:
+        queue.paused_until = None
+
+
+def _queued(name: str) -> Select:
+    """Queued jobs of a queue, best first: priority ascending with nulls last, then age."""
+    return (select(Job, Run.name).join(Run, Run.id == Job.run_id)
+            .where(Job.queue == name, Job.status == JobStatus.QUEUED)
+            .order_by(Job.priority.asc().nulls_last(), Job.posted, Job.sort_key, Job.id))
+
+
+def peek_queue(session: Session, name: str) -> tuple[Job, str] | None:
+    """The job pop_queue answers with; it is not claimed. Unknown queue: None."""
+    queue = session.get(Queue, name)
+    if queue is None:
+        return None
+    if queue.is_paused():
+        raise Unavailable("queue is paused, cannot retrieve job")
+    row = session.execute(_queued(name).limit(1)).first()
+    return None if row is None else (row[0], row[1])
+
+
+def queue_stats(session: Session, name: str) -> tuple[Queue, int]:
+    queue = get_queue(session, name)
+    count = session.scalar(select(func.count()).select_from(Job)
+                           .where(Job.queue == name, Job.status == JobStatus.QUEUED))
+    return queue, count
+
+
+def list_queued_jobs(session: Session, name: str, *, user: str | None = None,
+                     run_name: str | None = None) -> list[tuple[Job, str]]:
+    """`run_name` (still within the queue) wins over `user`; neither: the whole queue."""
+    get_queue(session, name)
+    stmt = _queued(name)
+    if run_name is not None:
+        stmt = stmt.where(Run.name == run_name)
+    elif user is not None:
+        stmt = stmt.where(Job.user == user)
+    return [(job, run) for job, run in session.execute(stmt)]
