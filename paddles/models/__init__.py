@@ -1,4 +1,6 @@
 """Mappings only: no sessions, no I/O. Importing this package registers every table."""
+from .artifacts import (Artifact, ArtifactKind, Blob, ParseStatus, TestCase, TestStatus,
+                        Timeline)
 from .base import Base, utcnow
 from .jobs import Job
 from .nodes import Node, job_nodes
@@ -7,3 +9,5 @@ from .runs import Run
 from .statuses import JobStatus, RunStatus
 
 __all__ = ["Base", "Job", "JobStatus", "Node", "Queue", "Run", "RunStatus", "job_nodes", "utcnow"]
+__all__ += ["Artifact", "ArtifactKind", "Blob", "ParseStatus", "TestCase", "TestStatus",
+            "Timeline"]
