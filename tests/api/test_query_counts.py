@@ -1,0 +1,82 @@
+"""Spec 12.14: no N+1. Reads cost the same number of statements at 2x2 as at 30x20."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import insert, select
+
+from paddles.models import Job, Run, RunStatus, JobStatus
+from paddles.models.base import sortable_job_id
+from tests.factories import run_name
+
+SHA1 = "4f1c0e2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e"
+
+
+def populate(session, runs: int, jobs: int) -> list[str]:
+    """Runs and jobs inserted in bulk, counters consistent (every job passed)."""
+    base = dt.datetime(2024, 1, 15, 20, 0, 3, tzinfo=dt.timezone.utc)
+    names = [run_name() for _ in range(runs)]
+    session.execute(insert(Run), [
+        {"name": name, "user": "teuthology", "status": RunStatus.FINISHED_PASS,
+         "posted": base + dt.timedelta(minutes=i), "scheduled": base + dt.timedelta(minutes=i),
+         "updated": base, "branch": "main", "suite": "rados", "machine_type": "smithi",
+         "count_pass": jobs, "count_total": jobs, "sha1": SHA1, "flavor": "default",
+         "priority": 70}
+        for i, name in enumerate(names)])
+    ids = dict(session.execute(select(Run.name, Run.id)).all())
+    session.execute(insert(Job), [
+        {"run_id": ids[name], "job_id": str(j), "sort_key": sortable_job_id(str(j)),
+         "status": JobStatus.PASS, "success": True, "sha1": SHA1, "flavor": "default",
+         "branch": "main", "suite": "rados", "machine_type": "smithi", "priority": 70,
+         "description": "rados/thrash/{clusters/fixed-2.yaml}", "name": name,
+         "targets": {f"ubuntu@smithi{j:03d}": "ssh-ed25519 AAAA"},
+         "overrides": {"ceph": {"sha1": SHA1}}, "roles": [["mon.a"]], "tasks": [{"ceph": None}],
+         "posted": base + dt.timedelta(seconds=j), "updated": base}
+        for name in names for j in range(1, jobs + 1)])
+    session.commit()
+    return names
+
+
+ROUTES = [
+    "/runs/",
+    "/runs/?count=100",
+    "/runs/?fields=name,status,results",
+    "/runs/{run}/",
+    "/runs/{run}/jobs/",
+    "/runs/{run}/jobs/?fields=job_id,status",
+    "/runs/branch/main/",
+    "/runs/branch/main/suite/rados/?count=100",
+    "/runs/sha1/4f1c/flavor/default/",
+    "/runs/branch/main/sha1/",
+    "/runs/date/from/2024-01-01/to/2024-12-31/",
+    "/runs/queued/",
+    "/jobs/?count=100",
+]
+
+
+def statements_per_route(app, queries, names) -> dict[str, int]:
+    out = {}
+    for route in ROUTES:
+        path = route.format(run=names[0])
+        queries.reset()
+        app.get(path)
+        out[route] = queries.count
+    return out
+
+
+def test_statement_counts_do_not_grow_with_data(app, session, queries):
+    small = statements_per_route(app, queries, populate(session, 2, 2))
+    big = statements_per_route(app, queries, populate(session, 30, 20))
+    assert big == small
+    # and "the same" is a small number, not a constant large one
+    assert max(small.values()) <= 3, small
+
+
+def test_big_run_detail_has_every_job(app, session, queries):
+    name = populate(session, 1, 20)[0]
+    queries.reset()
+    body = app.get(f"/runs/{name}/").json
+    assert len(body["jobs"]) == 20
+    assert body["results"]["pass"] == body["jobs_count"] == 20
+    assert queries.count <= 3
