@@ -28,6 +28,17 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 10
     log_level: str = "INFO"
+    # artifacts (spec extras 1): per-upload limit, blob backend "local" or "s3"
+    artifacts_max_size: int = 2 * 1024 ** 3
+    artifacts_storage: str = "local"
+    artifacts_dir: str = ""  # local blobs; default <data_dir>/blobs
+    artifacts_tmp_dir: str = ""  # upload spool; default <artifacts_dir>/.tmp or <data_dir>/tmp
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
 
 
 # setting name -> (environment variable, converter)
@@ -44,6 +55,16 @@ _ENV = {
     "db_pool_size": ("PADDLES_DB_POOL_SIZE", int),
     "db_max_overflow": ("PADDLES_DB_MAX_OVERFLOW", int),
     "log_level": ("PADDLES_LOG_LEVEL", str),
+    "artifacts_max_size": ("PADDLES_ARTIFACTS_MAX_SIZE", int),
+    "artifacts_storage": ("PADDLES_ARTIFACTS_STORAGE", str),
+    "artifacts_dir": ("PADDLES_ARTIFACTS_DIR", str),
+    "artifacts_tmp_dir": ("PADDLES_ARTIFACTS_TMP_DIR", str),
+    "s3_endpoint_url": ("PADDLES_S3_ENDPOINT_URL", str),
+    "s3_bucket": ("PADDLES_S3_BUCKET", str),
+    "s3_access_key_id": ("PADDLES_S3_ACCESS_KEY_ID", str),
+    "s3_secret_access_key": ("PADDLES_S3_SECRET_ACCESS_KEY", str),
+    "s3_region": ("PADDLES_S3_REGION", str),
+    "s3_prefix": ("PADDLES_S3_PREFIX", str),
 }
 
 
@@ -62,6 +83,10 @@ def _from_config_file(path: Path) -> dict[str, Any]:
     for key, value in (ns.get("paddles") or {}).items():
         if key in _ENV:
             found[key] = value
+    for group in ("artifacts", "s3"):  # artifacts = {"max_size": ...}, s3 = {"bucket": ...}
+        for key, value in (ns.get(group) or {}).items():
+            if f"{group}_{key}" in _ENV:
+                found[f"{group}_{key}"] = value
     for key in ("address", "job_log_href_templ", "default_latest_runs_count"):
         if key in ns:
             found[key] = ns[key]

@@ -1,0 +1,30 @@
+"""Artifact formats: kind detection and the parsers that turn uploads into test cases or a timeline.
+
+Pure functions over byte streams: no database, no web framework. A parser returns what it
+could read and, when the file was damaged or not of its kind, the reason (`ParseResult.error`).
+"""
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from .common import KINDS, PARSED_KINDS, ParsedTest, ParseResult, Timeline
+from .detect import SNIFF_SIZE, detect_kind
+from .dstat import parse_dstat
+from .junit import parse_junit
+from .subunit import parse_subunit
+
+__all__ = ["KINDS", "PARSED_KINDS", "SNIFF_SIZE", "ParseResult", "ParsedTest", "Timeline",
+           "detect_kind", "parse", "parse_dstat", "parse_junit", "parse_subunit"]
+
+_PARSERS = {"subunit": parse_subunit, "junit": parse_junit, "dstat": parse_dstat}
+
+
+def parse(kind: str, stream: BinaryIO) -> ParseResult | None:
+    """Parse `stream` (decoded bytes) as `kind`; None for kinds that are stored only."""
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        return None
+    try:
+        return parser(stream)
+    except Exception as exc:  # a parser bug must not lose the upload: it is recorded instead
+        return ParseResult(error=f"{kind}: unexpected parser failure: {exc!r}"[:1000])
