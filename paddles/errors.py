@@ -55,3 +55,11 @@ class NodeNotFound(NotFound):
 
 class QueueNotFound(InvalidRequest):
     """Upstream answers an unknown queue with 400, not 404 (spec 11)."""
+
+
+class ArtifactNotFound(NotFound):
+    pass
+
+
+class RangeNotSatisfiable(PaddlesError):
+    status = 416
