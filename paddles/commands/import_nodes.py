@@ -4,9 +4,12 @@ FILE (`-` for standard input) holds either a list of node objects, each with a `
 a mapping of node name to its attributes (null for none). Attributes are the updatable node
 keys: arch, description, os_type, os_version, is_vm, locked, locked_by, locked_since,
 mac_address, machine_type, ssh_pub_key, up, vm_host (the name of a node in the database or
-in the file). Other keys are ignored and reported. Nodes that already exist are left alone
-unless --update is given, which rewrites the keys the file gives for them. A node imported
-locked needs locked_by. The whole file is one transaction: on any error nothing is stored
+in the file). Values are checked as a node PUT checks them; other keys are ignored and
+reported. Nodes that already exist are left alone unless --update is given, which rewrites
+the keys the file gives for them. Lock rules are the API's: a node created locked needs
+locked_by, and an update that changes `locked` passes the lock checks (unlocking needs the
+owner's locked_by); a `locked` equal to the stored one is no change. A `locked_since` in the
+file is kept as given. The whole file is one transaction: on any error nothing is stored
 and the exit code is 1.
 """
 from __future__ import annotations

@@ -16,10 +16,12 @@ from sqlalchemy import and_, case, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidRequest, NodeNotFound, RunNotFound
+from ..errors import InvalidRequest, NodeNotFound, PaddlesError, RunNotFound
 from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
+from ..schemas import NODE_FIELDS, convert
+from . import nodes as node_service
 
 Progress = Callable[[int, int], None]  # progress(done, total)
 BATCH = 500  # rows per IN (...) list / per scan step
@@ -520,16 +522,6 @@ def get_queue_stats(session: Session, days: int, now: dt.datetime | None = None
 
 # ---- import-nodes -------------------------------------------------------------------------
 
-# Updatable node keys (spec 6.3) and their kinds; `vm_host` names another node.
-NODE_KEYS: dict[str, tuple[str, int | None]] = {
-    "arch": ("str", 16), "description": ("text", None), "os_type": ("str", 32),
-    "os_version": ("str", 16), "is_vm": ("bool", None), "locked": ("bool", None),
-    "locked_by": ("str", 64), "locked_since": ("datetime", None),
-    "mac_address": ("str", 17), "machine_type": ("str", 32), "ssh_pub_key": ("text", None),
-    "up": ("bool", None), "vm_host": ("str", 256),
-}
-
-
 @dataclasses.dataclass
 class ImportReport:
     created: list[str] = dataclasses.field(default_factory=list)
@@ -568,128 +560,94 @@ def normalise_node_records(data: Any) -> list[dict[str, Any]]:
     return records
 
 
-def _node_value(name: str, key: str, value: Any) -> Any:
-    kind, length = NODE_KEYS[key]
-    if value is None:
-        if key in ("is_vm", "locked"):
-            raise InvalidRequest(f"node {name!r}: {key} cannot be null")
-        return None
-    if kind in ("str", "text"):
-        if not isinstance(value, str):
-            raise InvalidRequest(f"node {name!r}: {key} must be a string")
-        if length is not None and len(value) > length:
-            raise InvalidRequest(f"node {name!r}: {key} is longer than {length} characters")
-        return value
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise InvalidRequest(f"node {name!r}: {key} must be true or false")
-        return value
-    # datetime: YAML may already give one; strings as ISO 8601 or "YYYY-MM-DD HH:MM:SS"
-    if isinstance(value, dt.datetime):
-        parsed = value
-    elif isinstance(value, str):
+def _node_fields(name: str, record: Mapping[str, Any], ignored: dict[str, list[str]]
+                 ) -> dict[str, Any]:
+    """The record's updatable node keys, validated as a node PUT body is (schemas)."""
+    fields: dict[str, Any] = {}
+    for key, value in record.items():
+        key = str(key).replace("-", "_")
+        if key == "name":
+            continue
+        if key not in NODE_FIELDS:
+            ignored.setdefault(key, []).append(name)
+            continue
+        if value is None and key in ("locked", "is_vm"):
+            continue  # as in the API: null means absent
+        if isinstance(value, (dt.datetime, dt.date)):  # YAML reads timestamps itself
+            value = value.isoformat()
         try:
-            parsed = dt.datetime.fromisoformat(value)
-        except ValueError:
-            raise InvalidRequest(f"node {name!r}: {key} is not a date and time") from None
-    else:
-        raise InvalidRequest(f"node {name!r}: {key} is not a date and time")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+            fields[key] = convert(key, NODE_FIELDS[key], value)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"node {name!r}: {exc.message}") from None
+    return fields
+
+
+_NODE_STATE = ("description", "up", "machine_type", "is_vm", "vm_host_id", "os_type",
+               "os_version", "arch", "locked", "locked_since", "locked_by", "mac_address",
+               "ssh_pub_key")
+
+
+def _state(node: Node) -> tuple:
+    return tuple(getattr(node, key) for key in _NODE_STATE)
 
 
 def import_nodes(session: Session, records: Sequence[Mapping[str, Any]], *,
                  update: bool = False, progress: Progress | None = None) -> ImportReport:
     """Create the nodes that do not exist; with `update`, rewrite the given keys of the rest.
 
-    Keys outside the updatable node keys are ignored (and reported). `vm_host` names a node
-    in the database or in the same file. A node imported `locked` needs `locked_by`.
+    Each node goes through the node service (services.nodes): creation needs an owner for a
+    lock, an update that changes `locked` passes the API's lock checks (an unchanged `locked`
+    is left out, so a file can be imported again). A `locked_since` in the file is kept as
+    given. Keys that are not updatable node keys are ignored and reported. `vm_host` names a
+    node in the database or in the same file.
     """
     report = ImportReport()
-    clean: list[tuple[str, dict[str, Any]]] = []
-    for record in records:
-        name = record["name"]
-        values = {}
-        for key, value in record.items():
-            key = str(key).replace("-", "_")
-            if key == "name":
-                continue
-            if key not in NODE_KEYS:
-                report.ignored_keys.setdefault(key, []).append(name)
-                continue
-            values[key] = _node_value(name, key, value)
-        clean.append((name, values))
-    names = [name for name, _ in clean]
+    wanted = [(r["name"], _node_fields(r["name"], r, report.ignored_keys)) for r in records]
+    names = [name for name, _ in wanted]
     existing: dict[str, Node] = {}
     for chunk in _chunks(names):
         existing.update((n.name, n) for n in session.scalars(
             select(Node).where(Node.name.in_(chunk)).with_for_update(of=Node)))
-    file_names = set(names)
-    hosts = {v["vm_host"] for _, v in clean if v.get("vm_host")}
-    missing_hosts = hosts - file_names - set(existing)
-    if missing_hosts:
-        known = set(session.scalars(select(Node.name).where(Node.name.in_(sorted(missing_hosts)))))
-        unknown = sorted(missing_hosts - known)
+    hosts = {f["vm_host"] for _, f in wanted if f.get("vm_host")} - set(names) - set(existing)
+    if hosts:
+        unknown = sorted(hosts - set(session.scalars(select(Node.name)
+                                                     .where(Node.name.in_(sorted(hosts))))))
         if unknown:
             raise InvalidRequest(f"unknown vm_host: {', '.join(unknown)}")
 
-    now = utcnow()
-    pending_hosts: list[tuple[Node, str]] = []
-    for i, (name, values) in enumerate(clean, 1):
-        node = existing.get(name)
-        if node is not None and not update:
-            report.skipped.append(name)
-            _tick(progress, i, len(clean))
-            continue
-        if node is None:
-            node = Node(name=name, is_vm=False, locked=False)
-            session.add(node)
+    def node_call(call, name, fields):
+        try:
+            node = call(session, name, fields)
+        except PaddlesError as exc:
+            raise type(exc)(f"node {name!r}: {exc.message}") from None
+        if "locked_since" in fields:  # a time the file gives wins over "locked now"
+            node.locked_since = fields["locked_since"]
+        return node
+
+    total, done = 2 * len(wanted), 0
+    for name, fields in wanted:  # 1: new nodes, without vm_host (it may come later)
+        if name not in existing:
+            node_call(node_service.create_node, name,
+                      {k: v for k, v in fields.items() if k != "vm_host"})
             report.created.append(name)
-            changed = True
-        else:
-            changed = False
-        changed = _apply_node_values(node, name, values, now, pending_hosts) or changed
-        if name in existing:
-            (report.updated if changed else report.unchanged).append(name)
-        _tick(progress, i, len(clean))
+        done += 1
+        _tick(progress, done, total)
     session.flush()
-    for node, host in pending_hosts:
-        host_id = session.scalar(select(Node.id).where(Node.name == host))
-        if node.vm_host_id != host_id:
-            node.vm_host_id = host_id
-            if node.name in existing and node.name in report.unchanged:
-                report.unchanged.remove(node.name)
-                report.updated.append(node.name)
+    for name, fields in wanted:  # 2: vm_host of new nodes; updates of existing ones
+        node = existing.get(name)
+        if node is None:
+            if fields.get("vm_host") is not None:
+                node_call(node_service.update_node, name, {"vm_host": fields["vm_host"]})
+        elif not update:
+            report.skipped.append(name)
+        else:
+            before = _state(node)
+            if "locked" in fields and fields["locked"] == node.locked:
+                fields = {k: v for k, v in fields.items() if k != "locked"}
+            node = node_call(node_service.update_node, name, fields)
+            session.flush()
+            (report.updated if _state(node) != before else report.unchanged).append(name)
+        done += 1
+        _tick(progress, done, total)
     session.flush()
     return report
-
-
-def _apply_node_values(node: Node, name: str, values: dict[str, Any], now: dt.datetime,
-                       pending_hosts: list[tuple[Node, str]]) -> bool:
-    changed = False
-    for key, value in values.items():
-        if key == "vm_host":
-            if value is None:
-                if node.vm_host_id is not None:
-                    node.vm_host_id = None
-                    changed = True
-            else:
-                pending_hosts.append((node, value))
-            continue
-        if key == "locked":
-            continue
-        if getattr(node, key) != value:
-            setattr(node, key, value)
-            changed = True
-    if "locked" in values:
-        locked = values["locked"]
-        if locked and not (values.get("locked_by") or node.locked_by):
-            raise InvalidRequest(f"node {name!r}: cannot lock without specifying locked_by")
-        if locked != node.locked:
-            node.locked = locked
-            if "locked_since" not in values:
-                node.locked_since = now if locked else None
-            changed = True
-        if not locked and node.locked_by is not None:
-            node.locked_by = None
-            changed = True
-    return changed

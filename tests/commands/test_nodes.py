@@ -201,3 +201,24 @@ def test_import_nodes_rejects_bad_files_as_a_whole(tmp_path, session, cli):
     (tmp_path / "broken.yaml").write_text("a: [unclosed\n")
     assert "not valid YAML" in cli("import-nodes", str(tmp_path / "broken.yaml"), expect=1).err
     assert nodes(session) == {}
+
+
+def test_import_nodes_update_follows_the_lock_rules(tmp_path, session, cli):
+    path = tmp_path / "locked.yaml"
+    path.write_text("smithi001.front:\n  locked: true\n  locked_by: alice@laptop\n"
+                    "  locked_since: 2024-01-15 20:00:03\n")
+    cli("import-nodes", str(path))
+    node = nodes(session)["smithi001.front"]
+    assert node.locked and node.locked_by == "alice@laptop"
+    assert node.locked_since == dt.datetime(2024, 1, 15, 20, 0, 3, tzinfo=UTC)
+    # The same file again, with --update: the unchanged lock is no conflict.
+    assert "1 unchanged" in cli("import-nodes", str(path), "--update").err
+    # Unlocking someone else's node is refused as the API refuses it; nothing changes.
+    path.write_text("smithi001.front:\n  locked: false\n  locked_by: bob@laptop\n")
+    refused = cli("import-nodes", str(path), "--update", expect=1)
+    assert "locked_by values must match" in refused.err
+    assert nodes(session)["smithi001.front"].locked
+    path.write_text("smithi001.front:\n  locked: false\n  locked_by: alice@laptop\n")
+    assert cli("import-nodes", str(path), "--update").lines == ["updated: smithi001.front"]
+    node = nodes(session)["smithi001.front"]
+    assert not node.locked and node.locked_by is None and node.locked_since is None
