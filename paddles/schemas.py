@@ -59,12 +59,35 @@ def parse_json(raw: bytes, *, required: bool = True) -> Any:
             raise InvalidRequest(BAD_JSON)
         return None
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise InvalidRequest(BAD_JSON) from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and +/-Infinity are not JSON; PostgreSQL refuses them and the renderer cannot emit
+    them, so they are a decode error."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _has_nul(value: Any) -> bool:
+    """True when a NUL character hides in any string or key of a JSON value (PostgreSQL
+    cannot store it in text or JSONB)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _depth(value: Any) -> int:
@@ -93,6 +116,11 @@ def require_key(body: Mapping[str, Any], key: str) -> Any:
     if value is None or value == "":
         raise InvalidRequest(f"could not find required key: '{key}'")
     return value
+
+
+def parse_run_name(name: str) -> str:
+    """A run name taken from the URL where it creates the run (a job POST)."""
+    return check_string("run name", name, 512)
 
 
 def parse_run_body(raw: bytes) -> str:
@@ -146,6 +174,8 @@ def convert(key: str, field: Field, value: Any) -> Any:
                 or not math.isfinite(value):
             raise InvalidRequest(f"{key} must be a number")
         return value
+    if _has_nul(value):
+        raise InvalidRequest(f"{key} must not contain NUL characters")
     return value  # json: stored as sent
 
 
@@ -231,6 +261,9 @@ def parse_time(key: str, value: Any) -> dt.datetime:
 
 # ---- query parameters ---------------------------------------------------------------------
 
+MAX_PAGE_ROWS = 2**62
+
+
 def parse_paging(params: Mapping[str, str], default_count: int | None) -> tuple[int | None, int]:
     """`count` and `page`: non-negative integers; returns (limit, offset)."""
     try:
@@ -242,7 +275,10 @@ def parse_paging(params: Mapping[str, str], default_count: int | None) -> tuple[
         raise InvalidRequest("count and page must be integers")
     if count is None:
         return None, 0
-    return count, count * (page - 1) if page > 1 else 0
+    # Clamp to what LIMIT/OFFSET accept (64-bit) on every backend: beyond that the answer is
+    # the same (all rows, or an empty page), and it must not be a 500.
+    count = min(count, MAX_PAGE_ROWS)
+    return count, min(count * (page - 1), MAX_PAGE_ROWS) if page > 1 else 0
 
 
 def parse_day(text: str, *, today: dt.date | None = None) -> dt.datetime:

@@ -43,8 +43,8 @@ class JobsController(Resource):
             del fields["job_id"]
         if "/" in (fields.get("job_id") or ""):
             raise InvalidRequest("job_id must not contain '/'")
-        job = job_service.create_job(self._db(), self._run_name, fields,
-                                     self._settings.timezone)
+        run_name = schemas.parse_run_name(self._run_name)
+        job = job_service.create_job(self._db(), run_name, fields, self._settings.timezone)
         return {"job_id": job.job_id}
 
     @expose()

@@ -16,6 +16,7 @@ FINISHED = (JobStatus.PASS, JobStatus.FAIL)
 # Keys copied onto the run when a job write carries them (even as null).
 RUN_COPIED_KEYS = ("suite", "branch", "machine_type")
 FIRST_JOB_KEYS = ("sha1", "flavor", "priority")
+NODE_NAME_LENGTH = Node.__table__.c.name.type.length
 
 
 def get_job(session: Session, run_name: str, job_id: str,
@@ -162,7 +163,8 @@ def _link_targets(session: Session, job: Job, targets: dict, machine_type: str |
         select(func.count()).select_from(job_nodes).where(job_nodes.c.job_id == job.id))
     if len(targets) <= linked:
         return
-    hosts = sorted({str(key).rsplit("@", 1)[-1] for key in targets})
+    # node names are cut to their column here, so the lookup below finds what was created
+    hosts = sorted({str(key).rsplit("@", 1)[-1][:NODE_NAME_LENGTH] for key in targets})
     existing = dict(session.execute(select(Node.name, Node.id).where(Node.name.in_(hosts))).all())
     for host in hosts:
         if host not in existing:
@@ -176,7 +178,7 @@ def _link_targets(session: Session, job: Job, targets: dict, machine_type: str |
 
 
 def _create_node_for_host(session: Session, host: str, machine_type: str | None) -> int:
-    node = Node(name=host[:256], machine_type=machine_type)
+    node = Node(name=host, machine_type=machine_type)
     try:
         with session.begin_nested():
             session.add(node)

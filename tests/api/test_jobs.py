@@ -716,3 +716,59 @@ def test_recent_jobs_posted_after_and_before(app, spread):
     for bad in ("posted_after=2024-13-01", "posted_before=tomorrow"):
         assert app.get(f"/jobs/?{bad}", status=400).json == \
             {"message": "date format must match %Y-%m-%d"}
+
+
+# ---- values the database would refuse: 400, never 500 (spec 12.6) -------------------------------
+
+@pytest.mark.parametrize("key,value", [
+    ("overrides", {"ceph": {"conf": "a\u0000b"}}),
+    ("roles", [["mon.a\u0000"]]),
+    ("targets", {"u@host\u0000": "key"}),
+    ("tasks", [{"exec\u0000": None}]),
+    ("kernel", "\u0000"),
+    ("description", "nul\u0000"),
+    ("name", "\u0000"),
+])
+def test_nul_characters_are_400(app, run, key, value):
+    post_job(app, run, job_id=1, status="queued")
+    before = get_job(app, run, 1)
+    resp = raw_put(app, run, 1, json.dumps({key: value, "status": "running"}).encode())
+    assert key in resp.json["message"]
+    assert get_job(app, run, 1) == before
+
+
+@pytest.mark.parametrize("text", ['{"job_id": 1, "overrides": {"a": NaN}}',
+                                  '{"job_id": 1, "duration": Infinity}',
+                                  '{"job_id": 1, "tasks": [-Infinity]}'])
+def test_non_json_numbers_are_400(app, run, session, text):
+    assert raw_post(app, run, text.encode()).json == BAD_JSON
+    assert row_counts(session) == (0, 0, 0, 0)
+
+
+def test_over_long_run_name_in_the_url_is_400(app, session):
+    name = "x" * 513
+    resp = app.post(f"/runs/{name}/jobs/", json.dumps({"job_id": 1}), status=400)
+    assert "name" in resp.json["message"]
+    assert row_counts(session) == (0, 0, 0, 0)
+    longest = "y" * 512
+    assert post_job(app, longest, job_id=1) == {"job_id": "1"}
+
+
+def test_very_long_target_host_names(app, run, session):
+    host = "h" * 300
+    post_job(app, run, job_id=1, targets={f"u@{host}": "k"})
+    post_job(app, run, job_id=2, targets={f"u@{host}": "k"})
+    assert node_names_of(session, run, 1) == node_names_of(session, run, 2) == ["h" * 256]
+
+
+@pytest.mark.parametrize("job_id,stored", [(10**40, None), (1.5, "1.5"), ("a b", "a b"),
+                                           (True, None), ("%41", "%41")])
+def test_odd_job_ids(app, run, job_id, stored):
+    resp = app.post(f"/runs/{run}/jobs/", json.dumps({"job_id": job_id}),
+                    status=400 if stored is None else 200)
+    if stored is None:
+        assert "job_id" in resp.json["message"]
+        return
+    assert resp.json == {"job_id": stored}
+    from urllib.parse import quote
+    assert app.get(f"/runs/{run}/jobs/{quote(stored)}/").json["job_id"] == stored

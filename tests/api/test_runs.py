@@ -595,3 +595,22 @@ def test_queued_lists_runs_with_a_queued_job_by_scheduled_ascending(app, corpus)
 def test_queued_summaries_have_the_summary_shape(app, corpus):
     body = app.get("/runs/queued").json
     assert [list(item) for item in body] == [SUMMARY_KEYS]
+
+
+@pytest.mark.parametrize("route", ["/runs/", "/runs/branch/main/", "/runs/date/2024-01-15/",
+                                   "/jobs/"])
+@pytest.mark.parametrize("query", ["count=99999999999999999999",
+                                   "count=10&page=99999999999999999999",
+                                   "count=9223372036854775807&page=3"])
+def test_huge_paging_values_are_not_500(app, corpus, route, query):
+    resp = app.get(f"{route}?{query}", status="*")
+    assert resp.status_int in (200, 400), resp.body
+    if resp.status_int == 400:
+        assert resp.json == PAGING_MSG
+
+
+def test_post_run_over_long_name(app):
+    resp = app.post("/runs/", json.dumps({"name": "x" * 513}), status=400)
+    assert "name" in resp.json["message"]
+    assert app.get("/runs/").json == []
+    post_run(app, "y" * 512)
