@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidRequest
+from .models.artifacts import TEST_STATUS_VALUES
 from .models.statuses import JOB_STATUS_VALUES
 
 BAD_JSON = "could not decode JSON body"
@@ -532,8 +533,6 @@ def parse_artifact_kind(value: str | None) -> str | None:
 
 
 def parse_test_status(value: str | None) -> str | None:
-    from .models.artifacts import TEST_STATUS_VALUES
-
     if value in (None, ""):
         return None
     if value not in TEST_STATUS_VALUES:
