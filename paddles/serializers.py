@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Iterable, Sequence
+from urllib.parse import quote
 
-from .models import Job, Node, Queue, Run
+from .models import Artifact, Job, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
 from .schemas import JOB_FIELDS
 from .settings import Settings
@@ -135,3 +136,51 @@ def queue_stats(queue: Queue, queued_jobs: int, now: dt.datetime | None = None) 
     if not queue.is_paused(now):
         return {"queue": queue.name, "queued_jobs": queued_jobs, "paused": False}
     return {**queue_detail(queue, now), "queued_jobs": queued_jobs}
+
+
+# ---- artifacts (new routes: not upstream shapes) ------------------------------------------
+
+def artifacts_href(settings: Settings, run_name: str, job_id: str | None) -> str:
+    """The artifacts collection of a job (or, job_id None, of the run), with a trailing '/'."""
+    base = f"{settings.address}/runs/{run_name}/"
+    return base + (f"jobs/{job_id}/artifacts/" if job_id is not None else "artifacts/")
+
+
+def artifact_detail(artifact: Artifact, collection_href: str) -> dict[str, Any]:
+    return {
+        "name": artifact.name,
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "content_type": artifact.content_type,
+        "content_encoding": artifact.content_encoding,
+        "kind": artifact.kind.value,
+        "created": wire_time(artifact.created),
+        "parse_status": artifact.parse_status.value if artifact.parse_status else None,
+        "parse_error": artifact.parse_error,
+        "href": collection_href + quote(artifact.name, safe="/"),
+    }
+
+
+def test_case_detail(test: TestCase, job_id: str | None, artifact_name: str,
+                     collection_href: str, *, details: bool = False) -> dict[str, Any]:
+    """`collection_href`: the artifacts collection the test's artifact belongs to."""
+    out = {
+        "job_id": job_id,
+        "test_id": test.test_id,
+        "status": test.status.value,
+        "start": wire_time(test.start),
+        "stop": wire_time(test.stop),
+        "duration": test.duration,
+        "worker": test.worker,
+        "tags": test.tags or [],
+        "message": test.message,
+        "details_artifact": collection_href + quote(artifact_name, safe="/"),
+    }
+    if details:
+        out["details"] = test.details or {}
+    return out
+
+
+def timeline_detail(timeline: Timeline, artifact: Artifact, collection_href: str):
+    return {"columns": timeline.columns, "rows": timeline.rows,
+            "artifact": collection_href + quote(artifact.name, safe="/")}
