@@ -84,10 +84,20 @@ def delete_job(session: Session, run_name: str, job_id: str) -> None:
 
 
 def _next_job_id(session: Session, run: Run) -> str:
-    """One more than the largest numeric id of the run (the run row is locked)."""
+    """One more than the largest numeric id of the run (the run row is locked).
+
+    Ids of more than 20 digits sort as text, so the maximum cannot see them; when the
+    next number would be that long, probe upwards from the job count for a free id."""
     top = session.scalar(select(func.max(Job.sort_key))
                          .where(Job.run_id == run.id, Job.sort_key < "1"))
-    return str(int(top[1:21]) + 1 if top else 1)
+    candidate = int(top[1:21]) + 1 if top else 1
+    if candidate < 10**20:
+        return str(candidate)
+    candidate = (run.count_total or 0) + 1
+    while session.scalar(select(Job.id).where(Job.run_id == run.id,
+                                              Job.job_id == str(candidate))) is not None:
+        candidate += 1
+    return str(candidate)
 
 
 def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any], *,

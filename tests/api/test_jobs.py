@@ -772,3 +772,21 @@ def test_odd_job_ids(app, run, job_id, stored):
     assert resp.json == {"job_id": stored}
     from urllib.parse import quote
     assert app.get(f"/runs/{run}/jobs/{quote(stored)}/").json["job_id"] == stored
+
+
+def test_assigned_id_after_a_huge_numeric_client_id(app, run):
+    """Numeric ids past 20 digits sort as text; the next assigned id must still be free."""
+    post_job(app, run, job_id="9" * 20)
+    post_job(app, run, job_id="9" * 32)
+    assigned = {post_job(app, run)["job_id"] for _ in range(3)}
+    assert len(assigned) == 3
+    assert not assigned & {"9" * 20, "9" * 32}
+    assert all(len(job_id) <= 32 for job_id in assigned)
+    assert get_run(app, run)["jobs_count"] == 5
+
+
+@pytest.mark.parametrize("job_id", ["x%d", "a+b", "c;d&e=f", "100%"])
+def test_duplicate_message_is_verbatim(app, run, job_id):
+    post_job(app, run, job_id=job_id)
+    resp = post_job(app, run, job_id=job_id, expect=400)
+    assert resp == {"message": f"job with job_id {job_id} already exists"}

@@ -614,3 +614,19 @@ def test_post_run_over_long_name(app):
     assert "name" in resp.json["message"]
     assert app.get("/runs/").json == []
     post_run(app, "y" * 512)
+
+
+@pytest.mark.parametrize("name", ["run %d", "a+b", "c;d&e=f"])
+def test_duplicate_run_message_is_verbatim(app, name):
+    post_run(app, name)
+    resp = app.post("/runs/", json.dumps({"name": name}), status=400)
+    assert resp.json == {"message": f"run with name {name} already exists"}
+
+
+def test_parsed_values_are_cut_to_their_columns(app):
+    """A long user or suite in a name never refuses the run (the job POST must work)."""
+    name = "u" * 40 + "-2024-01-15_20:00:03-" + "s" * 300 + "-main-distro-default-smithi"
+    post_job(app, name, job_id=1, suite=None, branch=None, machine_type=None)
+    body = app.get(f"/runs/{name}/").json
+    assert body["user"] == "u" * 32
+    assert body["scheduled"] == "2024-01-15 20:00:03"
