@@ -79,8 +79,8 @@ class JobStatsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        return node_service.job_stats(self._db(),
-                                      since_days=schemas.parse_since_days(params.get("since_days")),
+        since_days = schemas.parse_since_days(params.get("since_days"))
+        return node_service.job_stats(self._db(), since_days=since_days,
                                       machine_type=params.get("machine_type") or None)
 
 

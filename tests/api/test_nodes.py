@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 import paddles.controllers.nodes  # noqa: F401  (registers the /nodes/ OpenAPI paths)
 from paddles import openapi
 from paddles.models import Job, Node, job_nodes
-from tests.factories import post_job, put_job, run_name
+from tests.factories import post_job, run_name
 
 FQDN = "smithi001.front.sepia.ceph.com"
 NODE_KEYS = ["name", "description", "up", "machine_type", "is_vm", "vm_host", "os_type",

@@ -249,7 +249,7 @@ def test_pop_paused_queue_is_503(app, backlog):
     assert ok(call(app, "GET", "/queue/pop_queue/?queue=smithi"))["job_id"] == "3"
 
 
-# ---- parameters: query string and JSON body ------------------------------------------------------
+# ---- parameters: query string and JSON body -----------------------------------------------------
 
 @pytest.mark.parametrize("content_type", [None, "application/json",
                                           "application/x-www-form-urlencoded", "text/plain"])
