@@ -63,7 +63,7 @@ def run(app):
 def test_every_response_is_json_with_cors_headers(app, run, method, path, status):
     resp = request(app, method, path.replace("RUN", run))
     assert resp.status_int == status
-    assert resp.content_type == "application/json"
+    assert resp.headers["Content-Type"] == "application/json"
     json.loads(resp.body)
     assert_cors(resp)
 
@@ -110,6 +110,7 @@ def test_head_matches_get_on_every_kind_of_resource(app, run, path):
     assert head.status_int == got.status_int == 200
     assert head.body == b""
     assert head.content_type == got.content_type
+    assert head.headers.get("Content-Length") == got.headers.get("Content-Length")
 
 
 def test_head_is_served_by_the_get_handler_trick(app, run, monkeypatch):
@@ -118,6 +119,24 @@ def test_head_is_served_by_the_get_handler_trick(app, run, monkeypatch):
     # Without the line, RestController answers HEAD with 405: the line is what makes it work.
     monkeypatch.delattr(Resource, "_handle_head")
     assert request(app, "HEAD", f"/runs/{run}/").status_int == 405
+
+
+def test_every_success_is_exactly_200(app):
+    """teuthology compares status_code == 200: never 201/204, never a redirect."""
+    name = run_name()
+    steps = [
+        ("POST", "/runs", json.dumps({"name": name}), {}),
+        ("POST", f"/runs/{name}/jobs", json.dumps({"job_id": 1}), {"job_id": "1"}),
+        ("POST", f"/runs/{name}/jobs/", json.dumps({"job_id": 2}), {"job_id": "2"}),
+        ("PUT", f"/runs/{name}/jobs/1", json.dumps({"status": "pass"}), {}),
+        ("PUT", f"/runs/{name}/jobs/1/", json.dumps({"status": "pass"}), {}),
+        ("DELETE", f"/runs/{name}/jobs/1", "", {}),
+        ("DELETE", f"/runs/{name}/jobs/2/", "", {}),
+        ("DELETE", f"/runs/{name}", "", {}),
+    ]
+    for method, path, body, answer in steps:
+        resp = request(app, method, path, body)
+        assert (resp.status_int, resp.json) == (200, answer), (method, path)
 
 
 # ---- unsupported methods ----------------------------------------------------------------------
