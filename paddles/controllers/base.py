@@ -17,7 +17,7 @@ class Resource(RestController):
     @expose()
     def _route(self, args, request=None):
         try:
-            return super()._route(args, request)
+            return super()._route(args, _NoMethodOverride(request))
         except exc.HTTPMethodNotAllowed as e:
             # Each enclosing RestController rewrites e.allow on the way out; keep the
             # methods of the innermost one, the resource the URL names.
@@ -48,3 +48,22 @@ class Resource(RestController):
     @staticmethod
     def _body() -> bytes:
         return request.body
+
+
+class _NoMethodOverride:
+    """The request as RestController routing sees it: its `_method` override is ignored.
+
+    Pecan lets `?_method=delete` turn a POST into a DELETE (and parses form bodies to look
+    for it); the wire contract routes by the HTTP method alone.
+    """
+
+    params: dict = {}
+
+    def __init__(self, request):
+        object.__setattr__(self, "_request", request)
+
+    def __getattr__(self, name):
+        return getattr(self._request, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._request, name, value)

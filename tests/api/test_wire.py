@@ -345,3 +345,17 @@ def test_unknown_routes_are_404_json(app, run, method, path):
     assert resp.status_int == 404
     assert set(resp.json) == {"message"}
     assert_cors(resp)
+
+
+@pytest.mark.parametrize("route", ["invalid", "forbidden", "not_found", "unavailable"])
+def test_error_routes_take_no_extra_segments(app, route):
+    resp = app.get(f"/errors/{route}/extra/", status=404)
+    assert resp.json == {"message": "resource was not found"}
+
+
+@pytest.mark.parametrize("override", ["delete", "put", "DELETE"])
+def test_method_override_parameter_is_ignored(app, run, session, override):
+    """Pecan's `_method` override must not turn a POST into a DELETE or PUT."""
+    resp = app.post(f"/runs/{run}/?_method={override}", "{}", status=405)
+    assert resp.json == {"message": "method not allowed"}
+    assert session.scalar(select(func.count()).select_from(Run).where(Run.name == run)) == 1
