@@ -14,6 +14,11 @@ setup(
         "gunicorn>=22.0",
         "orjson>=3.10",
         "PyYAML>=6",
+        "python-subunit>=1.4",
+        "testtools>=2.7",
+        "defusedxml>=0.7",
+        "boto3>=1.34",
+        "multipart>=1.2",
     ],
     extras_require={
         "test": [
@@ -23,6 +28,7 @@ setup(
             "requests>=2.31",
             "supervisor>=4.2",
             "openapi-spec-validator>=0.7",
+            "moto[server]>=5.0",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},

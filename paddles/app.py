@@ -6,8 +6,9 @@ import logging
 import pecan
 
 from .db import make_engine, make_session_factory
-from .hooks import DBSessionHook, ErrorHook, OrjsonRenderer, WireMiddleware
+from .hooks import DBSessionHook, ErrorHook, OrjsonRenderer, StorageHook, WireMiddleware
 from .settings import Settings, load_settings
+from .storage import make_blob_store
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,8 @@ def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
 
     app = pecan.Pecan(
         RootController(settings),
-        hooks=[DBSessionHook(session_factory), ErrorHook(), *extra_hooks],
+        hooks=[DBSessionHook(session_factory), ErrorHook(),
+               StorageHook(make_blob_store(settings)), *extra_hooks],
         default_renderer="json",
         custom_renderers={"json": OrjsonRenderer},
         force_canonical=False,

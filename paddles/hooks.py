@@ -1,11 +1,13 @@
 """Request plumbing: session per request, errors as JSON, and the WSGI wrapper around Pecan."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import re
 import time
 import uuid
+from typing import Any
 
 import orjson
 from pecan.hooks import PecanHook
@@ -59,7 +61,10 @@ class DBSessionHook(PecanHook):
 
     def on_route(self, state):
         session = self.make_session()
-        if state.request.method not in READ_METHODS:
+        # A streamed upload takes its write lock itself, after the body is in (SQLite would
+        # otherwise hold the database's write lock for as long as the client sends).
+        if state.request.method not in READ_METHODS \
+                and STREAMED_BODY not in state.request.environ:
             begin_write(session)
         state.request.db = session
 
@@ -122,6 +127,50 @@ def database_error_response(exc: DBAPIError) -> Response:
 
 
 _SLASHES = re.compile(r"/{2,}")
+# Uploads whose body the app streams to disk: not buffered, not retried, hidden from webob.
+ARTIFACT_UPLOAD = re.compile(r"/runs/[^/]+/(?:jobs/[^/]+/)?artifacts(?:/|$)")
+STREAMED_BODY = "paddles.streamed_body"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamedBody:
+    input: Any
+    length: int | None  # None: read to the end (chunked transfer)
+    content_type: str | None
+    content_encoding: str | None
+
+
+def hide_body(environ) -> None:
+    """Move the request body out of webob's sight into environ[STREAMED_BODY].
+
+    Pecan reads `request.params` on every non-GET request, and webob then parses a form
+    body (curl's default Content-Type for --data-binary) into memory. The upload handler
+    reads the body from the StreamedBody instead.
+    """
+    raw = environ.get("CONTENT_LENGTH") or ""
+    try:
+        length = int(raw) if raw.strip() else None
+    except ValueError:
+        length = -1  # the handler answers 400
+    if length is None and not (environ.get("wsgi.input_terminated")
+                               or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()):
+        length = 0  # PEP 3333: no length and no chunking means no body
+    environ[STREAMED_BODY] = StreamedBody(environ["wsgi.input"], length,
+                                          environ.get("CONTENT_TYPE"),
+                                          environ.get("HTTP_CONTENT_ENCODING"))
+    environ["wsgi.input"] = io.BytesIO(b"")
+    environ["CONTENT_LENGTH"] = "0"
+    environ["CONTENT_TYPE"] = "application/octet-stream"
+
+
+class StorageHook(PecanHook):
+    """Hands the blob store to the request, as DBSessionHook does the session."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def on_route(self, state):
+        state.request.blobs = self.store
 
 
 class WireMiddleware:
@@ -157,8 +206,14 @@ class WireMiddleware:
         if method == "OPTIONS":
             start_response("200 OK", finish("200 OK", [("Content-Type", "application/json")]))
             return [b"{}"]
-        if method in ("GET", "HEAD"):  # reads never retry: stream straight through
+        streamed = method in ("PUT", "POST") and ARTIFACT_UPLOAD.match(path) is not None
+        if streamed:
+            hide_body(environ)
+        if method in ("GET", "HEAD") or streamed:
+            # reads never retry, nor do artifact uploads: stream straight through
             def start(status, headers, exc_info=None):
+                if streamed and int(status.split(" ", 1)[0]) >= 400:
+                    headers = [*headers, ("Connection", "close")]  # the body may be unread
                 return start_response(status, finish(status, headers), exc_info)
             return self.app(environ, start)
         status, headers, body = self._call_with_retries(environ)

@@ -153,6 +153,8 @@ EXTRA_PATHS: list[callable] = []  # other route families register their path bui
 
 @lru_cache(maxsize=1)
 def document() -> dict:
+    from .controllers import root  # noqa: F401  (importing the tree registers EXTRA_PATHS)
+
     paths = _paths()
     for extra in EXTRA_PATHS:
         paths.update(extra())

@@ -7,6 +7,7 @@ from .. import schemas, serializers
 from ..errors import InvalidRequest
 from ..services import jobs as job_service
 from ..services import runs as run_service
+from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource
 
 
@@ -57,6 +58,9 @@ class JobController(Resource):
         super().__init__(settings)
         self._run_name = run_name
         self._job_id = job_id
+        self.artifacts = ArtifactsController(settings, run_name, job_id)
+        self.tests = TestsController(settings, run_name, job_id)
+        self.timeline = TimelineController(settings, run_name, job_id)
 
     @expose("json")
     def get(self, **_):

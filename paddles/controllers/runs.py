@@ -6,6 +6,7 @@ from pecan import expose
 from .. import filters, schemas, serializers
 from ..services import jobs as job_service
 from ..services import runs as run_service
+from .artifacts import ArtifactsController, TestsController
 from .base import Resource
 from .jobs import JobsController
 
@@ -68,6 +69,8 @@ class RunController(Resource):
         super().__init__(settings)
         self._name = name
         self.jobs = JobsController(settings, name)
+        self.artifacts = ArtifactsController(settings, name)
+        self.tests = TestsController(settings, name)
 
     @expose("json")
     def get(self, **_):

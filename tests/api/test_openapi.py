@@ -10,7 +10,8 @@ from paddles import openapi
 
 SAMPLES = {"name": "teuthology-2024-01-15_20:00:03-rados-main-distro-default-smithi",
            "job_id": "1", "value": "main", "start": "2024-01-01", "end": "2024-01-31",
-           "node": "smithi001.front.sepia.ceph.com", "queue": "smithi"}
+           "node": "smithi001.front.sepia.ceph.com", "queue": "smithi",
+           "path": "logs/teuthology.log"}
 
 
 def test_document_is_valid_openapi_31(app):

@@ -1,0 +1,407 @@
+"""Artifacts, test cases and timelines, under a run and under a job.
+
+One controller class per resource, parameterised by scope: `job_id=None` is the run's own
+artifacts (`/runs/NAME/artifacts/...`), otherwise the job's (`/runs/NAME/jobs/ID/...`).
+Uploads are streamed: WireMiddleware hands the body over untouched (hooks.STREAMED_BODY),
+and it goes to a spool file, then the blob store, before the write transaction begins.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from pecan import expose, request, response
+from webob import Response
+
+from .. import openapi, schemas, serializers, streams
+from ..db import begin_write
+from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
+from ..hooks import STREAMED_BODY, StreamedBody
+from ..models.artifacts import TEST_STATUS_VALUES
+from ..openapi import JOB, PAGING, RUN, _ok, _op, _p, _q
+from ..services import artifacts as artifact_service
+from ..storage import BlobMissing
+from .base import Resource
+
+log = logging.getLogger(__name__)
+
+_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+# served artifacts are untrusted content: never sniffed into HTML, never run as a page
+SAFETY_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
+class _Scoped(Resource):
+    def __init__(self, settings, run_name: str, job_id: str | None = None):
+        super().__init__(settings)
+        self._run_name = run_name
+        self._job_id = job_id
+
+    def _href(self) -> str:
+        return serializers.artifacts_href(self._settings, self._run_name, self._job_id)
+
+    def _scope(self):
+        return artifact_service.get_scope(self._db(), self._run_name, self._job_id)
+
+    def _check_then_release(self) -> None:
+        """404 for a missing run/job before a byte of the body is read; then end that read
+        transaction, so no snapshot or pooled connection is held while the body streams."""
+        db = self._db()
+        self._scope()
+        db.rollback()
+
+    @staticmethod
+    def _streamed_body() -> StreamedBody:
+        body = request.environ.get(STREAMED_BODY)
+        if body is None:  # app called without WireMiddleware
+            raw = request.environ.get("CONTENT_LENGTH") or "0"
+            body = StreamedBody(request.environ["wsgi.input"], int(raw) if raw.isdigit() else -1,
+                                request.environ.get("CONTENT_TYPE"),
+                                request.environ.get("HTTP_CONTENT_ENCODING"))
+        if body.length is not None and body.length < 0:
+            raise InvalidRequest("invalid Content-Length")
+        return body
+
+    def _save(self, uploads, names, kind):
+        """Store blobs and parse (no lock held), then write every row in one transaction."""
+        db, store = self._db(), request.blobs
+        try:
+            prepared = [artifact_service.prepare_upload(store, upload, name, kind)
+                        for upload, name in zip(uploads, names)]
+            begin_write(db)
+            return [artifact_service.save_artifact(db, store, self._run_name, self._job_id, p)
+                    for p in prepared]
+        finally:
+            for upload in uploads:
+                upload.discard()
+
+
+class ArtifactsController(_Scoped):
+    """GET lists, POST uploads multipart/form-data; ARTIFACTS/PATH goes to ArtifactController."""
+
+    @expose()
+    def _route(self, args, request=None):
+        segments = [a for a in args if a != ""]
+        if segments:  # the whole rest of the URL is the artifact's PATH, whatever it says
+            item = ArtifactController(self._settings, self._run_name, self._job_id, segments)
+            return item._route([], request)
+        return super()._route(args, request)
+
+    @expose("json")
+    def get_all(self, **_):
+        href = self._href()
+        return [serializers.artifact_detail(a, href)
+                for a in artifact_service.list_artifacts(self._db(), self._scope())]
+
+    @expose("json")
+    def post(self, **_):
+        kind = schemas.parse_artifact_kind(self._params().get("kind"))
+        body = self._streamed_body()
+        if (body.content_type or "").split(";", 1)[0].strip().lower() != "multipart/form-data":
+            raise PaddlesError("POST takes a multipart/form-data body (curl -F file=@NAME); "
+                               "PUT a raw body to artifacts/PATH", status=415)
+        self._check_then_release()
+        uploads = streams.spool_multipart(body.input, body.length, body.content_type,
+                                          spool_dir=request.blobs.spool_dir,
+                                          limit=self._settings.artifacts_max_size)
+        try:
+            names = [schemas.parse_artifact_name(u.filename) for u in uploads]
+            if len(set(names)) != len(names):
+                raise InvalidRequest("the same file name twice in one upload")
+        except BaseException:
+            for upload in uploads:
+                upload.discard()
+            raise
+        saved = self._save(uploads, names, kind)
+        response.status = 201 if any(outcome == "created" for _, outcome in saved) else 200
+        href = self._href()
+        return [serializers.artifact_detail(artifact, href) for artifact, _ in saved]
+
+
+class ArtifactController(_Scoped):
+    def __init__(self, settings, run_name, job_id, segments):
+        super().__init__(settings, run_name, job_id)
+        self._segments = segments
+
+    @expose()
+    def get(self, **_):
+        name = schemas.parse_artifact_path(self._segments)
+        artifact = artifact_service.get_artifact(self._db(), self._scope(), name)
+        return _download(artifact, request.blobs)
+
+    @expose("json")
+    def put(self, **_):
+        name = schemas.parse_artifact_path(self._segments)
+        kind = schemas.parse_artifact_kind(self._params().get("kind"))
+        body = self._streamed_body()
+        encoding = streams.content_encoding(body.content_encoding)
+        self._check_then_release()
+        upload = streams.spool_body(body.input, body.length, spool_dir=request.blobs.spool_dir,
+                                    limit=self._settings.artifacts_max_size,
+                                    content_encoding=encoding, content_type=body.content_type)
+        [(artifact, outcome)] = self._save([upload], [name], kind)
+        data = serializers.artifact_detail(artifact, self._href())
+        if outcome == "created":
+            response.status = 201
+            response.headers["Location"] = data["href"]
+        return data
+
+    @expose()
+    def delete(self, **_):
+        name = schemas.parse_artifact_path(self._segments)
+        artifact_service.delete_artifact(self._db(), self._run_name, self._job_id, name)
+        return Response(status=204)
+
+
+class TestsController(_Scoped):
+    """Parsed test cases: of a job, or (job_id None) of the whole run, with per-status counts."""
+
+    __test__ = False  # not a pytest class
+
+    @expose("json")
+    def get_all(self, **_):
+        params = self._params()
+        status = schemas.parse_test_status(params.get("status"))
+        limit, offset = schemas.parse_paging(params, None)
+        details = schemas.parse_bool("details", params["details"]) if params.get("details") \
+            else False
+        db = self._db()
+        scope = self._scope()
+        counts = artifact_service.count_tests(db, scope.run, scope.job)
+        rows = artifact_service.list_tests(db, scope.run, scope.job, status=status,
+                                           limit=limit, offset=offset)
+        run_href = serializers.artifacts_href(self._settings, self._run_name, None)
+        tests = []
+        for test, job_id, artifact_name in rows:
+            href = run_href if job_id is None else serializers.artifacts_href(
+                self._settings, self._run_name, job_id)
+            tests.append(serializers.test_case_detail(test, job_id, artifact_name, href,
+                                                      details=details))
+        return {"counts": counts, "tests": tests}
+
+
+class TimelineController(_Scoped):
+    """The job's dstat series, from its most recent parsed dstat artifact."""
+
+    @expose("json")
+    def get_all(self, **_):
+        timeline, artifact = artifact_service.get_timeline(self._db(), self._scope())
+        return serializers.timeline_detail(timeline, artifact, self._href())
+
+
+# ---- downloads ----------------------------------------------------------------------------
+
+def _download(artifact, store) -> Response:
+    headers = {"ETag": f'"{artifact.sha256}"', **SAFETY_HEADERS}
+    if _etag_matches(request.headers.get("If-None-Match"), artifact.sha256):
+        return Response(status=304, headers=headers)
+    gzipped = artifact.content_encoding == "gzip"
+    head = request.method == "HEAD"
+    if gzipped:
+        headers["Vary"] = "Accept-Encoding"
+    if gzipped and not _accepts_gzip(request.headers.get("Accept-Encoding")):
+        # decompressed on the fly: the length is unknown up front, and ranges are not offered
+        headers["Accept-Ranges"] = "none"
+        chunks = None if head else streams.gunzip_chunks(_open(store, artifact, 0, None))
+        return _response(200, artifact, headers, chunks, length=None)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    headers["Accept-Ranges"] = "bytes"
+    size = artifact.size
+    wanted = None
+    if_range = request.headers.get("If-Range")
+    if if_range is None or if_range.strip() == f'"{artifact.sha256}"':
+        wanted = _parse_range(request.headers.get("Range"), size)
+    if wanted is None:
+        chunks = None if head else _open(store, artifact, 0, None)
+        return _response(200, artifact, headers, chunks, length=size)
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    chunks = None if head else _open(store, artifact, start, end)
+    return _response(206, artifact, headers, chunks, length=end - start)
+
+
+def _open(store, artifact, start, end):
+    try:
+        return store.open_range(artifact.sha256, start, end)
+    except BlobMissing:
+        log.error("artifact %s (id %s) names blob %s, which storage does not have",
+                  artifact.name, artifact.id, artifact.sha256)
+        raise PaddlesError("artifact content is missing from storage", status=500) from None
+
+
+class _StreamedResponse(Response):
+    """Keeps its Content-Length when its app_iter is replaced.
+
+    Pecan swaps the app_iter of every 200 for a tee (to peek whether it is empty), and
+    webob's setter then drops Content-Length: downloads would go out chunked, HEAD without
+    a length."""
+
+    @property
+    def app_iter(self):
+        return self._app_iter
+
+    @app_iter.setter
+    def app_iter(self, value):
+        self._app_iter = value
+
+
+def _response(status, artifact, headers, chunks, *, length) -> Response:
+    resp = _StreamedResponse(status=status, content_type=None, charset=None)
+    resp.headers["Content-Type"] = artifact.content_type
+    for key, value in headers.items():
+        resp.headers[key] = value
+    # A generator that yields at least once: Pecan turns a 200 it sees as empty into a 204,
+    # and reads a non-generator body whole to find out.
+    resp.app_iter = _nonempty(chunks if chunks is not None else ())
+    resp.content_length = length  # None: unknown (sent chunked)
+    return resp
+
+
+def _nonempty(chunks):
+    sent = False
+    try:
+        for chunk in chunks:
+            if chunk:
+                sent = True
+                yield chunk
+        if not sent:
+            yield b""
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _etag_matches(header: str | None, sha256: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if tag.strip('"') == sha256:
+            return True
+    return False
+
+
+def _accepts_gzip(header: str | None) -> bool:
+    for item in (header or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().lower()
+            return not re.fullmatch(r"q\s*=\s*0(\.0*)?", q)
+    return False
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) for one `bytes=` range; None to send everything (no Range, several
+    ranges, another unit, or a malformed one: RFC 9110 lets a server ignore those)."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header)
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":  # the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(size - suffix, 0), size
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    end = size if last == "" else min(int(last) + 1, size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiable:
+    return RangeNotSatisfiable(f"range not satisfiable: the artifact has {size} bytes",
+                               headers={"Content-Range": f"bytes */{size}"})
+
+
+# ---- OpenAPI ------------------------------------------------------------------------------
+
+def _openapi_paths() -> dict:
+    time = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
+    artifact = {"type": "object", "properties": {
+        "name": {"type": "string"}, "size": {"type": "integer"},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "content_type": {"type": "string"}, "content_encoding": {"type": ["string", "null"]},
+        "kind": {"enum": list(schemas.ARTIFACT_KINDS)}, "created": time,
+        "parse_status": {"enum": ["ok", "error", None]},
+        "parse_error": {"type": ["string", "null"]}, "href": {"type": "string"}}}
+    counts = {"type": "object", "properties": {
+        k: {"type": "integer"} for k in (*TEST_STATUS_VALUES, "total")}}
+    test = {"type": "object", "properties": {
+        "job_id": {"type": ["string", "null"]}, "test_id": {"type": "string"},
+        "status": {"enum": list(TEST_STATUS_VALUES)}, "start": time, "stop": time,
+        "duration": {"type": ["number", "null"]}, "worker": {"type": ["string", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "message": {"type": ["string", "null"]}, "details_artifact": {"type": "string"},
+        "details": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "attachments by name; only with ?details=true"}}}
+    tests = {"type": "object", "properties": {"counts": counts,
+                                              "tests": {"type": "array", "items": test}}}
+    kind = _q("kind", "subunit, junit, dstat, log or binary (default: detected)",
+              {"enum": list(schemas.ARTIFACT_KINDS)})
+    path = _p("path", "artifact PATH, may contain '/'")
+    raw = {"required": True, "content": {"*/*": {"schema": {"type": "string",
+                                                             "format": "binary"}}}}
+    form = {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {"file": {"type": "array", "items": {
+            "type": "string", "format": "binary"}}}}}}}
+    blob = {"description": "the bytes (206 for a Range, 304 for a matching If-None-Match)",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+    out: dict[str, dict] = {}
+    for prefix, scope_params, where in (
+            ("/runs/{name}/jobs/{job_id}", [RUN, JOB], "the job"),
+            ("/runs/{name}", [RUN], "the run itself (not its jobs)")):
+        post = _op(f"upload files as artifacts of {where} (multipart/form-data, one or more)",
+                   params=[*scope_params, kind], ok=_ok({"type": "array", "items": artifact}),
+                   errors=(400, 404, 413, 415))
+        post["requestBody"] = form
+        post["responses"]["201"] = _ok({"type": "array", "items": artifact}, "created")
+        put = _op(f"upload the raw body as artifact PATH of {where} (gzip: send "
+                  "Content-Encoding: gzip); 201 new, 200 replaced or unchanged",
+                  params=[*scope_params, path, kind], ok=_ok(artifact, "replaced or unchanged"),
+                  errors=(400, 404, 413))
+        put["requestBody"] = raw
+        put["responses"]["201"] = _ok(artifact, "created")
+        get = _op("download, streamed (HEAD too); ETag, If-None-Match, Range; gzip-stored "
+                  "artifacts decompressed unless the client accepts gzip",
+                  params=[*scope_params, path], ok=blob, errors=(400, 404, 416))
+        get["responses"]["206"] = blob
+        get["responses"]["304"] = {"description": "not modified"}
+        delete = _op("delete the artifact (its blob is reclaimed by `paddles purge`)",
+                     params=[*scope_params, path], errors=(400, 404))
+        delete["responses"] = {"204": {"description": "deleted"},
+                               **{k: v for k, v in delete["responses"].items() if k != "200"}}
+        out[prefix + "/artifacts/"] = {
+            "get": _op(f"artifacts of {where}", params=scope_params,
+                       ok=_ok({"type": "array", "items": artifact}), errors=(404,)),
+            "post": post}
+        out[prefix + "/artifacts/{path}"] = {"get": get, "put": put, "delete": delete}
+    test_params = [_q("status", "only test cases with this status",
+                      {"enum": list(TEST_STATUS_VALUES)}),
+                   _q("details", "include attachments (tracebacks, output)"), *PAGING]
+    out["/runs/{name}/jobs/{job_id}/tests/"] = {"get": _op(
+        "parsed test cases of the job, with per-status counts (of all its test cases)",
+        params=[RUN, JOB, *test_params], ok=_ok(tests), errors=(400, 404))}
+    out["/runs/{name}/tests/"] = {"get": _op(
+        "parsed test cases of the whole run, with per-status counts",
+        params=[RUN, *test_params], ok=_ok(tests), errors=(400, 404))}
+    out["/runs/{name}/jobs/{job_id}/timeline/"] = {"get": _op(
+        "the job's dstat series, from its latest parsed dstat artifact",
+        params=[RUN, JOB], ok=_ok({"type": "object", "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array"}},
+            "artifact": {"type": "string"}}}), errors=(404,))}
+    return out
+
+
+openapi.EXTRA_PATHS.append(_openapi_paths)
+openapi.document.cache_clear()
