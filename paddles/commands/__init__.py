@@ -14,7 +14,8 @@ from ..logs import configure_logging
 from ..settings import load_settings
 
 COMMANDS = ("migrate", "serve", "expire-jobs", "set-status", "reparse", "set-targets",
-            "delete-run", "dedupe", "import-nodes", "node-jobs", "node-stats", "queue-stats")
+            "delete-run", "dedupe", "import-nodes", "node-jobs", "node-stats", "queue-stats",
+            "purge")
 
 EPILOG = """\
 Upstream `pecan <command> config.py` equivalents: populate -> migrate (creates or upgrades
