@@ -1,7 +1,10 @@
 """Engine and session construction: the only place that knows database quirks."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import orjson
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -12,8 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 WRITE_OPTION = "paddles_write"
 
 
+def _dump_json(value) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits: the stdlib writes them exactly
+        return json.dumps(value)
+
+
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kw) -> Engine:
     parsed = make_url(url)
+    # JSON columns are (de)coded with orjson: decoding JSONB was most of a run detail's cost
+    kw.setdefault("json_serializer", _dump_json)
+    kw.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kw)
     kw.setdefault("pool_pre_ping", True)

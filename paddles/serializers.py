@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 from urllib.parse import quote
+
+import orjson
+from sqlalchemy import Row
 
 from .models import Artifact, Job, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
@@ -22,7 +26,9 @@ def wire_time(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if value.tzinfo is not dt.timezone.utc:
+            value = value.astimezone(dt.timezone.utc)
+        value = value.replace(tzinfo=None)
     return str(value)
 
 
@@ -58,26 +64,53 @@ def run_summary(run: Run, settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_detail(run: Run, jobs: Iterable[Job], settings: Settings) -> dict[str, Any]:
+def run_detail(run: Run, job_rows: Iterable[Row], settings: Settings) -> dict[str, Any]:
     out = run_summary(run, settings)
-    out["jobs"] = [job_detail(job, run.name, settings) for job in jobs]
+    out["jobs"] = [job_detail(row, settings) for row in job_rows]
     return out
 
 
-def job_detail(job: Job, run_name: str, settings: Settings) -> dict[str, Any]:
+def _status_value(value) -> str:
+    return value.value
+
+
+_JOB_CONVERTERS = {"json": orjson.Fragment, "status": _status_value, "datetime": wire_time}
+
+
+@lru_cache(maxsize=16)
+def _job_plan(row_fields: tuple[str, ...]) -> tuple[tuple[str, int, Any], ...]:
+    """For each wire key of a job: its position in the row and how to convert it."""
+    where = {name: i for i, name in enumerate(row_fields)}
+    plan = [(key, where[key], _JOB_CONVERTERS.get(field.kind))
+            for key, field in JOB_FIELDS.items()]
+    plan += [(key, where[key], wire_time) for key in ("posted", "started", "updated")]
+    return tuple(plan)
+
+
+def job_detail(row: Row, settings: Settings) -> dict[str, Any]:
+    """A job (spec 6.2) from a row of services.jobs.select_job_rows().
+
+    JSON columns arrive as JSON text and go out as orjson Fragments: never parsed here.
+    """
+    values = tuple(row)
     out: dict[str, Any] = {
-        "log_href": settings.job_log_href_templ.format(run_name=run_name, job_id=job.job_id)
+        "log_href": settings.job_log_href_templ.format(run_name=row.run_name,
+                                                       job_id=row.job_id)
     }
-    for key in JOB_FIELDS:
-        value = getattr(job, key)
-        if key == "status" and value is not None:
-            value = value.value
-        elif key == "timestamp":
-            value = wire_time(value)
-        out[key] = value
-    out["posted"] = wire_time(job.posted)
-    out["started"] = wire_time(job.started)
-    out["updated"] = wire_time(job.updated)
+    for key, index, convert in _job_plan(row._fields):
+        value = values[index]
+        out[key] = convert(value) if convert is not None and value is not None else value
+    return out
+
+
+def job_list(rows: Iterable[Row], settings: Settings,
+             fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        data = job_detail(row, settings)
+        if fields is not None and "href" in fields:
+            data["href"] = job_href(settings, row.run_name, row.job_id)
+        out.append(sliced(data, fields))
     return out
 
 

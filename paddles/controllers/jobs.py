@@ -11,16 +11,6 @@ from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource
 
 
-def _job_dicts(jobs_with_runs, settings, fields):
-    out = []
-    for job, run_name in jobs_with_runs:
-        data = serializers.job_detail(job, run_name, settings)
-        if fields is not None and "href" in fields:
-            data["href"] = serializers.job_href(settings, run_name, job.job_id)
-        out.append(serializers.sliced(data, fields))
-    return out
-
-
 class JobsController(Resource):
     def __init__(self, settings, run_name):
         super().__init__(settings)
@@ -34,7 +24,7 @@ class JobsController(Resource):
         run = run_service.get_run(self._db(), self._run_name,
                                   missing="associated run was not found")
         jobs = job_service.list_jobs(self._db(), run, status)
-        return _job_dicts(((j, run.name) for j in jobs), self._settings, fields)
+        return serializers.job_list(jobs, self._settings, fields)
 
     @expose("json")
     def post(self, **_):
@@ -64,8 +54,8 @@ class JobController(Resource):
 
     @expose("json")
     def get(self, **_):
-        run, job = job_service.get_job(self._db(), self._run_name, self._job_id)
-        return serializers.job_detail(job, run.name, self._settings)
+        return serializers.job_detail(
+            job_service.read_job(self._db(), self._run_name, self._job_id), self._settings)
 
     @expose("json")
     def put(self, **_):
@@ -92,4 +82,4 @@ class RecentJobsController(Resource):
             if params.get(key):
                 query[key] = schemas.parse_day(params[key])
         rows = job_service.list_recent_jobs(self._db(), query, limit=limit, offset=offset)
-        return _job_dicts(rows, self._settings, None)
+        return serializers.job_list(rows, self._settings)

@@ -9,7 +9,6 @@ from ..errors import InvalidRequest
 from ..services import nodes as node_service
 from ..openapi import NODE, PAGING, _list, _ok, _op, _q
 from .base import Resource
-from .jobs import _job_dicts
 
 
 class MethodGuard(Resource):
@@ -147,7 +146,7 @@ class NodeJobsController(Resource):
                                       job_name=params.get("name") or None,
                                       status=params.get("status") or None,
                                       limit=limit or None, offset=offset)  # count=0: all
-        return _job_dicts(rows, self._settings, None)
+        return serializers.job_list(rows, self._settings)
 
 
 class NodeJobStatsController(Resource):

@@ -7,7 +7,6 @@ from .. import openapi, schemas, serializers
 from ..openapi import _list, _ok, _op, _q, _ref
 from ..services import queue as queue_service
 from .base import Resource
-from .jobs import _job_dicts
 
 
 class QueueController(Resource):
@@ -56,8 +55,7 @@ class PopQueueController(QueueReader):
         found = queue_service.peek_queue(self._db(), params["queue"])
         if found is None:
             return None  # rendered as the JSON literal `null`, status 200
-        job, run_name = found
-        return serializers.job_detail(job, run_name, self._settings)
+        return serializers.job_detail(found, self._settings)
 
 
 class QueueStatsController(QueueReader):
@@ -71,7 +69,7 @@ class QueuedJobsController(QueueReader):
         rows = queue_service.list_queued_jobs(self._db(), params["queue"],
                                               user=params.get("user"),
                                               run_name=params.get("run_name"))
-        return _job_dicts(rows, self._settings, None)
+        return serializers.job_list(rows, self._settings)
 
 
 def _openapi_paths() -> dict:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
 from ..models import Job, Node, Run, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
-from .jobs import _status_is as job_status_is
+from .jobs import select_job_rows
+from .jobs import status_is as job_status_is
 
 NOT_FOUND = "node not found"
 MAX_LIMIT = 2**31 - 1
@@ -202,19 +203,18 @@ def _node_id(session: Session, name: str) -> int:
 
 def node_jobs(session: Session, name: str, *, job_name: str | None = None,
               status: str | None = None, limit: int | None = None,
-              offset: int = 0) -> list[tuple[Job, str]]:
+              offset: int = 0) -> list[Row]:
     """Jobs whose targets included the node, newest posted first, with their run names."""
     node_id = _node_id(session, name)
-    stmt = (select(Job, Run.name)
+    stmt = (select_job_rows()
             .join(job_nodes, job_nodes.c.job_id == Job.id)
-            .join(Run, Run.id == Job.run_id)
             .where(job_nodes.c.node_id == node_id))
     if job_name is not None:
         stmt = stmt.where(Job.name == job_name)
     if status is not None:
         stmt = stmt.where(job_status_is(status))
     stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
-    return [(job, run_name) for job, run_name in session.execute(stmt)]
+    return list(session.execute(stmt))
 
 
 def node_job_stats(session: Session, name: str) -> dict[str, int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, QueueNotFound, Unavailable
 from ..models import Job, JobStatus, Queue, Run, utcnow
+from .jobs import select_job_rows
 
 RAW_KEYS = ("paused_by", "paused_since", "paused_until")
 
@@ -75,20 +76,19 @@ def _apply(queue: Queue, fields: Mapping[str, Any], now: dt.datetime) -> None:
 
 def _queued(name: str) -> Select:
     """Queued jobs of a queue, best first: priority ascending with nulls last, then age."""
-    return (select(Job, Run.name).join(Run, Run.id == Job.run_id)
+    return (select_job_rows()
             .where(Job.queue == name, Job.status == JobStatus.QUEUED)
             .order_by(Job.priority.asc().nulls_last(), Job.posted, Job.sort_key, Job.id))
 
 
-def peek_queue(session: Session, name: str) -> tuple[Job, str] | None:
+def peek_queue(session: Session, name: str) -> Row | None:
     """The job pop_queue answers with; it is not claimed. Unknown queue: None."""
     queue = session.get(Queue, name)
     if queue is None:
         return None
     if queue.is_paused():
         raise Unavailable("queue is paused, cannot retrieve job")
-    row = session.execute(_queued(name).limit(1)).first()
-    return None if row is None else (row[0], row[1])
+    return session.execute(_queued(name).limit(1)).first()
 
 
 def queue_stats(session: Session, name: str) -> tuple[Queue, int]:
@@ -99,7 +99,7 @@ def queue_stats(session: Session, name: str) -> tuple[Queue, int]:
 
 
 def list_queued_jobs(session: Session, name: str, *, user: str | None = None,
-                     run_name: str | None = None) -> list[tuple[Job, str]]:
+                     run_name: str | None = None) -> list[Row]:
     """`run_name` (still within the queue) wins over `user`; neither: the whole queue."""
     get_queue(session, name)
     stmt = _queued(name)
@@ -107,4 +107,4 @@ def list_queued_jobs(session: Session, name: str, *, user: str | None = None,
         stmt = stmt.where(Run.name == run_name)
     elif user is not None:
         stmt = stmt.where(Job.user == user)
-    return [(job, run) for job, run in session.execute(stmt)]
+    return list(session.execute(stmt))

@@ -790,3 +790,14 @@ def test_duplicate_message_is_verbatim(app, run, job_id):
     post_job(app, run, job_id=job_id)
     resp = post_job(app, run, job_id=job_id, expect=400)
     assert resp == {"message": f"job with job_id {job_id} already exists"}
+
+
+@pytest.mark.parametrize("value", ["distro", 10**40, {"a": [1, 2.5, None, True, "é"]}, [],
+                                   None, 0, "null", "{\"x\": 1}"])
+def test_json_fields_round_trip_exactly(app, run, value):
+    """JSON columns are served from their stored text, never re-interpreted."""
+    post_job(app, run, job_id=1, kernel=value, overrides={"big": value})
+    for job in (app.get(f"/runs/{run}/jobs/1/").json, app.get(f"/runs/{run}/").json["jobs"][0],
+                app.get(f"/runs/{run}/jobs/").json[0]):
+        assert job["kernel"] == value
+        assert job["overrides"] == {"big": value}
