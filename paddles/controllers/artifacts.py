@@ -230,11 +230,21 @@ def _open(store, artifact, start, end):
 
 
 class _StreamedResponse(Response):
-    """Keeps its Content-Length when its app_iter is replaced.
+    """A download: its body is a stream that nothing in the request path reads whole.
 
-    Pecan swaps the app_iter of every 200 for a tee (to peek whether it is empty), and
-    webob's setter then drops Content-Length: downloads would go out chunked, HEAD without
-    a length."""
+    Pecan looks at every 200 to turn an empty one into a 204: it reads `.body` whole, or, for
+    a generator, pushes it through itertools.tee, which keeps up to 57 chunks alive (57 MiB
+    of 1 MiB chunks). So the app_iter here is not a generator, and `body` answers that check
+    from the stream's known presence instead of reading it. Replacing the app_iter keeps
+    the Content-Length (webob's own setter would drop it)."""
+
+    @property
+    def body(self):
+        return b"<streamed>"
+
+    @body.setter
+    def body(self, value):
+        Response.body.fset(self, value)
 
     @property
     def app_iter(self):
@@ -245,31 +255,29 @@ class _StreamedResponse(Response):
         self._app_iter = value
 
 
+class _Stream:
+    """WSGI body: iterates the chunks; close() reaches the backend (file or S3 response)."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+
+    def __iter__(self):
+        return iter(self._chunks)
+
+    def close(self):
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def _response(status, artifact, headers, chunks, *, length) -> Response:
     resp = _StreamedResponse(status=status, content_type=None, charset=None)
     resp.headers["Content-Type"] = artifact.content_type
     for key, value in headers.items():
         resp.headers[key] = value
-    # A generator that yields at least once: Pecan turns a 200 it sees as empty into a 204,
-    # and reads a non-generator body whole to find out.
-    resp.app_iter = _nonempty(chunks if chunks is not None else ())
+    resp.app_iter = _Stream(chunks if chunks is not None else ())
     resp.content_length = length  # None: unknown (sent chunked)
     return resp
-
-
-def _nonempty(chunks):
-    sent = False
-    try:
-        for chunk in chunks:
-            if chunk:
-                sent = True
-                yield chunk
-        if not sent:
-            yield b""
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
 
 
 def _etag_matches(header: str | None, sha256: str) -> bool:
