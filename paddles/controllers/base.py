@@ -5,11 +5,23 @@ from pecan import expose, request
 from pecan.rest import RestController
 from webob import exc
 
+from .. import pecan_speedups
+
+pecan_speedups.install()
+_CHECKED_CLASSES: set[type] = set()
+
 
 class Resource(RestController):
     # RestController answers HEAD with 405; serve it as GET (webob then drops the body).
     # This leans on a Pecan internal; tests/api/test_wire.py keeps it honest.
     _handle_head = RestController._handle_get
+
+    def __new__(cls, *args, **kwargs):
+        if cls in _CHECKED_CLASSES:  # RestController.__new__ checks the class: once is enough
+            return object.__new__(cls)
+        instance = super().__new__(cls, *args, **kwargs)
+        _CHECKED_CLASSES.add(cls)
+        return instance
 
     def __init__(self, settings):
         self._settings = settings

@@ -1,0 +1,58 @@
+"""Heartbeat PUTs (body of only name/job_id): refresh `updated`, change nothing else, cheaply."""
+from __future__ import annotations
+
+import json
+
+from tests.factories import post_job, run_name
+
+
+def _put(app, run, job_id, body, status=200):
+    return app.put(f"/runs/{run}/jobs/{job_id}/", json.dumps(body), status=status)
+
+
+def test_heartbeat_refreshes_updated_of_job_and_run_only(app):
+    run = run_name()
+    post_job(app, run, job_id=1, status="running", name=run)
+    before = app.get(f"/runs/{run}/").json
+    _put(app, run, 1, {"name": run, "job_id": "1"})
+    after = app.get(f"/runs/{run}/").json
+    assert after["updated"] > before["updated"]
+    assert after["jobs"][0]["updated"] == after["updated"]
+    for key in ("status", "results", "started", "posted"):
+        assert after[key] == before[key]
+    job_before, job_after = before["jobs"][0], after["jobs"][0]
+    assert {k: v for k, v in job_after.items() if k != "updated"} == \
+        {k: v for k, v in job_before.items() if k != "updated"}
+
+
+def test_heartbeat_stores_the_name_it_carries(app):
+    run = run_name()
+    post_job(app, run, job_id=1, name="old")
+    _put(app, run, 1, {"name": "new"})
+    assert app.get(f"/runs/{run}/jobs/1/").json["name"] == "new"
+
+
+def test_empty_object_is_a_heartbeat(app):
+    run = run_name()
+    post_job(app, run, job_id=1, status="queued")
+    _put(app, run, 1, {})
+    assert app.get(f"/runs/{run}/jobs/1/").json["status"] == "queued"
+
+
+def test_heartbeat_for_unknown_job_is_404_and_leaves_the_run_alone(app):
+    run = run_name()
+    post_job(app, run, job_id=1)
+    before = app.get(f"/runs/{run}/").json["updated"]
+    resp = _put(app, run, 2, {"name": run, "job_id": "2"}, status=404)
+    assert resp.json == {"message": "attempted to update a non-existent job"}
+    assert app.get(f"/runs/{run}/").json["updated"] == before
+    resp = _put(app, "no-such-run", 1, {"job_id": "1"}, status=404)
+    assert resp.json == {"message": "attempted to update a non-existent job"}
+
+
+def test_heartbeat_is_two_statements(app, queries):
+    run = run_name()
+    post_job(app, run, job_id=1, status="running")
+    queries.reset()
+    _put(app, run, 1, {"name": run, "job_id": "1"})
+    assert queries.count == 2, queries.statements
