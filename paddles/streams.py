@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import os
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -49,6 +50,22 @@ class SpooledUpload:
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def clean_spool(spool_dir: Path, older_than: float) -> int:
+    """Remove spool files untouched for `older_than` seconds (left by killed workers)."""
+    if not spool_dir.exists():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in spool_dir.glob("upload-*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def too_large(limit: int) -> PayloadTooLarge:

@@ -5,7 +5,8 @@ ago, with the test cases and timelines parsed from them, in one transaction; the
 its own short transaction, every stored blob no artifact names any more (also those left by
 DELETEs and by deleted runs and jobs). A blob is deleted only when, under its row lock, no
 artifact names it; an upload of the same content that races the deletion finds the blob gone
-and stores it again. AGE is a number and a unit: 30d, 12h, 90m (also s, w).
+and stores it again. Upload spool files untouched for a day (left by killed workers) go
+too. AGE is a number and a unit: 30d, 12h, 90m (also s, w).
 """
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from ..db import begin_write, make_engine, make_session_factory
 from ..models import utcnow
 from ..services import artifacts as artifact_service
 from ..storage import make_blob_store
+from ..streams import clean_spool
 from ._common import Progress, add_dry_run, dry_run_note, note
+
+SPOOL_MAX_AGE = 24 * 3600  # seconds; no upload takes that long
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -74,6 +78,9 @@ def run(args, settings) -> int:
                 freed += size
             progress(done, len(shas))
         note(f"deleted {blobs} unused blob(s), {freed} bytes")
+        spooled = clean_spool(store.spool_dir, SPOOL_MAX_AGE)
+        if spooled:
+            note(f"deleted {spooled} abandoned upload spool file(s)")
         return 0
     finally:
         engine.dispose()

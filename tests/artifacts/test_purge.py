@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import threading
 import time
 
@@ -84,14 +85,21 @@ def test_purge_deletes_old_artifacts_then_the_blobs_nothing_names(app, job, sess
     assert "deleted 0 artifact(s)" in purge("--artifacts-older-than", "12h")
 
 
-def test_purge_collects_blobs_left_by_deletes(app, job_url, session, store, purge):
+def test_purge_collects_blobs_left_by_deletes_and_old_spool_files(app, job_url, store, purge):
+    store.spool_dir.mkdir(parents=True, exist_ok=True)
+    abandoned, current = store.spool_dir / "upload-1.part", store.spool_dir / "upload-2.part"
+    abandoned.write_bytes(b"half an upload")
+    current.write_bytes(b"an upload in progress")
+    os.utime(abandoned, (time.time() - 2 * 86400,) * 2)
     app.put(f"{job_url}/artifacts/a.log", OLD)
     app.put(f"{job_url}/artifacts/a.log", NEW, status=200)  # replaced: OLD unused
     app.put(f"{job_url}/artifacts/b.log", SHARED)
     app.delete(f"{job_url}/artifacts/b.log", status=204)
     err = purge("--artifacts-older-than", "90m")
     assert "deleted 0 artifact(s)" in err and "deleted 2 unused blob(s)" in err
+    assert "deleted 1 abandoned upload spool file(s)" in err
     assert stored_blobs(store) == [sha(NEW)]
+    assert not abandoned.exists() and current.exists()
 
 
 @pytest.mark.parametrize("argv", [["--artifacts-older-than", "30"],
