@@ -16,6 +16,7 @@ from .subunit import parse_subunit
 __all__ = ["KINDS", "PARSED_KINDS", "SNIFF_SIZE", "ParseResult", "ParsedTest", "Timeline",
            "detect_kind", "parse", "parse_dstat", "parse_junit", "parse_subunit"]
 
+DETAILS_BUDGET = 32 * 1024 * 1024  # characters of attachments kept per artifact
 _PARSERS = {"subunit": parse_subunit, "junit": parse_junit, "dstat": parse_dstat}
 
 
@@ -25,6 +26,20 @@ def parse(kind: str, stream: BinaryIO) -> ParseResult | None:
     if parser is None:
         return None
     try:
-        return parser(stream)
+        result = parser(stream)
     except Exception as exc:  # a parser bug must not lose the upload: it is recorded instead
         return ParseResult(error=f"{kind}: unexpected parser failure: {exc!r}"[:1000])
+    _cap_details(result)
+    return result
+
+
+def _cap_details(result: ParseResult) -> None:
+    """Attachments kept per artifact are bounded (each one is clipped by its parser)."""
+    used = 0
+    for test in result.tests:
+        size = sum(len(text) for text in test.details.values())
+        if used + size > DETAILS_BUDGET:
+            test.details = {"paddles": f"attachments not kept: this artifact's tests carry "
+                                       f"more than {DETAILS_BUDGET} characters of them"}
+        else:
+            used += size

@@ -31,14 +31,15 @@ def as_text(head: bytes) -> str | None:
         return None
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
+    controls = sum(head.count(bytes([c])) for c in _CONTROL)
     try:
-        return head.decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
-            return head[:exc.start].decode("utf-8")  # cut inside the last character
-    # not UTF-8: still text (latin-1 logs) when control characters are rare
-    controls = sum(head.count(bytes([c])) for c in _CONTROL)
-    return head.decode("latin-1") if controls * 100 < len(head) else None
+            text = head[:exc.start].decode("utf-8")  # cut inside the last character
+        else:  # not UTF-8: still text (latin-1 logs) when control characters are rare
+            return head.decode("latin-1") if controls * 100 < len(head) else None
+    return text if controls * 10 < max(len(head), 1) else None
 
 
 def xml_root(text: str) -> str | None:
