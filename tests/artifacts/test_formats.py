@@ -27,7 +27,7 @@ from .conftest import DATA
     (b"", "log"),
     (b"ELF\x00\x01\x02", "binary"),
     (bytes(range(1, 32)) * 10, "binary"),
-])
+], ids=lambda value: "" if isinstance(value, bytes) else value)
 def test_detect_kind(head, kind):
     assert parsers.detect_kind(head) == kind
 
