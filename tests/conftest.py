@@ -122,11 +122,13 @@ def app(settings, session_factory):
 class QueryCounter:
     def __init__(self):
         self.statements: list[str] = []
+        self.executed: list[tuple[str, object]] = []  # (statement, parameters), for EXPLAIN
 
-    def __call__(self, conn, cursor, statement, *args):
+    def __call__(self, conn, cursor, statement, parameters, *args):
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK",
                                                       "SAVEPOINT", "RELEASE", "PRAGMA")):
             self.statements.append(statement)
+            self.executed.append((statement, parameters))
 
     @property
     def count(self) -> int:
@@ -134,6 +136,7 @@ class QueryCounter:
 
     def reset(self):
         self.statements.clear()
+        self.executed.clear()
 
 
 @pytest.fixture

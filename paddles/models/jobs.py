@@ -23,7 +23,9 @@ class Job(Base):
         Index("ix_jobs_run_id_posted", "run_id", "posted"),
         Index("ix_jobs_posted", "posted"),
         Index("ix_jobs_status", "status"),
-        Index("ix_jobs_sha1", "sha1"),
+        # pattern ops: the sha1 filter is a prefix match (LIKE 'abc%'), which a B-tree in a
+        # locale collation cannot serve on PostgreSQL
+        Index("ix_jobs_sha1", "sha1", postgresql_ops={"sha1": "varchar_pattern_ops"}),
         Index("ix_jobs_flavor", "flavor"),
         Index("ix_jobs_queue_status_priority", "queue", "status", "priority"),
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index, Integer, String
+from sqlalchemy import Index, Integer, String, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from .base import Base, UTCTime, str_enum, utcnow
@@ -27,6 +27,8 @@ class Run(Base):
         Index("ix_runs_machine_type_scheduled", "machine_type", "scheduled"),
         Index("ix_runs_user_scheduled", "user", "scheduled"),
         Index("ix_runs_status_scheduled", "status", "scheduled"),
+        Index("ix_runs_queued_scheduled", "scheduled", postgresql_where=text("count_queued > 0"),
+              sqlite_where=text("count_queued > 0")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,7 +1,7 @@
 """Runs: creation from a name, lookups, listing and deletion."""
 from __future__ import annotations
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -96,10 +96,8 @@ def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: in
 
 
 def list_queued_runs(session: Session) -> list[Run]:
-    from ..models import Job, JobStatus
-    has_queued = exists(select(Job.id).where(Job.run_id == Run.id,
-                                             Job.status == JobStatus.QUEUED))
-    return list_runs(session, (has_queued,), order=(Run.scheduled.asc(),))
+    """Runs with a queued job: read from the stored counter, not the jobs table."""
+    return list_runs(session, (Run.count_queued > 0,), order=(Run.scheduled.asc(),))
 
 
 def list_values(session: Session, chain) -> list[str]:

@@ -1,0 +1,51 @@
+"""The hot routes' SQL can be answered from indexes (PostgreSQL EXPLAIN, seq scans disabled).
+
+With `enable_seqscan = off` the planner still picks a sequential scan when no index can
+serve the query, so a "Seq Scan" in the plan means a missing index.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.factories import post_job, run_name
+
+HOT_ROUTES = [
+    "/runs/", "/runs/?page=2&count=2", "/runs/RUN/", "/runs/RUN/jobs/", "/runs/RUN/jobs/1/",
+    "/runs/branch/main/", "/runs/suite/rados/branch/main/", "/runs/status/running/",
+    "/runs/machine_type/smithi/?since=2024-01-01", "/runs/sha1/4f1c0e2/",
+    "/runs/flavors/default/", "/runs/date/2024-01-15/", "/runs/date/from/2024-01-01/to/2024-02-01/",
+    "/runs/queued/", "/jobs/?count=10", "/nodes/?machine_type=smithi&up=1&locked=0&count=5",
+    "/nodes/smithi001.front.sepia.ceph.com/", "/nodes/smithi001.front.sepia.ceph.com/jobs/",
+]
+
+
+# EXPLAIN plans are checked on PostgreSQL, the production database, only
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def lab(app):
+    run = run_name()
+    for j in range(1, 4):
+        post_job(app, run, job_id=j, status="queued" if j == 3 else "running",
+                 targets={"ubuntu@smithi001.front.sepia.ceph.com": "key"})
+    app.post("/nodes/", json.dumps({"name": "smithi002.front.sepia.ceph.com",
+                                    "machine_type": "smithi", "up": True}))
+    return run
+
+
+@pytest.mark.parametrize("route", HOT_ROUTES)
+def test_hot_route_sql_uses_indexes(app, lab, queries, db_engine, route):
+    queries.reset()
+    app.get(route.replace("RUN", lab))
+    assert queries.executed, "the route ran no SQL"
+    with db_engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("SET enable_seqscan = off")
+        for statement, params in queries.executed:
+            cursor.execute("EXPLAIN " + statement, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan" not in plan, f"{route}:\n{statement}\n{plan}"
+        conn.rollback()
