@@ -9,7 +9,7 @@ from urllib.parse import quote
 import orjson
 from sqlalchemy import Row
 
-from .models import Artifact, Job, Node, Queue, Run, TestCase, Timeline
+from .models import Artifact, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
 from .schemas import JOB_FIELDS
 from .settings import Settings

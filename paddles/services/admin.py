@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import and_, case, delete, exists, func, insert, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidRequest, NodeNotFound, PaddlesError, RunNotFound
@@ -394,7 +393,8 @@ def _link_hosts(session: Session, job: Job, hosts: list[str]) -> list[str]:
     for host in hosts:
         node = nodes.get(host)
         if node is None:
-            node, new = _create_node(session, host, guess_machine_type(host) or fallback)
+            node, new = node_service.ensure_node(session, host,
+                                                 guess_machine_type(host) or fallback)
             if new:
                 created.append(host)
             nodes[host] = node
@@ -403,16 +403,6 @@ def _link_hosts(session: Session, job: Job, hosts: list[str]) -> list[str]:
     session.execute(insert(job_nodes), [{"job_id": job.id, "node_id": nodes[h].id}
                                         for h in hosts])
     return created
-
-
-def _create_node(session: Session, host: str, machine_type: str | None) -> tuple[Node, bool]:
-    node = Node(name=host, machine_type=machine_type)
-    try:
-        with session.begin_nested():
-            session.add(node)
-    except IntegrityError:  # a job write created it meanwhile: use theirs
-        return session.scalars(select(Node).where(Node.name == host)).one(), False
-    return node, True
 
 
 # ---- node-jobs / node-stats / queue-stats -------------------------------------------------

@@ -6,12 +6,12 @@ from typing import Any, Mapping
 from sqlalchemy import (JSON, Row, Select, Text, cast, delete, false, func, insert, select,
                         update)
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
+from . import nodes as node_service
 from . import runs as run_service
 
 FINISHED = (JobStatus.PASS, JobStatus.FAIL)
@@ -242,13 +242,7 @@ def _link_targets(session: Session, job: Job, targets: dict, machine_type: str |
 
 
 def _create_node_for_host(session: Session, host: str, machine_type: str | None) -> int:
-    node = Node(name=host, machine_type=machine_type)
-    try:
-        with session.begin_nested():
-            session.add(node)
-    except IntegrityError:  # created concurrently by another job write
-        return session.scalar(select(Node.id).where(Node.name == host))
-    return node.id
+    return node_service.ensure_node(session, host, machine_type)[0].id
 
 
 

@@ -5,14 +5,13 @@ import datetime as dt
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import ColumnElement, Row, delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
-from ..models import Job, Node, Run, job_nodes, utcnow
+from ..models import Job, Node, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
-from .jobs import select_job_rows
-from .jobs import status_is as job_status_is
+from . import jobs as job_service
+from .common import add_if_new
 
 NOT_FOUND = "node not found"
 MAX_LIMIT = 2**31 - 1
@@ -49,12 +48,17 @@ def create_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
     _apply(session, node, fields)
     if node.locked and not node.locked_by:
         raise InvalidRequest("Cannot lock without specifying locked_by")
-    try:
-        with session.begin_nested():
-            session.add(node)
-    except IntegrityError:  # created concurrently
-        raise AlreadyExists(f"Node with name {name} already exists") from None
+    if not add_if_new(session, node):  # created concurrently
+        raise AlreadyExists(f"Node with name {name} already exists")
     return node
+
+
+def ensure_node(session: Session, name: str, machine_type: str | None) -> tuple[Node, bool]:
+    """The node of that name, created (with that machine type) when missing; True if new."""
+    node = Node(name=name, machine_type=machine_type)
+    if add_if_new(session, node):
+        return node, True
+    return session.scalars(select(Node).where(Node.name == name)).one(), False
 
 
 def update_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
@@ -206,13 +210,13 @@ def node_jobs(session: Session, name: str, *, job_name: str | None = None,
               offset: int = 0) -> list[Row]:
     """Jobs whose targets included the node, newest posted first, with their run names."""
     node_id = _node_id(session, name)
-    stmt = (select_job_rows()
+    stmt = (job_service.select_job_rows()
             .join(job_nodes, job_nodes.c.job_id == Job.id)
             .where(job_nodes.c.node_id == node_id))
     if job_name is not None:
         stmt = stmt.where(Job.name == job_name)
     if status is not None:
-        stmt = stmt.where(job_status_is(status))
+        stmt = stmt.where(job_service.status_is(status))
     stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
     return list(session.execute(stmt))
 

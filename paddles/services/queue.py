@@ -5,11 +5,11 @@ import datetime as dt
 from typing import Any, Mapping
 
 from sqlalchemy import Row, Select, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, QueueNotFound, Unavailable
 from ..models import Job, JobStatus, Queue, Run, utcnow
+from .common import add_if_new
 from .jobs import select_job_rows
 
 RAW_KEYS = ("paused_by", "paused_since", "paused_until")
@@ -41,11 +41,8 @@ def create_queue(session: Session, name: str, fields: Mapping[str, Any]) -> Queu
         raise AlreadyExists(f"Queue {name} already exists")
     queue = Queue(name=name)
     _apply(queue, fields, utcnow())
-    try:
-        with session.begin_nested():
-            session.add(queue)
-    except IntegrityError:  # created concurrently
-        raise AlreadyExists(f"Queue {name} already exists") from None
+    if not add_if_new(session, queue):  # created concurrently
+        raise AlreadyExists(f"Queue {name} already exists")
     return queue
 
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
+from .common import add_if_new
 
 
 def _fit(value: str, column) -> str:
@@ -30,11 +30,8 @@ def create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
     if session.scalar(select(Run.id).where(Run.name == name)) is not None:
         raise AlreadyExists(f"run with name {name} already exists")
     run = new_run(name, timezone)
-    try:
-        with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        raise AlreadyExists(f"run with name {name} already exists") from None
+    if not add_if_new(session, run):  # a concurrent request created it first
+        raise AlreadyExists(f"run with name {name} already exists")
     return run
 
 

@@ -7,32 +7,14 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-import webtest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from paddles.app import make_app
 from paddles.models import Job, Run
+from tests.concurrency.threads import THREADS, run_together
 from tests.factories import job_body, run_name
 from tests.services.test_run_status import JOB_STATUSES, recompute, stored
 
-THREADS = 8
-
-
-def race(settings, session_factory, work, n=THREADS):
-    """Run work(app, i) in n threads at once; return their results in thread order."""
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        app = webtest.TestApp(make_app(settings, session_factory=session_factory))
-        barrier.wait(timeout=30)
-        return work(app, i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
 
 
 def outcome(resp):
@@ -42,7 +24,7 @@ def outcome(resp):
 def test_same_job_id_posted_concurrently(settings, session_factory, session):
     name = run_name()
     body = json.dumps(job_body(7, status="queued"))
-    results = race(settings, session_factory, lambda app, i: outcome(
+    results = run_together(settings, session_factory, lambda app, i: outcome(
         app.post(f"/runs/{name}/jobs/", body, expect_errors=True)))
     codes = sorted(code for code, _ in results)
     assert codes == [200] + [400] * (THREADS - 1), results
@@ -67,7 +49,7 @@ def test_jobs_without_id_posted_concurrently_to_a_new_run(settings, session_fact
             out.append(outcome(resp))
         return out
 
-    results = [r for batch in race(settings, session_factory, work) for r in batch]
+    results = [r for batch in run_together(settings, session_factory, work) for r in batch]
     assert all(code == 200 for code, _ in results), results
     ids = [body["job_id"] for _, body in results]
     assert len(set(ids)) == len(ids) == THREADS * per_thread
@@ -95,7 +77,7 @@ def test_concurrent_status_puts_keep_counters_exact(settings, session_factory, s
             codes.append(resp.status_int)
         return codes
 
-    codes = [c for batch in race(settings, session_factory, work) for c in batch]
+    codes = [c for batch in run_together(settings, session_factory, work) for c in batch]
     assert set(codes) == {200}, codes
     expected = recompute(session)
     assert stored(session) == expected
@@ -129,14 +111,14 @@ def test_concurrent_puts_and_deletes_across_runs(settings, session_factory, sess
             codes.append(resp.status_int)
         return codes
 
-    codes = [c for batch in race(settings, session_factory, work) for c in batch]
+    codes = [c for batch in run_together(settings, session_factory, work) for c in batch]
     assert set(codes) <= {200, 400, 404}, codes
     assert stored(session) == recompute(session)
 
 
 def test_same_run_created_concurrently(settings, session_factory, session):
     name = run_name()
-    results = race(settings, session_factory, lambda app, i: outcome(
+    results = run_together(settings, session_factory, lambda app, i: outcome(
         app.post("/runs/", json.dumps({"name": name}), expect_errors=True)))
     codes = sorted(code for code, _ in results)
     assert codes == [200] + [400] * (THREADS - 1), results
@@ -156,7 +138,7 @@ def test_run_created_by_post_run_and_job_posts_at_once(settings, session_factory
         return outcome(app.post(f"/runs/{name}/jobs/", json.dumps({"job_id": i}),
                                 expect_errors=True))
 
-    results = race(settings, session_factory, work)
+    results = run_together(settings, session_factory, work)
     assert all(code in (200, 400) for code, _ in results), results
     assert [code for i, (code, _) in enumerate(results) if i % 2 == 0] == [200] * (THREADS // 2)
     assert session.scalar(select(func.count()).select_from(Run)) == 1

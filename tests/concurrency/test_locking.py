@@ -11,19 +11,16 @@ from __future__ import annotations
 import collections
 import json
 import random
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import webtest
 from sqlalchemy import select
 
-from paddles.app import make_app
 from paddles.models import Node
+from tests.concurrency.threads import run_together
 
 POOL = 50
-THREADS = 16
 DURATION = 3.0
+THREADS = 16  # the issue's figure: 16 lockers on a pool of 50
 MAX_COUNT = 2  # 16 owners x 2 nodes leave spare nodes, so every lock_many can succeed
 
 
@@ -33,19 +30,6 @@ def make_pool(session, n, machine_type="smithi"):
                          is_vm=False) for name in names)
     session.commit()
     return names
-
-
-def run_threads(settings, session_factory, work, n=THREADS):
-    """work(app, i) in n threads released together; results in thread order."""
-    barrier = threading.Barrier(n)
-
-    def one(i):
-        app = webtest.TestApp(make_app(settings, session_factory=session_factory))
-        barrier.wait(timeout=30)
-        return work(app, i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(one, range(n)))
 
 
 def post(app, path, body):
@@ -84,7 +68,7 @@ def test_lock_many_and_unlock_many_never_share_a_node(settings, session_factory,
             holds.append((owner, got, locked_at, unlock_sent))
         return holds, failures
 
-    results = run_threads(settings, session_factory, work)
+    results = run_together(settings, session_factory, work, THREADS)
     holds = [h for thread_holds, _ in results for h in thread_holds]
     failures = [f for _, thread_failures in results for f in thread_failures]
 
@@ -114,7 +98,7 @@ def test_racing_for_too_few_nodes_is_all_or_nothing(settings, session_factory, s
         status, body, _, _ = lock_many(app, f"owner{i:02d}@teuthology", 3)
         return i, status, body
 
-    results = run_threads(settings, session_factory, work)
+    results = run_together(settings, session_factory, work, THREADS)
     winners = {f"owner{i:02d}@teuthology": [n["name"] for n in body]
                for i, status, body in results if status == 200}
     losers = [body for _, status, body in results if status != 200]
