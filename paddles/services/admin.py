@@ -172,18 +172,26 @@ def _differences(run: Run, want: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(diffs)
 
 
+def _run_batches(session: Session, progress: Progress | None) -> Iterator[list[Run]]:
+    """Every run, BATCH at a time in id order (unlocked: callers lock what they change);
+    each batch's changes are flushed and forgotten before the next, progress ticked."""
+    total = session.scalar(select(func.count()).select_from(Run)) or 0
+    done, last_id = 0, 0
+    while batch := list(session.scalars(select(Run).where(Run.id > last_id)
+                                        .order_by(Run.id).limit(BATCH))):
+        last_id = batch[-1].id
+        yield batch
+        done += len(batch)
+        _tick(progress, done, total)
+        session.flush()
+        session.expunge_all()
+
+
 def recompute_run_status(session: Session, *, progress: Progress | None = None
                          ) -> list[RunChange]:
     """Recompute every run's counters, first-job values and status from its jobs."""
-    total = session.scalar(select(func.count()).select_from(Run)) or 0
     changes: list[RunChange] = []
-    done, last_id = 0, 0
-    while True:
-        batch = list(session.scalars(select(Run).where(Run.id > last_id)
-                                     .order_by(Run.id).limit(BATCH)))
-        if not batch:
-            break
-        last_id = batch[-1].id
+    for batch in _run_batches(session, progress):
         want = _derived_values(session, [r.id for r in batch])
         drifted = [r.id for r in batch if _differences(r, want[r.id])]
         if drifted:
@@ -201,10 +209,6 @@ def recompute_run_status(session: Session, *, progress: Progress | None = None
                     setattr(run, key, want[run_id][key])
                 run.refresh_status()
                 changes.append(RunChange(run.name, old_status, run.status.value, diffs))
-        done += len(batch)
-        _tick(progress, done, total)
-        session.flush()
-        session.expunge_all()
     return changes
 
 
@@ -288,15 +292,8 @@ def reparse_run_names(session: Session, *, timezone: str = "UTC",
     Fields a job of the run has reported (non-null suite/branch/machine_type) keep their
     job-derived value; a name without a valid timestamp keeps its stored `scheduled`.
     """
-    total = session.scalar(select(func.count()).select_from(Run)) or 0
     out: list[RunRewrite] = []
-    done, last_id = 0, 0
-    while True:
-        batch = list(session.scalars(select(Run).where(Run.id > last_id)
-                                     .order_by(Run.id).limit(BATCH)))
-        if not batch:
-            break
-        last_id = batch[-1].id
+    for batch in _run_batches(session, progress):
         job_set = _job_set_fields(session, [r.id for r in batch])
         candidates = [r.id for r in batch if _reparse_changes(r, job_set.get(r.id, {}), timezone)]
         if candidates:
@@ -309,10 +306,6 @@ def reparse_run_names(session: Session, *, timezone: str = "UTC",
                     setattr(run, attr, new)
                 if changes:
                     out.append(RunRewrite(run.name, changes))
-        done += len(batch)
-        _tick(progress, done, total)
-        session.flush()
-        session.expunge_all()
     return out
 
 
