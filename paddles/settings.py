@@ -114,6 +114,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         if environ.get(var):
             values[key] = convert(environ[var])
     values.update(overrides)
+    if "db_pool_size" not in values:
+        # one connection per request a worker can serve at once (gunicorn threads)
+        values["db_pool_size"] = max(1, int(environ.get("PADDLES_THREADS") or 1))
     data_dir = values.get("data_dir", Settings.data_dir)
     if not values.get("database_url"):
         values["database_url"] = default_database_url(data_dir)
