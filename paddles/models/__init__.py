@@ -2,6 +2,7 @@
 from .artifacts import (Artifact, ArtifactKind, Blob, ParseStatus, TestCase, TestStatus,
                         Timeline)
 from .base import Base, utcnow
+from .events import Delivery, DeliveryStatus, Event, Subscription, Verbosity
 from .jobs import Job
 from .nodes import Node, job_nodes
 from .queue import Queue
@@ -11,3 +12,4 @@ from .statuses import JobStatus, RunStatus
 __all__ = ["Base", "Job", "JobStatus", "Node", "Queue", "Run", "RunStatus", "job_nodes", "utcnow"]
 __all__ += ["Artifact", "ArtifactKind", "Blob", "ParseStatus", "TestCase", "TestStatus",
             "Timeline"]
+__all__ += ["Delivery", "DeliveryStatus", "Event", "Subscription", "Verbosity"]
