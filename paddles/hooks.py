@@ -67,6 +67,7 @@ class DBSessionHook(PecanHook):
                 and STREAMED_BODY not in state.request.environ:
             begin_write(session)
         state.request.db = session
+        state.request.session_factory = self.make_session  # for streamed exports
 
     def after(self, state):
         session = getattr(state.request, "db", None)

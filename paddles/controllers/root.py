@@ -6,6 +6,7 @@ from pecan import expose
 from .. import openapi
 from .base import Resource
 from .errors import ErrorsController
+from .exports import ExportsController
 from .jobs import RecentJobsController
 from .nodes import NodesController
 from .queue import QueueController
@@ -19,6 +20,7 @@ class RootController(Resource):
         self.jobs = RecentJobsController(settings)
         self.nodes = NodesController(settings)
         self.queue = QueueController(settings)
+        self.exports = ExportsController(settings)
         self.errors = ErrorsController()
         setattr(self, "openapi.json", OpenAPIController(settings))
 
