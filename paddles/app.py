@@ -20,6 +20,8 @@ def setup_app(config=None):
 
 
 def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
+    from .services import events
+    events.configure(settings.event_topic_prefix)
     if session_factory is None:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow)

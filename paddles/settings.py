@@ -39,6 +39,20 @@ class Settings:
     s3_secret_access_key: str = ""
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
+    # events and webhooks (spec extras 3, docs/events.md)
+    event_topic_prefix: str = "org.paddles"
+    events_keepalive: float = 15.0  # seconds between SSE keep-alive comments
+    events_poll_interval: float = 1.0  # SQLite: how often a stream looks for new events
+    events_stream_max_seconds: float = 600.0  # a stream then ends; the client resumes
+    events_stream_limit: int = 4  # open streams per process (gunicorn: half its threads)
+    webhook_timeout: float = 10.0
+    webhook_retry_seconds: float = 86400.0  # retry a delivery for this long, then give up
+    webhook_backoff_base: float = 10.0  # first retry after this, doubling each time
+    webhook_backoff_max: float = 3600.0
+    webhook_disable_failures: int = 20  # consecutive failed attempts ...
+    webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
+    dispatch_poll_interval: float = 1.0
+    dispatch_concurrency: int = 4
 
 
 # setting name -> (environment variable, converter)
@@ -65,6 +79,19 @@ _ENV = {
     "s3_secret_access_key": ("PADDLES_S3_SECRET_ACCESS_KEY", str),
     "s3_region": ("PADDLES_S3_REGION", str),
     "s3_prefix": ("PADDLES_S3_PREFIX", str),
+    "event_topic_prefix": ("PADDLES_EVENT_TOPIC_PREFIX", str),
+    "events_keepalive": ("PADDLES_EVENTS_KEEPALIVE", float),
+    "events_poll_interval": ("PADDLES_EVENTS_POLL_INTERVAL", float),
+    "events_stream_max_seconds": ("PADDLES_EVENTS_STREAM_MAX_SECONDS", float),
+    "events_stream_limit": ("PADDLES_EVENTS_STREAM_LIMIT", int),
+    "webhook_timeout": ("PADDLES_WEBHOOK_TIMEOUT", float),
+    "webhook_retry_seconds": ("PADDLES_WEBHOOK_RETRY_SECONDS", float),
+    "webhook_backoff_base": ("PADDLES_WEBHOOK_BACKOFF_BASE", float),
+    "webhook_backoff_max": ("PADDLES_WEBHOOK_BACKOFF_MAX", float),
+    "webhook_disable_failures": ("PADDLES_WEBHOOK_DISABLE_FAILURES", int),
+    "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
+    "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
+    "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
 }
 
 

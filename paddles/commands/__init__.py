@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings(args.config)
+    from ..services import events
+    events.configure(settings.event_topic_prefix)
     configure_logging("DEBUG" if args.verbose else settings.log_level)
     try:
         return args._run(args, settings) or 0

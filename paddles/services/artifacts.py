@@ -24,6 +24,7 @@ from ..models import (Artifact, ArtifactKind, Blob, Job, ParseStatus, Run, TestC
 from ..models.artifacts import TEST_STATUS_VALUES
 from ..storage import BlobStore
 from ..streams import SpooledUpload
+from . import events
 from . import jobs as job_service
 from . import runs as run_service
 
@@ -123,6 +124,8 @@ def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str
         artifact = existing
     session.flush()
     _store_parsed(session, scope, artifact, prepared.parsed)
+    events.record_artifact(session, "artifact.created" if outcome == "created"
+                           else "artifact.updated", scope.run, scope.job, artifact.name, artifact)
     return artifact, outcome
 
 
@@ -201,6 +204,7 @@ def delete_artifact(session: Session, run_name: str, job_id: str | None, name: s
                                                     Artifact.name == name))
     if result.rowcount == 0:
         raise ArtifactNotFound("artifact not found")
+    events.record_artifact(session, "artifact.deleted", scope.run, scope.job, name)
 
 
 def count_tests(session: Session, run: Run, job: Job | None = None) -> dict[str, int]:

@@ -12,6 +12,7 @@ from ..errors import AlreadyExists, JobNotFound
 from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
 from . import nodes as node_service
+from . import events
 from . import runs as run_service
 
 FINISHED = (JobStatus.PASS, JobStatus.FAIL)
@@ -82,9 +83,11 @@ def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
         raise AlreadyExists(f"job with job_id {job_id} already exists")
     job = Job(run_id=run.id, job_id=job_id, posted=utcnow())
     session.add(job)
+    run_was = run.status
     run.add_to_count("total", 1)
     run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
     _apply_write(session, run, job, fields, new=True)
+    events.record_job_write(session, run, job, created=True, run_was=run_was)
     return job
 
 
@@ -103,7 +106,10 @@ def update_job(session: Session, run_name: str, job_id: str,
     job = session.scalar(select(Job).where(Job.run_id == run.id, Job.job_id == job_id))
     if job is None:
         raise JobNotFound(missing)
+    before, old_status, run_was = events.job_snapshot(job, fields), job.status, run.status
     _apply_write(session, run, job, fields, new=False)
+    events.record_job_write(session, run, job, created=False, old_status=old_status,
+                            before=before, run_was=run_was)
 
 
 def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any],
@@ -129,12 +135,14 @@ def delete_job(session: Session, run_name: str, job_id: str) -> None:
     job = session.scalar(select(Job).where(Job.run_id == run.id, Job.job_id == job_id))
     if job is None:
         raise JobNotFound(missing)
+    run_was = run.status
     run.add_to_count("total", -1)
     run.add_to_count(count_key(job.status), -1)
     session.execute(delete(Job).where(Job.id == job.id))
     session.expunge(job)
     run.refresh_status()
     _refresh_first_job(session, run)
+    events.record_job_deleted(session, run, job_id, job.status, run_was)
 
 
 def _next_job_id(session: Session, run: Run) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
 from ..models import Job, Node, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
+from . import events
 from . import jobs as job_service
 from .common import add_if_new
 
@@ -50,6 +51,7 @@ def create_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
         raise InvalidRequest("Cannot lock without specifying locked_by")
     if not add_if_new(session, node):  # created concurrently
         raise AlreadyExists(f"Node with name {name} already exists")
+    events.record_node_created(session, node)
     return node
 
 
@@ -57,6 +59,7 @@ def ensure_node(session: Session, name: str, machine_type: str | None) -> tuple[
     """The node of that name, created (with that machine type) when missing; True if new."""
     node = Node(name=name, machine_type=machine_type)
     if add_if_new(session, node):
+        events.record_node_created(session, node)
         return node, True
     return session.scalars(select(Node).where(Node.name == name)).one(), False
 
@@ -65,7 +68,9 @@ def update_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
     """PUT /nodes/NODE/: lock checks when the body carries `locked` (400/403, not 500)."""
     node = _node_for_update(session, name, "attempted to update a non-existent node")
     check_lock_change(node, fields)
+    before = events.node_snapshot(node)
     _apply(session, node, fields)
+    events.record_node_change(session, node, before)
     return node
 
 
@@ -73,7 +78,9 @@ def lock_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
     """PUT|POST /nodes/NODE/lock/: lock, unlock or update one node."""
     node = _node_for_update(session, name, NOT_FOUND)
     check_lock_change(node, fields)
+    before = events.node_snapshot(node)
     _apply(session, node, fields)
+    events.record_node_change(session, node, before)
     return node
 
 
@@ -81,6 +88,7 @@ def delete_node(session: Session, name: str) -> None:
     """Job links go with the node (FK cascade); VMs it hosted keep a null vm_host."""
     if session.execute(delete(Node).where(Node.name == name)).rowcount == 0:
         raise NodeNotFound(NOT_FOUND)
+    events.record_node_deleted(session, name)
 
 
 def _conditions(*, machine_types: Iterable[str] | None = None, up: bool | None = None,
@@ -174,7 +182,9 @@ def lock_many(session: Session, *, count: int, locked_by: str, machine_types: li
     change = {"locked": True, "locked_by": locked_by, "description": description}
     for node in nodes:
         check_lock_change(node, change)
+        before = events.node_snapshot(node)
         _apply(session, node, change)
+        events.record_node_change(session, node, before)
     return nodes
 
 
@@ -192,7 +202,9 @@ def unlock_many(session: Session, names: list[str], locked_by: str | None) -> li
     for node in nodes:
         check_lock_change(node, change)
     for node in nodes:
+        before = events.node_snapshot(node)
         _apply(session, node, change)
+        events.record_node_change(session, node, before)
     return nodes
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
+from . import events
 from .common import add_if_new
 
 
@@ -32,6 +33,7 @@ def create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
     run = new_run(name, timezone)
     if not add_if_new(session, run):  # a concurrent request created it first
         raise AlreadyExists(f"run with name {name} already exists")
+    events.record_run_created(session, run)
     return run
 
 
@@ -65,9 +67,11 @@ def run_exists(session: Session, name: str) -> bool:
 
 def delete_run(session: Session, name: str) -> None:
     """Set-based: the database cascades to jobs and their node links."""
-    result = session.execute(delete(Run).where(Run.name == name))
-    if result.rowcount == 0:
+    gone = session.execute(delete(Run).where(Run.name == name).returning(
+        Run.user, Run.suite, Run.branch, Run.machine_type, Run.status)).first()
+    if gone is None:
         raise RunNotFound("attempted to delete a non-existent run")
+    events.record_run_deleted(session, name, *gone)
 
 
 # ---- listings -----------------------------------------------------------------------------
