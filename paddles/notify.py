@@ -107,6 +107,18 @@ class Waker:
 
 _WAKERS: dict[str, Waker] = {}
 _WAKERS_LOCK = threading.Lock()
+_SHUTDOWN = threading.Event()
+
+
+def shut_down() -> None:
+    """The process is stopping (gunicorn_config.py calls this on SIGTERM): open streams end."""
+    _SHUTDOWN.set()
+    for waker in list(_WAKERS.values()):
+        waker._bump()
+
+
+def shutting_down() -> bool:
+    return _SHUTDOWN.is_set()
 
 
 def get_waker(engine: Engine, poll_interval: float) -> Waker:

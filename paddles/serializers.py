@@ -217,3 +217,85 @@ def test_case_detail(test: TestCase, job_id: str | None, artifact_name: str,
 def timeline_detail(timeline: Timeline, artifact: Artifact, collection_href: str):
     return {"columns": timeline.columns, "rows": timeline.rows,
             "artifact": collection_href + quote(artifact.name, safe="/")}
+
+
+# ---- events and webhooks ---------------------------------------------------------------------
+
+def event_detail(event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "uuid": event.uuid,
+        "time": wire_time(event.time),
+        "topic": event.topic,
+        "type": event.type,
+        "subject": event.subject,
+        "username": event.username,
+        "run": event.run_name,
+        "job": event.job_id,
+        "data": event.data,
+    }
+
+
+def subscription_detail(sub, settings: Settings, *, secret: bool = False) -> dict[str, Any]:
+    """The secret is shown once, when the subscription is created."""
+    out = {
+        "id": sub.id,
+        "href": f"{settings.address}/subscriptions/{sub.id}/",
+        "url": sub.url,
+        "description": sub.description,
+        "types": sub.types,
+        "criteria": sub.criteria,
+        "verbosity": sub.verbosity.value,
+        "compare": sub.compare,
+        "enabled": sub.enabled,
+        "disabled_reason": sub.disabled_reason,
+        "created": wire_time(sub.created),
+        "updated": wire_time(sub.updated),
+        "last_event_id": sub.last_event_id,
+        "failures": sub.failures,
+        "failing_since": wire_time(sub.failing_since),
+        "last_success": wire_time(sub.last_success),
+    }
+    if secret:
+        out["secret"] = sub.secret
+    return out
+
+
+def delivery_detail(delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "uuid": delivery.uuid,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "created": wire_time(delivery.created),
+        "last_attempt": wire_time(delivery.last_attempt),
+        "next_attempt": wire_time(delivery.next_attempt),
+        "response_status": delivery.response_status,
+        "error": delivery.error,
+        "delivered": wire_time(delivery.delivered),
+        "log": delivery.log or [],
+    }
+
+
+# what the `status` verbosity adds to the event envelope, when the event has it
+_STATUS_KEYS = ("status", "old_status", "results", "message")
+
+
+def webhook_payload(event, verbosity: str, *, subscription_id: int, obj=None,
+                    compare=None) -> dict[str, Any]:
+    """A webhook body. quiet: the event envelope (type, subject, ids, time); status: plus the
+    status, previous status and run counts; verbose: plus the event data and the full
+    object (as it was when the delivery was made). `compare` when the subscription asks."""
+    out: dict[str, Any] = {"subscription": subscription_id,
+                           "event": {k: v for k, v in event_detail(event).items() if k != "data"}}
+    if verbosity in ("status", "verbose"):
+        data = event.data or {}
+        out.update((key, data[key]) for key in _STATUS_KEYS if key in data)
+    if verbosity == "verbose":
+        out["data"] = event.data
+        out["object"] = obj
+    if compare is not None:
+        out["compare"] = compare
+    return out

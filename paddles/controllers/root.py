@@ -6,6 +6,7 @@ from pecan import expose
 from .. import openapi
 from .base import Resource
 from .errors import ErrorsController
+from .events import EventsController, SubscriptionsController
 from .exports import ExportsController
 from .jobs import RecentJobsController
 from .nodes import NodesController
@@ -22,6 +23,8 @@ class RootController(Resource):
         self.queue = QueueController(settings)
         self.exports = ExportsController(settings)
         self.errors = ErrorsController()
+        self.events = EventsController(settings)
+        self.subscriptions = SubscriptionsController(settings)
         setattr(self, "openapi.json", OpenAPIController(settings))
 
     @expose("json")

@@ -8,6 +8,7 @@ from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
 from .base import Resource
+from .compare import CompareController
 from .jobs import JobsController
 
 
@@ -71,6 +72,7 @@ class RunController(Resource):
         self.jobs = JobsController(settings, name)
         self.artifacts = ArtifactsController(settings, name)
         self.tests = TestsController(settings, name)
+        self.compare = CompareController(settings, name)
 
     @expose("json")
     def get(self, **_):

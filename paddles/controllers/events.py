@@ -1,0 +1,325 @@
+"""/events/ (replay, message events), /events/stream (Server-Sent Events), /subscriptions/."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from urllib.parse import urlencode
+
+import orjson
+from pecan import expose, request, response
+from webob import Response
+
+from .. import notify, openapi, schemas, serializers
+from ..db import make_session_factory
+from ..errors import Unavailable
+from ..openapi import _ok, _op, _p, _q
+from ..services import events as event_service
+from ..services import webhooks as webhook_service
+from .base import Resource
+
+log = logging.getLogger(__name__)
+
+STREAM_BATCH = 500  # events read per query while a stream catches up
+RETRY_MS = 2000  # how long an EventSource waits before it reconnects
+
+
+class EventsController(Resource):
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.stream = EventStreamController(settings)
+
+    @expose("json")
+    def get_all(self, **_):
+        query = schemas.parse_event_query(self._params())
+        since = query["since"] or 0
+        events, cursor = event_service.list_events(
+            self._db(), since=since, types=query["types"], run_name=query["run_name"],
+            job_id=query["job_id"], limit=query["limit"])
+        return {"events": [serializers.event_detail(e) for e in events], "next": cursor,
+                "next_href": self._next_href(query, cursor)}
+
+    def _next_href(self, query, cursor: int) -> str:
+        params = [("since", cursor)] + [("type", t) for t in query["types"]]
+        params += [(k, query[n]) for k, n in (("run", "run_name"), ("job", "job_id"))
+                   if query[n] is not None]
+        params.append(("limit", query["limit"]))
+        return f"{self._settings.address}/events/?{urlencode(params)}"
+
+    @expose("json")
+    def post(self, **_):
+        fields = schemas.parse_message_body(self._body())
+        event = event_service.post_message(self._db(), **fields)
+        response.status = 201
+        return serializers.event_detail(event)
+
+
+# ---- Server-Sent Events ---------------------------------------------------------------------
+
+class _StreamSlots:
+    """At most `limit` open streams per process, so streams never take every thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.open = 0
+
+    def take(self, limit: int) -> bool:
+        with self._lock:
+            if limit > 0 and self.open >= limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+SLOTS = _StreamSlots()
+
+
+class EventStreamController(Resource):
+    @expose()
+    def get_all(self, **_):
+        settings = self._settings
+        query = schemas.parse_event_query(self._params(),
+                                          last_event_id=request.headers.get("Last-Event-ID"))
+        db = self._db()
+        if query["since"] is None:  # live only: from the newest event on
+            query["since"] = event_service.latest_event_id(db)
+        resp = _StreamResponse(status=200, content_type=None, charset=None)
+        resp.content_length = None  # sent chunked, as it comes
+        resp.headers.update({"Content-Type": "text/event-stream; charset=utf-8",
+                             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        if request.method == "HEAD":
+            resp.app_iter = []
+            return resp
+        if not SLOTS.take(settings.events_stream_limit):
+            raise Unavailable("too many open event streams; retry later, or replay with "
+                              "GET /events/?since=ID", headers={"Retry-After": "5"})
+        try:
+            engine = db.get_bind()
+            waker = notify.get_waker(engine, settings.events_poll_interval)
+            resp.app_iter = EventStream(make_session_factory(engine), waker, query, settings)
+        except BaseException:
+            SLOTS.give_back()
+            raise
+        return resp
+
+
+class _StreamResponse(Response):
+    """Pecan reads the body of every 200 to decide on a 204; this one is never read whole."""
+
+    @property
+    def body(self):
+        return b"<stream>"
+
+    @body.setter
+    def body(self, value):
+        Response.body.fset(self, value)
+
+    @property
+    def app_iter(self):
+        return self._app_iter
+
+    @app_iter.setter
+    def app_iter(self, value):
+        self._app_iter = value
+
+
+class EventStream:
+    """The WSGI body of one stream. `close()` (called by the server when the client goes or
+    the stream ends) gives the slot back, even when the body was never iterated."""
+
+    def __init__(self, sessions, waker, query, settings):
+        self._sessions = sessions
+        self._waker = waker
+        self._query = query
+        self._settings = settings
+        self._closed = False
+        self._gen = self._generate()
+
+    def __iter__(self):
+        return self._gen
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._gen.close()
+            SLOTS.give_back()
+
+    def _generate(self):
+        query, settings, waker = self._query, self._settings, self._waker
+        last = query["since"]
+        keepalive = settings.events_keepalive
+        deadline = time.monotonic() + settings.events_stream_max_seconds
+        yield f"retry: {RETRY_MS}\n: paddles events after id {last}\n\n".encode()
+        next_ping = time.monotonic() + keepalive
+        while True:
+            version = waker.version()
+            with self._sessions() as session:
+                events, cursor = event_service.list_events(
+                    session, since=last, types=query["types"], run_name=query["run_name"],
+                    job_id=query["job_id"], limit=STREAM_BATCH)
+            last = cursor
+            if events:
+                yield b"".join(_frame(event) for event in events)
+                next_ping = time.monotonic() + keepalive
+                if len(events) >= STREAM_BATCH:
+                    continue  # catching up: read on before waiting
+            now = time.monotonic()
+            if now >= deadline:
+                yield b": time limit reached; reconnect with Last-Event-ID\n\n"
+                return
+            if notify.shutting_down():
+                yield b": server stopping; reconnect with Last-Event-ID\n\n"
+                return
+            if now >= next_ping:
+                yield b": keep-alive\n\n"
+                next_ping = now + keepalive
+            waker.wait(version, min(next_ping, deadline) - now)
+
+
+def _frame(event) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (event.id, orjson.dumps(serializers.event_detail(event)))
+
+
+# ---- webhook subscriptions -----------------------------------------------------------------
+
+class SubscriptionsController(Resource):
+    @expose("json")
+    def get_all(self, **_):
+        return [serializers.subscription_detail(s, self._settings)
+                for s in webhook_service.list_subscriptions(self._db())]
+
+    @expose("json")
+    def post(self, **_):
+        fields = schemas.parse_subscription_body(self._body(), partial=False)
+        sub = webhook_service.create_subscription(self._db(), fields)
+        response.status = 201
+        response.headers["Location"] = f"{self._settings.address}/subscriptions/{sub.id}/"
+        return serializers.subscription_detail(sub, self._settings, secret=True)
+
+    @expose()
+    def _lookup(self, sub_id, *remainder):
+        return SubscriptionController(self._settings, sub_id), list(remainder)
+
+
+class SubscriptionController(Resource):
+    def __init__(self, settings, sub_id: str):
+        super().__init__(settings)
+        self._raw_id = sub_id
+        self.deliveries = DeliveriesController(settings, sub_id)
+
+    @property
+    def _id(self) -> int:
+        return schemas.parse_subscription_id(self._raw_id)
+
+    @expose("json")
+    def get(self, **_):
+        return serializers.subscription_detail(
+            webhook_service.get_subscription(self._db(), self._id), self._settings)
+
+    @expose("json")
+    def put(self, **_):
+        sub_id = self._id
+        fields = schemas.parse_subscription_body(self._body(), partial=True)
+        sub = webhook_service.update_subscription(self._db(), sub_id, fields)
+        return serializers.subscription_detail(sub, self._settings)
+
+    @expose()
+    def delete(self, **_):
+        webhook_service.delete_subscription(self._db(), self._id)
+        return Response(status=204)
+
+
+class DeliveriesController(Resource):
+    def __init__(self, settings, sub_id: str):
+        super().__init__(settings)
+        self._raw_id = sub_id
+
+    @expose("json")
+    def get_all(self, **_):
+        sub_id = schemas.parse_subscription_id(self._raw_id)
+        query = schemas.parse_delivery_query(self._params())
+        return [serializers.delivery_detail(d)
+                for d in webhook_service.list_deliveries(self._db(), sub_id, **query)]
+
+
+# ---- OpenAPI --------------------------------------------------------------------------------
+
+def _openapi_paths() -> dict:
+    event = schemas.EVENT_SCHEMA
+    sub = {"type": "object", "properties": {
+        **schemas.SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
+        "href": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
+        "failures": {"type": "integer"}, "last_event_id": {"type": "integer"}}}
+    delivery = {"type": "object", "properties": {
+        "id": {"type": "integer"}, "uuid": {"type": "string"},
+        "event_id": {"type": "integer"}, "event_type": {"type": "string"},
+        "status": {"enum": list(schemas.DELIVERY_STATUSES)},
+        "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
+        "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
+        "log": {"type": "array", "items": {"type": "object"}}}}
+    filters = [
+        _q("since", "replay events after this id (default 0; the stream: from now)",
+           {"type": "integer", "minimum": 0}),
+        _q("type", "event type or glob (job.*); repeat or comma-separate for several"),
+        _q("run", "only this run's events"), _q("job", "only this job id's events")]
+    sub_id = _p("id", "subscription id")
+
+    def created(summary, schema, body=None):
+        op = _op(summary, body=body, errors=(400,))
+        op["responses"]["201"] = op["responses"].pop("200")
+        op["responses"]["201"]["content"]["application/json"]["schema"] = schema
+        return op
+
+    no_content = _op("delete the subscription and its delivery log", params=[sub_id],
+                     errors=(404,))
+    no_content["responses"]["204"] = {"description": "deleted"}
+    del no_content["responses"]["200"]
+    stream = _op("Server-Sent Events: `id:` is the event id, `data:` the event as JSON; "
+                 "resumes after the Last-Event-ID header; keep-alive comments; the stream "
+                 "ends after a time limit (the client reconnects)",
+                 params=[*filters, {"name": "Last-Event-ID", "in": "header", "required": False,
+                                    "schema": {"type": "string"}}], errors=(400, 503))
+    stream["responses"]["200"] = {"description": "event stream", "content": {
+        "text/event-stream": {"schema": {"type": "string"}}}}
+    return {
+        "/events/": {
+            "get": _op("replay events in id order; continue with since=next", params=[
+                *filters, _q("limit", f"page size (default {schemas.DEFAULT_EVENT_PAGE}, "
+                                      f"at most {schemas.MAX_EVENT_PAGE})",
+                             {"type": "integer", "minimum": 1})],
+                ok=_ok({"type": "object", "properties": {
+                    "events": {"type": "array", "items": event},
+                    "next": {"type": "integer", "description": "pass as since"},
+                    "next_href": {"type": "string"}}}), errors=(400,)),
+            "post": created("post a message event", event, body=schemas.MESSAGE_SCHEMA),
+        },
+        "/events/stream/": {"get": stream},
+        "/subscriptions/": {
+            "get": _op("webhook subscriptions", ok=_ok({"type": "array", "items": sub}),
+                       errors=()),
+            "post": created("create a webhook subscription (the answer shows the secret)",
+                            sub, body={**schemas.SUBSCRIPTION_SCHEMA, "required": ["url"]}),
+        },
+        "/subscriptions/{id}/": {
+            "get": _op("one subscription", params=[sub_id], ok=_ok(sub), errors=(404,)),
+            "put": _op("change a subscription (enabled: true re-enables it)",
+                       params=[sub_id], body=schemas.SUBSCRIPTION_SCHEMA, ok=_ok(sub),
+                       errors=(400, 404)),
+            "delete": no_content,
+        },
+        "/subscriptions/{id}/deliveries/": {"get": _op(
+            "delivery log, newest first: attempts, status codes, next retry",
+            params=[sub_id, _q("status", "pending, delivered or failed"),
+                    _q("before", "page back: deliveries with a smaller id",
+                       {"type": "integer"}),
+                    _q("limit", "page size", {"type": "integer", "minimum": 1})],
+            ok=_ok({"type": "array", "items": delivery}), errors=(400, 404))},
+    }
+
+
+openapi.EXTRA_PATHS.append(_openapi_paths)
+openapi.document.cache_clear()
