@@ -7,6 +7,10 @@ DELETEs and by deleted runs and jobs). A blob is deleted only when, under its ro
 artifact names it; an upload of the same content that races the deletion finds the blob gone
 and stores it again. Upload spool files untouched for a day (left by killed workers) go
 too. AGE is a number and a unit: 30d, 12h, 90m (also s, w).
+
+--events-older-than AGE deletes the events recorded more than AGE ago (the spec suggests
+90d), with their webhook deliveries, in batches of short transactions. Give either option
+or both.
 """
 from __future__ import annotations
 
@@ -17,11 +21,13 @@ import re
 from ..db import begin_write, make_engine, make_session_factory
 from ..models import utcnow
 from ..services import artifacts as artifact_service
+from ..services import events as event_service
 from ..storage import make_blob_store
 from ..streams import clean_spool
 from ._common import Progress, add_dry_run, dry_run_note, note
 
 SPOOL_MAX_AGE = 24 * 3600  # seconds; no upload takes that long
+EVENT_BATCH = 5000  # events deleted per transaction
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -35,18 +41,25 @@ def age(text: str) -> dt.timedelta:
 
 
 def register(sub):
-    parser = sub.add_parser("purge", help="delete old artifacts and the blobs they leave unused",
-                            description=__doc__)
+    parser = sub.add_parser("purge", help="delete old artifacts (and the blobs they leave "
+                                          "unused) and old events", description=__doc__)
     parser.add_argument("--artifacts-older-than", type=age, metavar="AGE",
                         help="delete artifacts older than this (30d, 12h, 90m)")
+    parser.add_argument("--events-older-than", type=age, metavar="AGE",
+                        help="delete events (and their webhook deliveries) older than this")
     add_dry_run(parser)
     return parser
 
 
 def run(args, settings) -> int:
-    if args.artifacts_older_than is None:
-        note("paddles purge: nothing to purge: give --artifacts-older-than AGE")
+    if args.artifacts_older_than is None and args.events_older_than is None:
+        note("paddles purge: nothing to purge: give --artifacts-older-than AGE and/or "
+             "--events-older-than AGE")
         return 2
+    if args.events_older_than is not None:
+        purge_events(args, settings)
+    if args.artifacts_older_than is None:
+        return 0
     cutoff = utcnow() - args.artifacts_older_than
     store = make_blob_store(settings)
     engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
@@ -82,5 +95,33 @@ def run(args, settings) -> int:
         if spooled:
             note(f"deleted {spooled} abandoned upload spool file(s)")
         return 0
+    finally:
+        engine.dispose()
+
+
+def purge_events(args, settings) -> None:
+    cutoff = utcnow() - args.events_older_than
+    engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            total = event_service.count_events_before(session, cutoff)
+        if args.dry_run:
+            note(f"would delete {total} event(s) recorded before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
+            if args.artifacts_older_than is None:
+                dry_run_note(args)
+            return
+        progress = Progress("purge: events")
+        deleted = 0
+        while True:
+            with sessions.begin() as session:  # short transactions: writers wait little
+                begin_write(session)
+                batch = event_service.delete_events_before(session, cutoff,
+                                                           batch=EVENT_BATCH)
+            deleted += batch
+            progress(min(deleted, total), max(total, 1))
+            if batch < EVENT_BATCH:
+                break
+        note(f"deleted {deleted} event(s) recorded before {cutoff:%Y-%m-%d %H:%M:%S} UTC")
     finally:
         engine.dispose()
