@@ -78,8 +78,8 @@ class Waker:
             conn = None
             try:
                 fairy = self._engine.raw_connection()
-                fairy.detach()  # ours for good: it no longer counts against the pool
                 conn = fairy.driver_connection
+                fairy.detach()  # ours for good: it no longer counts against the pool
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")

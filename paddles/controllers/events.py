@@ -79,6 +79,9 @@ SLOTS = _StreamSlots()
 
 
 class EventStreamController(Resource):
+    # EventSource sends `Accept: text/event-stream`; errors are JSON; curl sends */*
+    @expose(content_type="text/event-stream")
+    @expose(content_type="application/json")
     @expose()
     def get_all(self, **_):
         settings = self._settings
