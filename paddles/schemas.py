@@ -665,7 +665,7 @@ def _parse_criteria(value: Any) -> dict[str, Any]:
 
 def parse_subscription_body(raw: bytes, *, partial: bool) -> dict[str, Any]:
     """POST /subscriptions/ (url required) and PUT /subscriptions/ID/ (any subset)."""
-    body = parse_object(raw, allow_empty=partial)
+    body = parse_object(raw)
     unknown = set(body) - set(SUBSCRIPTION_SCHEMA["properties"])
     if unknown:
         raise InvalidRequest(f"unknown key: {sorted(unknown)[0]}")
