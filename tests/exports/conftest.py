@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
@@ -126,7 +127,8 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
               timestamp="2024-01-15T20:10:00"/>
     <testcase classname="tests.test_rgw.TestBucket" name="test_acl" time="1.5"
               timestamp="2024-01-15T20:10:01">
-      <failure message="assert 'private' == &quot;public&quot;, über">tests/test_rgw.py:12: in test_acl
+      <failure message="assert 'private' == &quot;public&quot;, über"
+      >tests/test_rgw.py:12: in test_acl
     assert acl == "public"
 E   AssertionError</failure>
       <system-out>captured, stdout
@@ -156,3 +158,6 @@ def upload_results(app, run: str) -> None:
     app.put(f"/runs/{run}/jobs/1/artifacts/tempest.subunit", tempest_stream(), status=201)
     app.put(f"/runs/{run}/jobs/2/artifacts/junit.xml", JUNIT.encode(), status=201)
     app.put(f"/runs/{run}/artifacts/nuke.xml", RUN_JUNIT.encode(), status=201)
+
+
+DATA_DSTAT = (Path(__file__).parents[1] / "artifacts" / "data" / "dstat.csv").read_bytes()
