@@ -18,6 +18,7 @@ import datetime as dt
 import gzip as gzip_module
 import io
 import json
+import logging
 import re
 import tarfile
 import tempfile
@@ -66,6 +67,8 @@ JOB_COLUMNS = ("job_id", "description", "status", "success", "failure_reason", "
                "updated")
 TEST_COLUMNS = ("job_id", "test_id", "status", "start", "stop", "duration", "worker", "tags",
                 "message", "details_artifact")
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]  # called with the number of rows written so far
 
@@ -690,16 +693,15 @@ def _datasets(session: Session, run: Run) -> list[_Dataset]:
         .group_by(TestCase.job_id, Job.job_id, Job.sort_key)
         .order_by(TestCase.job_id.is_not(None), Job.sort_key)).all()
     datasets = [_Dataset(i, job_id, pk) for i, (pk, job_id) in enumerate(rows)]
-    job_pks = [d.job_pk for d in datasets if d.job_pk is not None]
-    if job_pks:
-        latest: dict[int, Artifact] = {}
-        for job_pk, artifact in session.execute(
-                select(Timeline.job_id, Artifact)
-                .join(Artifact, Artifact.id == Timeline.artifact_id)
-                .where(Timeline.run_id == run.id, Timeline.job_id.in_(job_pks))
-                .order_by(Artifact.created, Artifact.id)):
-            latest[job_pk] = artifact  # the job's most recent parsed dstat artifact wins
-        for dataset in datasets:
+    latest: dict[int, Artifact] = {}
+    for job_pk, artifact in session.execute(
+            select(Timeline.job_id, Artifact)
+            .join(Artifact, Artifact.id == Timeline.artifact_id)
+            .where(Timeline.run_id == run.id, Timeline.job_id.is_not(None))
+            .order_by(Artifact.created, Artifact.id)):
+        latest[job_pk] = artifact  # the job's most recent parsed dstat artifact wins
+    for dataset in datasets:
+        if dataset.job_pk is not None:
             dataset.dstat = latest.get(dataset.job_pk)
     return datasets
 
@@ -825,7 +827,9 @@ def _copy_blob(store, artifact: Artifact, member: _Member) -> None:
     try:
         chunks = store.open_range(artifact.sha256, 0, None)
     except BlobMissing:
-        member.write(b"")
+        log.error("artifact %s (id %s) names blob %s, which storage does not have; its "
+                  "stackviz dstat file is left empty", artifact.name, artifact.id,
+                  artifact.sha256)
         return
     if artifact.content_encoding == "gzip":
         chunks = gunzip_chunks(chunks)
