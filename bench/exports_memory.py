@@ -5,7 +5,7 @@ local server as user postgres; dropped at the end), migrates it, and loads one r
 --jobs jobs plus --runs small runs of one job each: SQLAlchemy Core INSERTs given many rows
 at once (SQLAlchemy sends them as multi-row VALUES statements, 1000 rows a statement), run
 counters and statuses computed from the jobs as the job service keeps them. Starts paddles
-under gunicorn (gunicorn_config.py, one sync worker), warms it up with small exports, then
+under gunicorn (gunicorn_config.py, one worker process), warms it up with small exports, then
 downloads the big run's jobs as CSV, JSON Lines and JSON and every run as CSV, streaming
 (the client keeps nothing). Reports the worker's peak RSS (VmHWM from /proc/PID/status)
 before and after each export, and rows per second.
@@ -245,7 +245,7 @@ def main() -> int:
         print(json.dumps({"load": loaded, "exports": results}, indent=2))
         return 0
     print(f"loaded {loaded['jobs']} jobs in {loaded['runs']} runs in "
-          f"{loaded['load_seconds']:.1f}s ({url.split(':', 1)[0]}); one gunicorn sync worker")
+          f"{loaded['load_seconds']:.1f}s ({url.split(':', 1)[0]}); one gunicorn worker process")
     mib = 1024
     for r in results:
         rate = f"{r['rows_per_s']:,.0f} rows/s, " if r["rows_per_s"] else ""
