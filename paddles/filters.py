@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 from typing import Callable
 
-from sqlalchemy import ColumnElement, Date, and_, exists, false, select
+from sqlalchemy import ColumnElement, Date, and_, false, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
@@ -38,14 +38,25 @@ def _utc_date_pg(element, compiler, **kw):  # date() of a timestamptz follows th
     return "CAST(timezone('UTC', %s) AS DATE)" % compiler.process(element.clauses, **kw)
 
 
+def like_prefix(value: str) -> str:
+    """`value%` with LIKE's wildcards escaped, as ONE bound string, so PostgreSQL plans a
+    prefix range on the pattern-ops index (`startswith()` sends `:v || '%'`)."""
+    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return escaped + "%"
+
+
 def _job_has(cond: Callable[[type[Job], str], ColumnElement]
              ) -> Callable[[str], ColumnElement]:
-    """EXISTS over the run's jobs. Each use gets its own alias, so the condition correlates
-    only to runs: it combines with other job filters and with job-valued indexes that select
-    from the jobs table themselves."""
+    """`runs.id IN (job run ids matching)`. Each use gets its own alias, so it combines with
+    other job filters and with job-valued indexes that select from the jobs table themselves.
+
+    IN rather than a correlated EXISTS: PostgreSQL then estimates the match from the jobs
+    index and picks the plan that fits. Measured at 1M jobs: a rare sha1 prefix 270 ms with
+    EXISTS (it walked every run by date) and 0.5 ms with IN; a common flavor 0.5 ms either way.
+    """
     def condition(value: str) -> ColumnElement:
         job = aliased(Job)
-        return exists(select(job.id).where(job.run_id == Run.id, cond(job, value)))
+        return Run.id.in_(select(job.run_id).where(cond(job, value)))
     return condition
 
 
@@ -70,7 +81,7 @@ FILTERS: dict[str, Filter] = {f.name: f for f in (
            Run.status),
     Filter("user", lambda v: Run.user == v, Run.user),
     Filter("date", _on_day, utc_date(Run.scheduled)),
-    Filter("sha1", _job_has(lambda job, v: job.sha1.startswith(v, autoescape=True)),
+    Filter("sha1", _job_has(lambda job, v: job.sha1.like(like_prefix(v), escape="/")),
            Job.sha1, on_jobs=True),
     Filter("flavor", _job_has(lambda job, v: job.flavor == v), Job.flavor, on_jobs=True),
 )}
