@@ -11,7 +11,7 @@ from paddles import openapi
 SAMPLES = {"name": "teuthology-2024-01-15_20:00:03-rados-main-distro-default-smithi",
            "job_id": "1", "value": "main", "start": "2024-01-01", "end": "2024-01-31",
            "node": "smithi001.front.sepia.ceph.com", "queue": "smithi",
-           "path": "logs/teuthology.log"}
+           "path": "logs/teuthology.log", "id": "1"}
 
 
 def test_document_is_valid_openapi_31(app):
@@ -29,6 +29,8 @@ def _documented():
 @pytest.mark.parametrize("method,path", sorted(_documented()))
 def test_every_documented_route_is_routed(app, method, path):
     url = re.sub(r"\{(\w+)\}", lambda m: SAMPLES[m.group(1)], path)
+    if "text/event-stream" in str(openapi.document()["paths"][path][method]["responses"]):
+        method = "head"  # a stream's GET ends only at its time limit; HEAD routes the same
     resp = app.request(url, method=method.upper(), body=b"{}", expect_errors=True)
     assert resp.status_int != 405, resp.body
     if resp.status_int == 404:  # a missing resource, never a missing route
