@@ -20,6 +20,7 @@ from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
 from ..schemas import NODE_FIELDS, convert
+from . import events
 from . import nodes as node_service
 
 Progress = Callable[[int, int], None]  # progress(done, total)
@@ -109,6 +110,8 @@ def expire_stale_jobs(session: Session, *, running_minutes: float = 30, queued_d
             run.add_to_count(count_key(old), -1)
             run.add_to_count(count_key(JobStatus.DEAD), 1)
             job.status = JobStatus.DEAD
+            events.record_job_write(session, run, job, created=False, old_status=old,
+                                    before={"status": old})
             expired.append(ExpiredJob(run.name, job.job_id, old.value if old else "null",
                                       _aware(touch)))
         for run_id, old_status in touched.items():
@@ -116,6 +119,7 @@ def expire_stale_jobs(session: Session, *, running_minutes: float = 30, queued_d
             run.refresh_status()
             if run.status.value != old_status:
                 changes.append(RunChange(run.name, old_status, run.status.value))
+                events.record_run_status(session, run, old_status)
         done += len(chunk)
         _tick(progress, done, len(run_ids))
     session.flush()
@@ -209,6 +213,7 @@ def recompute_run_status(session: Session, *, progress: Progress | None = None
                     setattr(run, key, want[run_id][key])
                 run.refresh_status()
                 changes.append(RunChange(run.name, old_status, run.status.value, diffs))
+                events.record_run_status(session, run, old_status)
     return changes
 
 
@@ -248,6 +253,8 @@ def delete_run_and_jobs(session: Session, name: str) -> int:
     jobs = session.scalar(select(func.count()).select_from(Job).where(Job.run_id == run.id))
     session.execute(delete(Run).where(Run.id == run.id))
     session.expunge(run)
+    events.record_run_deleted(session, run.name, run.user, run.suite, run.branch,
+                              run.machine_type, run.status)
     return jobs or 0
 
 

@@ -250,3 +250,31 @@ def test_a_failed_commit_leaves_no_event(app, session_factory):
             session.commit()
         session.rollback()
     assert new_events(app, since) == []
+
+
+def test_admin_commands_record_their_changes(app, session_factory):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from paddles.models import Job
+    from paddles.services import admin
+
+    run = run_name()
+    post_job(app, run, "1", status="running")
+    with session_factory.begin() as session:
+        session.execute(update(Job).values(updated=dt.datetime(2020, 1, 1,
+                                                                tzinfo=dt.timezone.utc)))
+    since = latest(app)
+    with session_factory.begin() as session:
+        begin_write(session)
+        admin.expire_stale_jobs(session)
+    events = new_events(app, since)
+    assert [(e["type"], e["data"].get("old_status"), e["data"]["status"]) for e in events] == [
+        ("job.status", "running", "dead"), ("run.status", "running", "finished dead")]
+
+    since = latest(app)
+    with session_factory.begin() as session:
+        begin_write(session)
+        admin.delete_run_and_jobs(session, run)
+    assert types_after(app, since) == ["run.deleted"]
