@@ -38,11 +38,15 @@ def test_supervisord_runs_paddles_from_the_repo_conf(tmp_path, database_url, db_
         while "RUNNING" not in (state := _status(ctl)) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert "RUNNING" in state
+        while "RUNNING" not in (state := _status(ctl, "paddles-dispatch")) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "RUNNING" in state  # the webhook dispatch worker beside it
     finally:
         subprocess.run(ctl + ["shutdown"], capture_output=True)
     log = (tmp_path / "var" / "log" / "paddles.log").read_text()
     assert "schema is current" in log and "Booting worker" in log
 
 
-def _status(ctl) -> str:
-    return subprocess.run(ctl + ["status", "paddles"], capture_output=True, text=True).stdout
+def _status(ctl, program="paddles") -> str:
+    return subprocess.run(ctl + ["status", program], capture_output=True, text=True).stdout
