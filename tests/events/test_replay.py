@@ -40,7 +40,7 @@ def test_filters(app):
     post_job(app, other, "1", status="running")
     put_job(app, run, "1", status="pass")
     _messages(app, 1, run=run)
-    types = lambda **q: [(e["type"], e["run"]) for e in new_events(app, **q)]  # noqa: E731
+    types = lambda **q: [(e["type"], e["run"]) for e in new_events(app, **q)]
     assert types(type="job.*", run=run) == [("job.created", run), ("job.status", run)]
     assert types(type="run.status,message", run=run) == [
         ("run.status", run), ("run.status", run), ("message", run)]
