@@ -310,3 +310,28 @@ def test_killed_worker_restarted_mid_backlog_delivers_everything(app, database_u
 def _statuses(session_factory) -> set:
     with session_factory() as session:
         return set(session.scalars(select(Delivery.status)))
+
+
+def test_workers_claim_disjoint_deliveries(app, settings, session_factory, backend):
+    """PostgreSQL: a second worker skips the rows the first has locked (SKIP LOCKED); on both
+    backends a leased delivery is not due again until its lease ends."""
+    from paddles.db import begin_write
+
+    _subscribe(app, "http://x.test/")
+    for i in range(6):
+        _message(app, i)
+    with session_factory.begin() as session:
+        assert webhooks.fan_out(session, settings) == 6
+    first = session_factory()
+    begin_write(first)
+    mine = {c.id for c in webhooks.claim_deliveries(first, limit=4, lease=30)}
+    if backend == "postgresql":
+        with session_factory.begin() as second:
+            theirs = {c.id for c in webhooks.claim_deliveries(second, limit=10, lease=30)}
+        assert len(mine) == 4 and len(theirs) == 2 and not mine & theirs
+    first.commit()
+    first.close()
+    with session_factory.begin() as session:
+        begin_write(session)
+        left = webhooks.claim_deliveries(session, limit=10, lease=30)
+    assert len(left) == (0 if backend == "postgresql" else 2)
