@@ -36,7 +36,6 @@ CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
 # pg_advisory_xact_lock key that orders event commits ("paddEVNT")
 ADVISORY_KEY = 0x7061646445564E54
 DEFAULT_TOPIC_PREFIX = "org.paddles"
-MAX_PAGE = 1000
 
 _config = {"topic_prefix": DEFAULT_TOPIC_PREFIX}
 
