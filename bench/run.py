@@ -135,9 +135,14 @@ class Bench:
             "GET", "/runs/?count=25"), threads=T, seconds=a.seconds))
         filters = ["/runs/branch/main/", "/runs/suite/rados/branch/main/",
                    "/runs/status/running/", "/runs/machine_type/smithi/?since=yesterday",
-                   "/runs/sha1/4f1c0e2/", "/runs/branch/main/sha1/", "/runs/queued/"]
+                   "/runs/sha1/4f1c0e2/", "/runs/date/from/yesterday/to/today",
+                   "/runs/queued/"]
         self.record(run_phase("filter_routes_get", base, lambda c, i: c.request(
             "GET", filters[i % len(filters)]), threads=T, seconds=a.seconds))
+        indexes = ["/runs/branch/", "/runs/suite/", "/runs/machine_type/",
+                   "/runs/branch/main/sha1/"]
+        self.record(run_phase("value_index_get", base, lambda c, i: c.request(
+            "GET", indexes[i % len(indexes)]), threads=T, seconds=a.seconds))
         self.record(run_phase("status_finish", base, lambda c, i: c.request(
             "PUT", f"/runs/{jobs[i][0]}/jobs/{jobs[i][1]}/",
             {"status": "pass" if i % 7 else "fail", "success": bool(i % 7)}),

@@ -22,9 +22,11 @@ from ..models.statuses import COUNT_KEYS, run_status
 SUITES = ("rados", "rbd", "fs", "rgw", "krbd", "upgrade:reef-x", "smoke", "orch")
 BRANCHES = ("main", "squid", "reef", "quincy", "wip-jdoe-fix-osd", "wip-asmith-testing")
 USERS = ("teuthology", "jdoe", "asmith", "yuriw")
-# (status, success, weight): what a lab's finished history mostly looks like
-STATUSES = (("pass", True, 80), ("fail", False, 12), ("dead", None, 5), ("running", None, 2),
-            ("queued", None, 1))
+# (status, success, weight): a lab's history is finished runs; only the newest runs still
+# have running and queued jobs
+FINISHED = (("pass", True, 80), ("fail", False, 12), ("dead", None, 5))
+ACTIVE = (("pass", True, 30), ("fail", False, 5), ("running", None, 15), ("queued", None, 50))
+ACTIVE_RUNS = 20
 JOB_COLUMNS = ("run_id", "job_id", "sort_key", "name", "description", "status", "success",
                "machine_type", "os_type", "os_version", "sha1", "flavor", "suite", "branch",
                "priority", "posted", "started", "updated", "overrides")
@@ -36,8 +38,9 @@ def seed_jobs(session: Session, jobs: int, *, jobs_per_run: int = 300, days: int
     rng = random.Random(seed)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     nruns = max(1, -(-jobs // jobs_per_run))
-    statuses = [s for s, _, w in STATUSES for _ in range(w)]
-    success_of = {s: ok for s, ok, _ in STATUSES}
+    finished = [s for s, _, w in FINISHED for _ in range(w)]
+    active = [s for s, _, w in ACTIVE for _ in range(w)]
+    success_of = {s: ok for s, ok, _ in FINISHED + ACTIVE}
     done = 0
     for start in range(0, nruns, 200):
         batch = range(start, min(nruns, start + 200))
@@ -48,7 +51,8 @@ def seed_jobs(session: Session, jobs: int, *, jobs_per_run: int = 300, days: int
             name = (f"{rng.choice(USERS)}-{when:%Y-%m-%d_%H:%M:%S}-{suite}-{branch}"
                     f"-distro-default-smithi-{seed}.{i}")
             n = min(jobs_per_run, jobs - i * jobs_per_run)
-            job_statuses = [rng.choice(statuses) for _ in range(n)]
+            pool = active if i >= nruns - ACTIVE_RUNS else finished
+            job_statuses = [rng.choice(pool) for _ in range(n)]
             counts = {k: job_statuses.count(k) for k in COUNT_KEYS}
             counts["total"] = n
             sha1 = f"{rng.getrandbits(160):040x}"
