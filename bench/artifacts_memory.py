@@ -1,6 +1,6 @@
 """Memory of a paddles gunicorn worker while a big artifact goes up and comes back down.
 
-Starts paddles under gunicorn (gunicorn_config.py, one sync worker) on a fresh database,
+Starts paddles under gunicorn (gunicorn_config.py, one worker) on a fresh database,
 creates a job, PUTs a generated body of --size bytes (sent chunk by chunk, never held whole
 by the client either), GETs it back streaming and checks its sha256. Reports the worker's
 peak RSS (VmHWM from /proc/PID/status) after a warm-up request, after the upload and after
@@ -191,7 +191,7 @@ def main() -> int:
         return 0
     mib = 1024
     print(f"artifact of {result['size'] / (1 << 20):.0f} MiB, {result['database']}, "
-          "one gunicorn sync worker")
+          "one gunicorn worker")
     print(f"worker peak RSS (VmHWM): before {result['hwm_before_kib'] / mib:.1f} MiB, "
           f"after upload {result['hwm_after_upload_kib'] / mib:.1f} MiB, "
           f"after download {result['hwm_after_download_kib'] / mib:.1f} MiB "
