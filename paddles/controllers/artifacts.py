@@ -21,7 +21,7 @@ from ..models.artifacts import TEST_STATUS_VALUES
 from ..openapi import JOB, PAGING, RUN, _ok, _op, _p, _q
 from ..services import artifacts as artifact_service
 from ..storage import BlobMissing
-from .base import Resource
+from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
 
@@ -229,32 +229,6 @@ def _open(store, artifact, start, end):
         raise PaddlesError("artifact content is missing from storage", status=500) from None
 
 
-class _StreamedResponse(Response):
-    """A download: its body is a stream that nothing in the request path reads whole.
-
-    Pecan looks at every 200 to turn an empty one into a 204: it reads `.body` whole, or, for
-    a generator, pushes it through itertools.tee, which keeps up to 57 chunks alive (57 MiB
-    of 1 MiB chunks). So the app_iter here is not a generator, and `body` answers that check
-    from the stream's known presence instead of reading it. Replacing the app_iter keeps
-    the Content-Length (webob's own setter would drop it)."""
-
-    @property
-    def body(self):
-        return b"<streamed>"
-
-    @body.setter
-    def body(self, value):
-        Response.body.fset(self, value)
-
-    @property
-    def app_iter(self):
-        return self._app_iter
-
-    @app_iter.setter
-    def app_iter(self, value):
-        self._app_iter = value
-
-
 class _Stream:
     """WSGI body: iterates the chunks; close() reaches the backend (file or S3 response)."""
 
@@ -271,7 +245,7 @@ class _Stream:
 
 
 def _response(status, artifact, headers, chunks, *, length) -> Response:
-    resp = _StreamedResponse(status=status, content_type=None, charset=None)
+    resp = StreamedResponse(status=status, content_type=None, charset=None)
     resp.headers["Content-Type"] = artifact.content_type
     for key, value in headers.items():
         resp.headers[key] = value

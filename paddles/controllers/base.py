@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pecan import expose, request
 from pecan.rest import RestController
-from webob import exc
+from webob import Response, exc
 
 from .. import pecan_speedups
 
@@ -79,3 +79,29 @@ class _NoMethodOverride:
 
     def __setattr__(self, name, value):
         setattr(self._request, name, value)
+
+
+class StreamedResponse(Response):
+    """A response whose body is a stream (downloads, exports, event streams).
+
+    Pecan looks at every 200 to turn an empty one into a 204: it reads `.body` whole, or
+    pushes a generator app_iter through itertools.tee, which keeps up to 57 chunks alive.
+    Here `body` answers that check without reading, the app_iter given must not be a
+    generator, and replacing it keeps the Content-Length (webob's own setter drops it).
+    """
+
+    @property
+    def body(self):
+        return b"<streamed>"
+
+    @body.setter
+    def body(self, value):
+        Response.body.fset(self, value)
+
+    @property
+    def app_iter(self):
+        return self._app_iter
+
+    @app_iter.setter
+    def app_iter(self, value):
+        self._app_iter = value

@@ -16,7 +16,7 @@ from ..errors import Unavailable
 from ..openapi import _ok, _op, _p, _q
 from ..services import events as event_service
 from ..services import webhooks as webhook_service
-from .base import Resource
+from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class EventStreamController(Resource):
         db = self._db()
         if query["since"] is None:  # live only: from the newest event on
             query["since"] = event_service.latest_event_id(db)
-        resp = _StreamResponse(status=200, content_type=None, charset=None)
+        resp = StreamedResponse(status=200, content_type=None, charset=None)
         resp.content_length = None  # sent chunked, as it comes
         resp.headers.update({"Content-Type": "text/event-stream; charset=utf-8",
                              "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -108,26 +108,6 @@ class EventStreamController(Resource):
             SLOTS.give_back()
             raise
         return resp
-
-
-class _StreamResponse(Response):
-    """Pecan reads the body of every 200 to decide on a 204; this one is never read whole."""
-
-    @property
-    def body(self):
-        return b"<stream>"
-
-    @body.setter
-    def body(self, value):
-        Response.body.fset(self, value)
-
-    @property
-    def app_iter(self):
-        return self._app_iter
-
-    @app_iter.setter
-    def app_iter(self, value):
-        self._app_iter = value
 
 
 class EventStream:

@@ -23,7 +23,7 @@ from ..models.artifacts import TEST_STATUS_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from ..openapi import RUN, _op, _q
 from ..services import exports as export_service
-from .base import Resource
+from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class _ExportBase(Resource):
         except BaseException:
             session.close()
             raise
-        resp = _StreamedResponse(status=200, content_type=None, charset=None)
+        resp = StreamedResponse(status=200, content_type=None, charset=None)
         resp.headers["Content-Type"] = export.content_type
         resp.headers["Content-Disposition"] = export_service.content_disposition(
             export.filename)
@@ -127,31 +127,6 @@ class RunExportController(_ExportBase):
 
 
 # ---- the streamed body ----------------------------------------------------------------------
-
-class _StreamedResponse(Response):
-    """A response whose body nothing in the request path reads whole.
-
-    Pecan looks at every 200 to turn an empty one into a 204: it reads `.body` (webob then
-    joins the whole app_iter) or tees a generator. Here `body` answers that check without
-    reading, and the app_iter is not a generator (as controllers/artifacts.py does for
-    downloads)."""
-
-    @property
-    def body(self):
-        return b"<streamed>"
-
-    @body.setter
-    def body(self, value):
-        Response.body.fset(self, value)
-
-    @property
-    def app_iter(self):
-        return self._app_iter
-
-    @app_iter.setter
-    def app_iter(self, value):
-        self._app_iter = value
-
 
 class _Body:
     """WSGI body: the export's chunks; close() ends them and closes the export's session,
