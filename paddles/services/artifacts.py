@@ -27,6 +27,7 @@ from ..streams import SpooledUpload
 from . import events
 from . import jobs as job_service
 from . import runs as run_service
+from .common import fetch_one
 
 INSERT_BATCH = 1000
 # what an upload's Content-Type says when the client did not really say anything
@@ -156,10 +157,9 @@ def _lock_blob(session: Session, store: BlobStore, upload: SpooledUpload) -> Non
 
 
 def _find(session: Session, scope: Scope, name: str, *, for_update: bool = False):
-    stmt = select(Artifact).where(*scope.where(Artifact), Artifact.name == name)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    return session.scalar(stmt)
+    return fetch_one(session, select(Artifact).where(*scope.where(Artifact),
+                                                     Artifact.name == name),
+                     for_update=for_update)
 
 
 def _clear_parsed(session: Session, artifact_id: int) -> None:

@@ -1,6 +1,7 @@
 """Small database idioms the services share."""
 from __future__ import annotations
 
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,3 +15,15 @@ def add_if_new(session: Session, obj) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def fetch_one(session: Session, stmt: Select, *, for_update: bool = False,
+              missing: Exception | None = None):
+    """The row `stmt` selects, or None (or `missing` raised); with `for_update` it is locked
+    until the transaction ends and reloaded, so a waiter sees what the lock holder wrote."""
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    row = session.scalar(stmt)
+    if row is None and missing is not None:
+        raise missing
+    return row

@@ -9,20 +9,15 @@ from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, QueueNotFound, Unavailable
 from ..models import Job, JobStatus, Queue, Run, utcnow
-from .common import add_if_new
+from .common import add_if_new, fetch_one
 from .jobs import select_job_rows
 
 RAW_KEYS = ("paused_by", "paused_since", "paused_until")
 
 
 def get_queue(session: Session, name: str, *, for_update: bool = False) -> Queue:
-    stmt = select(Queue).where(Queue.name == name)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    queue = session.scalar(stmt)
-    if queue is None:
-        raise QueueNotFound("specified queue does not exist")
-    return queue
+    return fetch_one(session, select(Queue).where(Queue.name == name), for_update=for_update,
+                     missing=QueueNotFound("specified queue does not exist"))
 
 
 def list_queues(session: Session, *, machine_type: str | None = None,

@@ -8,7 +8,7 @@ from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
 from . import events
-from .common import add_if_new
+from .common import add_if_new, fetch_one
 
 
 def _fit(value: str, column) -> str:
@@ -39,13 +39,8 @@ def create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
 
 def get_run(session: Session, name: str, *, for_update: bool = False,
             missing: str = "run not found") -> Run:
-    stmt = select(Run).where(Run.name == name)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    run = session.scalar(stmt)
-    if run is None:
-        raise RunNotFound(missing)
-    return run
+    return fetch_one(session, select(Run).where(Run.name == name), for_update=for_update,
+                     missing=RunNotFound(missing))
 
 
 def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:

@@ -34,6 +34,7 @@ from ..settings import Settings
 from . import compare as compare_service
 from . import events as event_service
 from . import jobs as job_service
+from .common import fetch_one
 
 FAN_OUT_BATCH = 500
 LOG_ENTRIES = 20  # attempts kept in a delivery's log
@@ -61,13 +62,8 @@ def create_subscription(session: Session, fields: Mapping[str, Any]) -> Subscrip
 
 
 def get_subscription(session: Session, sub_id: int, *, for_update: bool = False) -> Subscription:
-    stmt = select(Subscription).where(Subscription.id == sub_id)
-    if for_update:
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
-    sub = session.scalar(stmt)
-    if sub is None:
-        raise SubscriptionNotFound("subscription not found")
-    return sub
+    return fetch_one(session, select(Subscription).where(Subscription.id == sub_id),
+                     for_update=for_update, missing=SubscriptionNotFound("subscription not found"))
 
 
 def list_subscriptions(session: Session) -> list[Subscription]:
@@ -280,8 +276,8 @@ def record_attempt(session: Session, settings: Settings, claimed: Claimed, *,
                    now: dt.datetime | None = None) -> str:
     """Store an attempt's outcome; returns the delivery's status afterwards."""
     now = now or utcnow()
-    delivery = session.scalar(select(Delivery).where(Delivery.id == claimed.id)
-                              .with_for_update().execution_options(populate_existing=True))
+    delivery = fetch_one(session, select(Delivery).where(Delivery.id == claimed.id),
+                         for_update=True)
     if delivery is None:
         return "gone"  # its event was purged, or its subscription deleted
     sub = get_subscription(session, delivery.subscription_id, for_update=True)
