@@ -17,9 +17,6 @@ import http.client
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+import server  # noqa: E402
 CHUNK = 1 << 20
 RUN = "teuthology-2024-01-15_20:00:03-rados-main-distro-default-smithi"
 
@@ -37,32 +36,6 @@ def parse_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 64MiB or 1GiB")
     unit = (match.group(2) or "").upper()[:1]
     return int(match.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
-
-
-def _workers(master: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                found.append(int(entry.name))
-    return found
 
 
 def _request(base_port: int, method: str, path: str, body: bytes | None = None):
@@ -125,52 +98,29 @@ def measure(size: int, database_url: str | None = None, workdir: str | None = No
     with tempfile.TemporaryDirectory(prefix="paddles-artifacts-bench-", dir=workdir) as tmp:
         url = database_url or f"sqlite:///{tmp}/paddles.db"
         migrations.upgrade(url)
-        port = _free_port()
-        env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_DATA_DIR=f"{tmp}/data",
-                   PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="1",
-                   PADDLES_TIMEOUT="600", PADDLES_LOG_LEVEL="warning",
+        env = dict(PADDLES_DATABASE_URL=url, PADDLES_DATA_DIR=f"{tmp}/data",
+                   PADDLES_WORKERS="1", PADDLES_TIMEOUT="600", PADDLES_LOG_LEVEL="warning",
                    PADDLES_ARTIFACTS_MAX_SIZE=str(max(size, 1 << 20) + 1))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-             "--access-logfile", "/dev/null", "paddles.wsgi:application"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if _request(port, "GET", "/")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start: "
-                                       + proc.stderr.read().decode(errors="replace")[-2000:])
-                time.sleep(0.1)
-            [worker] = _workers(proc.pid)
+        with server.gunicorn(env, timeout=30) as (proc, port):
+            [worker] = server.worker_pids(proc.pid)
             _request(port, "POST", f"/runs/{RUN}/jobs/", json.dumps(
                 {"job_id": "1", "status": "running"}).encode())
             base = f"/runs/{RUN}/jobs/1/artifacts"
             upload(port, f"{base}/warm-up.bin", 256 * 1024)  # imports, pools, first spool
             download(port, f"{base}/warm-up.bin")
-            before = _status_kib(worker, "VmHWM")
+            before = server.status_kib(worker, "VmHWM")
             started = time.monotonic()
             sha = upload(port, f"{base}/big.bin", size)
             up_seconds = time.monotonic() - started
-            after_upload = _status_kib(worker, "VmHWM")
+            after_upload = server.status_kib(worker, "VmHWM")
             started = time.monotonic()
             got_sha, got_size = download(port, f"{base}/big.bin")
             down_seconds = time.monotonic() - started
-            after_download = _status_kib(worker, "VmHWM")
+            after_download = server.status_kib(worker, "VmHWM")
             if (got_sha, got_size) != (sha, size):
                 raise RuntimeError("download differs from the upload")
-            if _workers(proc.pid) != [worker]:
+            if server.worker_pids(proc.pid) != [worker]:
                 raise RuntimeError("the worker was replaced during the run")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     return {"size": size, "database": url.split(":", 1)[0],
             "hwm_before_kib": before, "hwm_after_upload_kib": after_upload,
             "hwm_after_download_kib": after_download,

@@ -23,8 +23,6 @@ import http.client
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
-
-from artifacts_memory import _free_port, _status_kib, _workers  # noqa: E402
+import server  # noqa: E402
 
 BIG_RUN = "teuthology-2024-01-15_20:00:03-rados-main-distro-default-smithi"
 ROWS_PER_STATEMENT = 1000
@@ -156,28 +153,11 @@ def _get(port: int, path: str) -> tuple[int, int, int, float]:
 
 
 def measure(url: str, exports: list[tuple[str, str, int]], compare_api: bool) -> list[dict]:
-    port = _free_port()
     with tempfile.TemporaryDirectory(prefix="paddles-exports-bench-") as tmp:
-        env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_DATA_DIR=f"{tmp}/data",
-                   PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="1",
-                   PADDLES_TIMEOUT="1800", PADDLES_LOG_LEVEL="warning")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-             "--access-logfile", "/dev/null", "paddles.wsgi:application"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if _get(port, "/")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("gunicorn did not start: "
-                                       + proc.stderr.read().decode(errors="replace")[-2000:])
-                time.sleep(0.1)
-            [worker] = _workers(proc.pid)
+        env = dict(PADDLES_DATABASE_URL=url, PADDLES_DATA_DIR=f"{tmp}/data",
+                   PADDLES_WORKERS="1", PADDLES_TIMEOUT="1800", PADDLES_LOG_LEVEL="warning")
+        with server.gunicorn(env, timeout=30) as (proc, port):
+            [worker] = server.worker_pids(proc.pid)
             small = "user0-2024-01-10_10:00:00-fs-main-distro-default-mira-0"
             for path in ("/exports/runs.csv?user=nobody", f"/exports/runs/{small}/jobs.csv",
                          f"/exports/runs/{small}/jobs.jsonl",
@@ -189,26 +169,20 @@ def measure(url: str, exports: list[tuple[str, str, int]], compare_api: bool) ->
             if compare_api:
                 todo.append(("run detail API (in memory)", f"/runs/{BIG_RUN}/", 0))
             for label, path, rows in todo:
-                before = _status_kib(worker, "VmHWM")
-                rss_before = _status_kib(worker, "VmRSS")
+                before = server.status_kib(worker, "VmHWM")
+                rss_before = server.status_kib(worker, "VmRSS")
                 status, size, lines, seconds = _get(port, path)
                 if status != 200:
                     raise RuntimeError(f"{path} answered {status}")
-                after = _status_kib(worker, "VmHWM")
+                after = server.status_kib(worker, "VmHWM")
                 results.append({"export": label, "path": path, "rows": rows, "bytes": size,
                                 "lines": lines, "seconds": seconds,
                                 "rows_per_s": rows / seconds if rows else None,
                                 "mib_per_s": size / seconds / (1 << 20),
                                 "rss_before_kib": rss_before, "hwm_before_kib": before,
                                 "hwm_after_kib": after, "growth_kib": after - before})
-            if _workers(proc.pid) != [worker]:
+            if server.worker_pids(proc.pid) != [worker]:
                 raise RuntimeError("the worker was replaced during the run")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     return results
 
 

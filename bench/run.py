@@ -11,8 +11,6 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import server  # noqa: E402
 from loadgen import Client, PhaseResult, run_phase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,41 +61,6 @@ def job_body(run: str, job_id: int) -> dict:
                   {"thrashosds": {"timeout": 1200, "chance_pgnum_grow": 1}},
                   {"rados": {"clients": ["client.0"], "ops": 4000, "objects": 50}}],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(app: str, env: dict) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(env, PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_ACCESS_LOG="",
-               PADDLES_LOG_LEVEL="warning")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
-                             str(REPO / "gunicorn_config.py"), "--access-logfile", "/dev/null",
-                             app], cwd=REPO / "bench" if "floor" in app else REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if Client(base).request("GET", "/")[0] < 500:
-                return proc, base
-        except Exception:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{app} did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 class Bench:
@@ -193,15 +157,14 @@ class Bench:
             threads=self.args.threads, seconds=self.args.seconds))
 
     def floor_phases(self, env: dict) -> dict[str, PhaseResult]:
-        proc, base = start_gunicorn("floor_app:application", env)
-        try:
+        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning"), "floor_app:application",
+                             cwd=REPO / "bench") as (_proc, port):
+            base = f"http://127.0.0.1:{port}"
             get = self.record(run_phase("floor_wsgi_get", base, lambda c, i: c.request(
                 "GET", "/runs/"), threads=self.args.threads, seconds=self.args.seconds))
             put = self.record(run_phase("floor_wsgi_put", base, lambda c, i: c.request(
                 "PUT", "/runs/x/jobs/1/", {"name": "x", "job_id": "1"}),
                 threads=self.args.threads, seconds=self.args.seconds))
-        finally:
-            stop(proc)
         return {"get": get, "put": put}
 
     def sql_floor(self, dsn: str) -> None:
@@ -273,11 +236,8 @@ def main(argv=None) -> int:
                            env=env, check=True)
         print(f"paddles on PostgreSQL ({dbname}), {args.threads} client threads",
               file=sys.stderr)
-        proc, base = start_gunicorn("paddles.wsgi:application", env)
-        try:
-            bench.paddles_phases(base)
-        finally:
-            stop(proc)
+        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning")) as (_proc, port):
+            bench.paddles_phases(f"http://127.0.0.1:{port}")
         print("floor", file=sys.stderr)
         floor = bench.floor_phases(env)
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
