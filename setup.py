@@ -19,6 +19,7 @@ setup(
         "defusedxml>=0.7",
         "boto3>=1.34",
         "multipart>=1.2",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

@@ -6,7 +6,9 @@ import logging
 import pecan
 
 from .db import make_engine, make_session_factory
-from .hooks import DBSessionHook, ErrorHook, OrjsonRenderer, StorageHook, WireMiddleware
+from . import metrics
+from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, RequestObserver, StorageHook,
+                    WireMiddleware)
 from .settings import Settings, load_settings
 from .storage import make_blob_store
 
@@ -25,6 +27,7 @@ def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
     if session_factory is None:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow)
+        metrics.instrument_engine(engine, settings.db_pool_size + settings.db_max_overflow)
         session_factory = make_session_factory(engine)
     from .controllers.root import RootController
 
@@ -38,4 +41,4 @@ def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
         # resource names look like files (node FQDNs, run names with dots, artifacts)
         guess_content_type_from_ext=False,
     )
-    return WireMiddleware(app, max_body_size=settings.max_body_size)
+    return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from webob import Response
 from webob.exc import HTTPException
 
+from . import logs, metrics
 from .db import begin_write
 from .errors import PaddlesError
 
@@ -192,16 +193,13 @@ class WireMiddleware:
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
         environ["PATH_INFO"] = path
-        request_id = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
-        environ["paddles.request_id"] = request_id
-        started = time.perf_counter()
+        request_id = environ.get(REQUEST_ID_KEY) or request_id_of(environ)
+        environ[REQUEST_ID_KEY] = request_id
 
         method = environ.get("REQUEST_METHOD")
         extra = CORS_HEADERS + [("X-Request-ID", request_id)]
 
         def finish(status, headers):
-            log.debug("%s %s %s %.1fms id=%s", method, path, status.split(" ", 1)[0],
-                     (time.perf_counter() - started) * 1000, request_id)
             return [h for h in headers if h[0] != RETRY_HEADER] + extra
 
         if method == "OPTIONS":
@@ -251,6 +249,78 @@ class WireMiddleware:
                 return captured["status"], captured["headers"], [body]
             time.sleep(0.01 * (2 ** attempt))
         raise AssertionError("unreachable")
+
+
+REQUEST_ID_KEY = "paddles.request_id"
+# a client's X-Request-ID is kept when it looks like an id (it goes into every log line)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+def request_id_of(environ) -> str:
+    given = environ.get("HTTP_X_REQUEST_ID") or ""
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class RequestObserver:
+    """The outermost WSGI layer: one access-log line and the request metrics per request.
+
+    Timed from arrival to the end of the response body (the server closes the body), so a
+    streamed download or export counts its whole transfer. Labelled by route template
+    (metrics.route_template), never by raw path.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        environ[REQUEST_ID_KEY] = request_id_of(environ)
+        seen: dict = {}
+
+        def start(status, headers, exc_info=None):
+            seen["status"] = status
+            return start_response(status, headers, exc_info)
+
+        try:
+            body = self.app(environ, start)
+        except BaseException:
+            seen.setdefault("status", "500 Internal Server Error")
+            _record(environ, seen, started)
+            raise
+        return _ObservedBody(body, lambda: _record(environ, seen, started))
+
+
+class _ObservedBody:
+    def __init__(self, body, on_close):
+        self._body = body
+        self._on_close = on_close
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+
+def _record(environ, seen, started) -> None:
+    try:
+        seconds = time.perf_counter() - started
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO") or "/"
+        status = int(seen.get("status", "500").split(" ", 1)[0])
+        route = metrics.route_template(path)
+        metrics.observe(method, route, status, seconds)
+        logs.access(method, route, path, status, seconds * 1000, environ[REQUEST_ID_KEY],
+                    environ.get("REMOTE_ADDR"))
+    except Exception:  # observing must never break a response
+        log.exception("recording request metrics failed")
 
 
 def _raw_error(status: int, message: str):

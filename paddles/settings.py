@@ -28,6 +28,7 @@ class Settings:
     db_pool_size: int = 5
     db_max_overflow: int = 10
     log_level: str = "INFO"
+    log_format: str = "text"  # "json": one JSON object per line (paddles/logs.py)
     # artifacts (spec extras 1): per-upload limit, blob backend "local" or "s3"
     artifacts_max_size: int = 2 * 1024 ** 3
     artifacts_storage: str = "local"
@@ -69,6 +70,7 @@ _ENV = {
     "db_pool_size": ("PADDLES_DB_POOL_SIZE", int),
     "db_max_overflow": ("PADDLES_DB_MAX_OVERFLOW", int),
     "log_level": ("PADDLES_LOG_LEVEL", str),
+    "log_format": ("PADDLES_LOG_FORMAT", str),
     "artifacts_max_size": ("PADDLES_ARTIFACTS_MAX_SIZE", int),
     "artifacts_storage": ("PADDLES_ARTIFACTS_STORAGE", str),
     "artifacts_dir": ("PADDLES_ARTIFACTS_DIR", str),

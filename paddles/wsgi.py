@@ -4,5 +4,5 @@ from .logs import configure_logging
 from .settings import load_settings
 
 settings = load_settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 application = make_app(settings)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.config)
     from ..services import events
     events.configure(settings.event_topic_prefix)
-    configure_logging("DEBUG" if args.verbose else settings.log_level)
+    configure_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
     try:
         return args._run(args, settings) or 0
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from .base import Resource
 from .errors import ErrorsController
 from .events import EventsController, SubscriptionsController
 from .exports import ExportsController
+from .health import HealthController, MetricsController, ReadyController
 from .jobs import RecentJobsController
 from .nodes import NodesController
 from .queue import QueueController
@@ -26,6 +27,9 @@ class RootController(Resource):
         self.events = EventsController(settings)
         self.subscriptions = SubscriptionsController(settings)
         setattr(self, "openapi.json", OpenAPIController(settings))
+        self.health = HealthController(settings)
+        self.ready = ReadyController(settings)
+        self.metrics = MetricsController(settings)
 
     @expose("json")
     def get_all(self, **_):

@@ -1,0 +1,192 @@
+"""Prometheus metrics: what the request middleware counts, and what a scrape reads from the DB.
+
+Counted in the process that serves the request (hooks.RequestObserver calls `observe`):
+requests by method, route template and status, and their latency. The route label is the
+template of the matched route (`/runs/{name}/jobs/{job_id}/`), never the raw path, so the
+number of series stays bounded whatever clients send. The database pool gauges follow the
+pool's checkout/checkin events.
+
+Under gunicorn, gunicorn_config.py sets PROMETHEUS_MULTIPROC_DIR before any worker exists:
+prometheus-client then keeps every worker's values in files there and a scrape, whichever
+worker answers it, merges them all. Without it (tests, a single process) the values live in
+the process's default registry.
+
+The event backlog and webhook failures are read from the database at scrape time, so the
+separate `paddles dispatch` process exports nothing itself.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from functools import lru_cache
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
+                               Gauge, Histogram, disable_created_metrics, generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+disable_created_metrics()  # no `_created` twin of every series
+
+REQUESTS = Counter("paddles_http_requests", "HTTP requests answered",
+                   ["method", "route", "status"])
+LATENCY = Histogram("paddles_http_request_duration_seconds",
+                    "Time from the request's arrival to the end of its response body",
+                    ["method", "route"],
+                    buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+# livesum: the sum over the live worker processes (a dead worker's connections are gone)
+POOL_IN_USE = Gauge("paddles_db_pool_connections_in_use",
+                    "Database connections checked out of the pool now",
+                    multiprocess_mode="livesum")
+POOL_CAPACITY = Gauge("paddles_db_pool_capacity",
+                      "Connections the pools may open (pool_size + max_overflow)",
+                      multiprocess_mode="livesum")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
+UNMATCHED = "unmatched"
+# seconds a scrape's database queries may take (PostgreSQL statement_timeout)
+SCRAPE_QUERY_TIMEOUT_MS = 2000
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    method = method if method in METHODS else "other"
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+
+
+# ---- route templates --------------------------------------------------------------------
+
+# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one label
+_FILTER_CHAIN = re.compile(r"/runs/(?:branch|suite|machine_type|status|user|sha1|flavors)"
+                           r"/[^/]+(?:/[^/]+/[^/]+)+")
+RUN_FILTER_CHAIN = "/runs/{filter}/{value}/.../"
+
+
+@lru_cache(maxsize=1)
+def _templates() -> tuple[tuple[re.Pattern, str], ...]:
+    """Every documented route as a regex, most specific first (more literal segments)."""
+    from . import openapi
+
+    compiled = []
+    for template in openapi.document()["paths"]:
+        pattern = ""
+        for part in re.split(r"(\{\w+\})", template.rstrip("/")):
+            if part == "{path}":
+                pattern += r".+"
+            elif part.startswith("{"):
+                pattern += r"[^/]+"
+            else:
+                pattern += re.escape(part)
+        literals = sum("{" not in seg for seg in template.strip("/").split("/"))
+        compiled.append((literals, re.compile(pattern + "/?"), template))
+    compiled.sort(key=lambda item: -item[0])
+    return tuple((regex, template) for _, regex, template in compiled)
+
+
+@lru_cache(maxsize=4096)
+def route_template(path: str) -> str:
+    """The documented route a path belongs to, e.g. `/runs/{name}/jobs/{job_id}/`."""
+    if path in ("", "/"):
+        return "/"
+    if path == "/openapi.json":
+        return path
+    for regex, template in _templates():
+        if regex.fullmatch(path):
+            return template
+    if _FILTER_CHAIN.fullmatch(path.rstrip("/")):
+        return RUN_FILTER_CHAIN
+    return UNMATCHED
+
+
+# ---- database pool ----------------------------------------------------------------------
+
+def instrument_engine(engine, capacity: int) -> None:
+    """Follow the engine's pool in the pool gauges (once per engine)."""
+    if getattr(engine, "_paddles_metrics", False):
+        return
+    engine._paddles_metrics = True
+    POOL_CAPACITY.inc(capacity)
+    event.listen(engine, "checkout", lambda *_: POOL_IN_USE.inc())
+    event.listen(engine, "checkin", lambda *_: POOL_IN_USE.dec())
+    # a detached connection (the events LISTEN thread keeps one) leaves the pool for good
+    event.listen(engine, "detach", lambda *_: POOL_IN_USE.dec())
+
+
+# ---- scrape -----------------------------------------------------------------------------
+
+class DatabaseCollector:
+    """What the dispatch worker's state in the database says, read at scrape time."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def collect(self):
+        from .models import Delivery, Event, Subscription
+
+        up = GaugeMetricFamily("paddles_database_up",
+                               "1 if the scrape could read the database, else 0")
+        try:
+            session = self.session
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text(f"SET LOCAL statement_timeout = {SCRAPE_QUERY_TIMEOUT_MS}"))
+            latest = session.scalar(select(func.max(Event.id))) or 0
+            subs = session.execute(
+                select(Subscription.enabled, func.count(), func.min(Subscription.last_event_id),
+                       func.coalesce(func.sum(Subscription.failures), 0))
+                .group_by(Subscription.enabled)).all()
+            cursor = min((row[2] for row in subs if row[0]), default=latest)
+            backlog = session.scalar(select(func.count()).select_from(Event)
+                                     .where(Event.id > cursor)) if cursor < latest else 0
+            deliveries = dict(session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+        except Exception as exc:  # a scrape never fails: it says the database is down
+            log.warning("metrics: database not readable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("paddles_events_latest_id", "Id of the newest event",
+                                value=latest)
+        yield GaugeMetricFamily(
+            "paddles_events_backlog",
+            "Events not yet fanned out to the enabled webhook subscription furthest behind",
+            value=backlog)
+        by_state = GaugeMetricFamily("paddles_webhook_subscriptions",
+                                     "Webhook subscriptions", labels=["state"])
+        counts = {bool(row[0]): row[1] for row in subs}
+        by_state.add_metric(["enabled"], counts.get(True, 0))
+        by_state.add_metric(["disabled"], counts.get(False, 0))
+        yield by_state
+        failing = sum(int(row[3] or 0) for row in subs if row[0])
+        yield GaugeMetricFamily(
+            "paddles_webhook_consecutive_failures",
+            "Failed attempts since the last success, summed over enabled subscriptions",
+            value=failing)
+        gauge = GaugeMetricFamily("paddles_webhook_deliveries",
+                                  "Webhook deliveries by status (failed: given up)",
+                                  labels=["status"])
+        for status in ("pending", "delivered", "failed"):
+            value = sum(n for s, n in deliveries.items() if getattr(s, "value", s) == status)
+            gauge.add_metric([status], value)
+        yield gauge
+
+
+def render(session: Session) -> bytes:
+    """The Prometheus text exposition: the request metrics of every worker, then the DB's."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        served = generate_latest(registry)
+    else:
+        served = generate_latest(REGISTRY)
+    database = CollectorRegistry()
+    database.register(DatabaseCollector(session))
+    return served + generate_latest(database)
