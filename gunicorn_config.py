@@ -1,9 +1,16 @@
 """gunicorn settings for paddles: `gunicorn -c gunicorn_config.py paddles.wsgi:application`.
 
 Everything can be set from the environment, which supervisord_paddles.conf does.
+Graceful reload: SIGHUP to the master (`supervisorctl signal HUP paddles`) starts new workers
+with the new code and configuration and retires the old ones after their requests; with
+PADDLES_PRELOAD=1 the code is loaded once in the master, so a code upgrade then needs a
+restart (`supervisorctl restart paddles`), not a HUP. docs/deploy.md has the procedure.
 """
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("PADDLES_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("PADDLES_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
@@ -18,16 +25,62 @@ threads = int(os.environ.get("PADDLES_THREADS", 8))
 # the app reads these (after fork): pool size per worker, streams per worker
 os.environ.setdefault("PADDLES_THREADS", str(threads))
 os.environ.setdefault("PADDLES_EVENTS_STREAM_LIMIT", str(max(1, threads // 2)))
+# a worker silent this long is killed and replaced (an event stream writes keep-alives)
 timeout = int(os.environ.get("PADDLES_TIMEOUT", 60))
+# on SIGTERM/SIGHUP, requests in flight get this long to finish
 graceful_timeout = int(os.environ.get("PADDLES_GRACEFUL_TIMEOUT", 30))
-keepalive = 5
-# The app (and its database engine) is built after fork, once per worker.
-preload_app = False
-accesslog = os.environ.get("PADDLES_ACCESS_LOG", "-")
+keepalive = int(os.environ.get("PADDLES_KEEPALIVE", 5))
+# recycle a worker after this many requests (0: never), staggered by the jitter
+max_requests = int(os.environ.get("PADDLES_MAX_REQUESTS", 0))
+max_requests_jitter = max(0, max_requests // 10)
+# PADDLES_PRELOAD=1 imports the app once in the master (faster worker start, shared memory
+# pages). The database engine is then created before the fork: post_fork below makes each
+# worker drop the pooled connections it inherited (never used by two processes).
+preload_app = os.environ.get("PADDLES_PRELOAD", "0").lower() in ("1", "true", "yes", "on")
+# paddles logs every request itself (logger paddles.access: route, status, duration,
+# request id; PADDLES_LOG_FORMAT=json for JSON lines), so gunicorn's own access log is off
+# unless PADDLES_ACCESS_LOG names a file or "-" (stderr).
+accesslog = os.environ.get("PADDLES_ACCESS_LOG") or None
 errorlog = os.environ.get("PADDLES_ERROR_LOG", "-")
 loglevel = os.environ.get("PADDLES_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 proc_name = "paddles"
+
+# /metrics under gunicorn: each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR
+# and a scrape (whichever worker answers) merges them. It must be set before prometheus-client
+# is imported anywhere, so it is set here, when gunicorn reads this file. Without an
+# operator's choice, a private directory is made per master and removed when it exits.
+METRICS_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+_OWNED_VAR = "PADDLES_METRICS_DIR_OWNED"
+if not os.environ.get(METRICS_DIR_VAR):
+    os.environ[METRICS_DIR_VAR] = tempfile.mkdtemp(prefix="paddles-metrics-")
+    os.environ[_OWNED_VAR] = "1"
+
+
+def on_starting(server):
+    """A fresh metrics directory at start: a previous master's files would be summed in."""
+    path = Path(os.environ[METRICS_DIR_VAR])
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def on_exit(server):
+    if os.environ.get(_OWNED_VAR) == "1":
+        shutil.rmtree(os.environ[METRICS_DIR_VAR], ignore_errors=True)
+
+
+def post_fork(server, worker):
+    """With preload_app, the engine exists before the fork: forget the parent's pool."""
+    if preload_app:
+        from paddles import db
+        db.after_fork()
+
+
+def child_exit(server, worker):
+    """A worker is gone (exited, killed, recycled): its gauges leave the live sums."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 
 import orjson
@@ -22,7 +23,25 @@ def _dump_json(value) -> str:
         return json.dumps(value)
 
 
+# every engine this process made, so a forked child can drop the parent's connections
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kw) -> Engine:
+    engine = _make_engine(url, pool_size=pool_size, max_overflow=max_overflow, **kw)
+    _ENGINES.add(engine)
+    return engine
+
+
+def after_fork() -> None:
+    """In a forked child (gunicorn worker with preload_app): forget the pooled connections
+    inherited from the parent without closing them (they are the parent's sockets); the
+    child opens its own. SQLAlchemy's `dispose(close=False)` recipe for multiprocessing."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+def _make_engine(url: str, *, pool_size: int, max_overflow: int, **kw) -> Engine:
     parsed = make_url(url)
     # JSON columns are (de)coded with orjson: decoding JSONB was most of a run detail's cost
     kw.setdefault("json_serializer", _dump_json)

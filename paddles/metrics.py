@@ -110,8 +110,17 @@ def instrument_engine(engine, capacity: int) -> None:
     if getattr(engine, "_paddles_metrics", False):
         return
     engine._paddles_metrics = True
-    POOL_CAPACITY.inc(capacity)
-    event.listen(engine, "checkout", lambda *_: POOL_IN_USE.inc())
+    counted_in: set[int] = set()
+
+    def on_checkout(*_):
+        # capacity is counted by the process that uses the pool: with gunicorn's preload the
+        # engine is made in the master, which never connects
+        if os.getpid() not in counted_in:
+            counted_in.add(os.getpid())
+            POOL_CAPACITY.inc(capacity)
+        POOL_IN_USE.inc()
+
+    event.listen(engine, "checkout", on_checkout)
     event.listen(engine, "checkin", lambda *_: POOL_IN_USE.dec())
     # a detached connection (the events LISTEN thread keeps one) leaves the pool for good
     event.listen(engine, "detach", lambda *_: POOL_IN_USE.dec())
