@@ -132,24 +132,49 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
 
 def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
+    values, _ = _gather(path, environ, overrides)
+    return Settings(**values)
+
+
+def setting_sources(path: str | Path | None = None,
+                    environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where each setting's value comes from: `env PADDLES_X`, `file config.py`, `derived
+    (...)` or `default` (`paddles check-config` prints it)."""
+    _, sources = _gather(path, environ, {})
+    return {field.name: sources.get(field.name, "default")
+            for field in dataclasses.fields(Settings)}
+
+
+def _gather(path, environ, overrides) -> tuple[dict[str, Any], dict[str, str]]:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     cfg = Path(path) if path else config_path(environ)
     if cfg is not None:
         if not cfg.exists():
             raise FileNotFoundError(f"config file {cfg} does not exist")
-        values.update(_from_config_file(cfg))
+        found = _from_config_file(cfg)
+        values.update(found)
+        sources.update(dict.fromkeys(found, f"file {cfg}"))
     for key, (var, convert) in _ENV.items():
         if environ.get(var):
-            values[key] = convert(environ[var])
+            try:
+                values[key] = convert(environ[var])
+            except ValueError:
+                raise ValueError(f"{var}={environ[var]!r} is not a valid "
+                                 f"{convert.__name__}") from None
+            sources[key] = f"env {var}"
     values.update(overrides)
+    sources.update(dict.fromkeys(overrides, "argument"))
     if "db_pool_size" not in values:
         # one connection per request a worker can serve at once (gunicorn threads)
         values["db_pool_size"] = max(1, int(environ.get("PADDLES_THREADS") or 1))
+        sources["db_pool_size"] = "derived (PADDLES_THREADS)"
     data_dir = values.get("data_dir", Settings.data_dir)
     if not values.get("database_url"):
         values["database_url"] = default_database_url(data_dir)
-    return Settings(**values)
+        sources["database_url"] = "derived (SQLite in data_dir)"
+    return values, sources
 
 
 def default_database_url(data_dir: str) -> str:

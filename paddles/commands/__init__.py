@@ -15,7 +15,7 @@ from ..settings import load_settings
 
 COMMANDS = ("migrate", "serve", "expire-jobs", "set-status", "reparse", "set-targets",
             "delete-run", "dedupe", "import-nodes", "node-jobs", "node-stats", "queue-stats",
-            "purge", "bench-seed", "export", "dispatch")
+            "purge", "bench-seed", "export", "dispatch", "check-config")
 
 EPILOG = """\
 Upstream `pecan <command> config.py` equivalents: populate -> migrate (creates or upgrades
@@ -49,10 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+        configure_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
+    except (OSError, ValueError, SyntaxError) as exc:  # a bad config file or variable
+        print(f"paddles {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 1
     from ..services import events
     events.configure(settings.event_topic_prefix)
-    configure_logging("DEBUG" if args.verbose else settings.log_level, settings.log_format)
     try:
         return args._run(args, settings) or 0
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -22,9 +23,7 @@ def check_ready(session: Session) -> dict:
     what is wrong: the database unreachable, or its schema not at this code's head."""
     try:
         session.execute(text("SELECT 1"))
-        current = None
-        if inspect(session.connection()).has_table("alembic_version"):
-            current = session.scalar(text("SELECT version_num FROM alembic_version"))
+        current = schema_revision(session)
     except DBAPIError as exc:
         raise Unavailable(f"database unreachable: {_first_line(exc.orig or exc)}",
                           headers={"Retry-After": "5"}) from None
@@ -38,3 +37,34 @@ def check_ready(session: Session) -> dict:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def schema_revision(session: Session) -> str | None:
+    """The revision the database is at (None: no schema yet)."""
+    if not inspect(session.connection()).has_table("alembic_version"):
+        return None
+    return session.scalar(text("SELECT version_num FROM alembic_version"))
+
+
+def probe_blob_store(store) -> str:
+    """Write, read back and delete a small unique blob through the store; returns where."""
+    import hashlib
+    import os
+    import uuid
+
+    spool = Path(store.spool_dir)
+    spool.mkdir(parents=True, exist_ok=True)
+    data = f"paddles check-config {uuid.uuid4()}\n".encode()
+    sha256 = hashlib.sha256(data).hexdigest()
+    probe = spool / f".probe-{sha256[:16]}"
+    try:
+        probe.write_bytes(data)
+        store.put(sha256, probe)
+        if b"".join(store.open_range(sha256)) != data:
+            raise OSError("the blob read back differs from the one written")
+        store.delete(sha256)
+    finally:
+        if probe.exists():
+            os.unlink(probe)
+    root = getattr(store, "root", None)
+    return str(root) if root is not None else f"s3://{store.bucket}/{getattr(store, 'prefix', '')}"
