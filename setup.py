@@ -22,6 +22,8 @@ setup(
         "prometheus-client>=0.20",
     ],
     extras_require={
+        # what docs/deploy.md installs beside paddles: supervisord runs gunicorn and dispatch
+        "deploy": ["supervisor>=4.2"],
         "test": [
             "pytest>=8.0",
             "pytest-xdist>=3.5",
