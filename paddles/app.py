@@ -21,7 +21,8 @@ def setup_app(config=None):
     return make_app(load_settings(path))
 
 
-def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
+def make_app(settings: Settings, *, session_factory=None, read_session_factory=None,
+             extra_hooks=()):
     from .services import events
     events.configure(settings.event_topic_prefix)
     if session_factory is None:
@@ -29,11 +30,17 @@ def make_app(settings: Settings, *, session_factory=None, extra_hooks=()):
                              max_overflow=settings.db_max_overflow)
         metrics.instrument_engine(engine, settings.db_pool_size + settings.db_max_overflow)
         session_factory = make_session_factory(engine)
+    if read_session_factory is None and settings.database_read_url:
+        read_engine = make_engine(settings.database_read_url, pool_size=settings.db_pool_size,
+                                  max_overflow=settings.db_max_overflow)
+        metrics.instrument_engine(read_engine,
+                                  settings.db_pool_size + settings.db_max_overflow)
+        read_session_factory = make_session_factory(read_engine)
     from .controllers.root import RootController
 
     app = pecan.Pecan(
         RootController(settings),
-        hooks=[DBSessionHook(session_factory), ErrorHook(),
+        hooks=[DBSessionHook(session_factory, read_session_factory), ErrorHook(),
                StorageHook(make_blob_store(settings)), *extra_hooks],
         default_renderer="json",
         custom_renderers={"json": OrjsonRenderer},

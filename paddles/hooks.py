@@ -54,21 +54,50 @@ class OrjsonRenderer:
         return orjson.dumps(namespace)
 
 
+# Read-only routes served from the replica when one is configured (database_read_url): the
+# heavy reads of pulpito and reporting, where a replica a few seconds behind is harmless.
+# Not here: what teuthology reads right after writing (a run's jobs, nodes while locking,
+# queues), artifacts (fetched right after upload), events (NOTIFY is not replicated), and
+# /ready and /metrics (they are about the primary).
+READ_REPLICA_ROUTES = frozenset({
+    "/runs/", "/runs/{name}/", "/runs/queued/", "/runs/date/from/{start}/to/{end}/",
+    "/runs/{filter}/{value}/.../", "/runs/{name}/tests/", "/runs/{name}/compare/",
+    "/runs/{name}/jobs/{job_id}/tests/", "/runs/{name}/jobs/{job_id}/timeline/", "/jobs/",
+    "/nodes/job_stats/", "/nodes/{node}/jobs/", "/nodes/{node}/job_stats/",
+    *(f"/runs/{name}/{suffix}" for name in ("branch", "suite", "machine_type", "status",
+                                             "user", "sha1", "flavors", "date")
+      for suffix in ("", "{value}/")),
+})
+
+
+def reads_from_replica(method: str, path: str) -> bool:
+    if method not in ("GET", "HEAD"):
+        return False
+    route = metrics.route_template(path)
+    return route in READ_REPLICA_ROUTES or route.startswith("/exports/")
+
+
 class DBSessionHook(PecanHook):
     """First in the hook list: opens the session first, commits (or not) last."""
 
-    def __init__(self, make_session):
+    def __init__(self, make_session, make_read_session=None):
         self.make_session = make_session
+        self.make_read_session = make_read_session
 
     def on_route(self, state):
-        session = self.make_session()
+        make_session = self.make_session
+        if self.make_read_session is not None \
+                and reads_from_replica(state.request.method, state.request.path_info):
+            make_session = self.make_read_session
+        state.request.replica_factory = self.make_read_session
+        session = make_session()
         # A streamed upload takes its write lock itself, after the body is in (SQLite would
         # otherwise hold the database's write lock for as long as the client sends).
         if state.request.method not in READ_METHODS \
                 and STREAMED_BODY not in state.request.environ:
             begin_write(session)
         state.request.db = session
-        state.request.session_factory = self.make_session  # for streamed exports
+        state.request.session_factory = make_session  # for streamed exports
 
     def after(self, state):
         session = getattr(state.request, "db", None)

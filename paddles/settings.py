@@ -17,6 +17,9 @@ DEFAULT_LOG_HREF = "http://qa-proxy.ceph.com/teuthology/{run_name}/{job_id}/teut
 @dataclasses.dataclass(frozen=True)
 class Settings:
     database_url: str
+    # a streaming replica for the heavy read-only routes (hooks.READ_REPLICA_ROUTES); empty:
+    # every query goes to database_url
+    database_read_url: str = ""
     data_dir: str = "var"
     address: str = "http://localhost:8080"
     job_log_href_templ: str = DEFAULT_LOG_HREF
@@ -59,6 +62,7 @@ class Settings:
 # setting name -> (environment variable, converter)
 _ENV = {
     "database_url": ("PADDLES_DATABASE_URL", str),
+    "database_read_url": ("PADDLES_DATABASE_READ_URL", str),
     "data_dir": ("PADDLES_DATA_DIR", str),
     "address": ("PADDLES_ADDRESS", str),
     "job_log_href_templ": ("PADDLES_JOB_LOG_HREF_TEMPL", str),
@@ -109,6 +113,9 @@ def _from_config_file(path: Path) -> dict[str, Any]:
     url = (ns.get("sqlalchemy") or {}).get("url")
     if url:
         found["database_url"] = url
+    read_url = (ns.get("sqlalchemy") or {}).get("read_url")
+    if read_url:
+        found["database_read_url"] = read_url
     for key, value in (ns.get("paddles") or {}).items():
         if key in _ENV:
             found[key] = value

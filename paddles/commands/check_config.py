@@ -42,7 +42,11 @@ def run(args, settings) -> int:
             value = _shown(field.name, getattr(settings, field.name))
             print(f"{field.name:<{width}} = {value}  [{sources[field.name]}]", file=out)
         print(file=out)
-    results = [_check_values(settings), *_check_database(settings), _check_storage(settings)]
+    results = [_check_values(settings), *_check_database(settings.database_url)]
+    if settings.database_read_url:
+        results += [(ok, f"replica {name}", detail) for ok, name, detail
+                    in _check_database(settings.database_read_url)]
+    results.append(_check_storage(settings))
     for ok, name, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", file=out)
     failed = sum(not ok for ok, _, _ in results)
@@ -51,7 +55,7 @@ def run(args, settings) -> int:
 
 
 def _shown(name: str, value) -> str:
-    if name == "database_url":
+    if name in ("database_url", "database_read_url") and value:
         return make_url(value).render_as_string(hide_password=True)
     if name in SECRETS and value:
         return "***"
@@ -82,8 +86,8 @@ def _check_values(settings):
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 
-def _check_database(settings):
-    url = make_url(settings.database_url)
+def _check_database(database_url: str):
+    url = make_url(database_url)
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
             and not Path(url.database).exists():  # connecting would create it
@@ -92,7 +96,7 @@ def _check_database(settings):
                 (False, "migrations", "not checked (no database)")]
     connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
     try:
-        engine = make_engine(settings.database_url, pool_size=1, max_overflow=0,
+        engine = make_engine(database_url, pool_size=1, max_overflow=0,
                              **({"connect_args": connect_args} if connect_args else {}))
     except Exception as exc:
         return [(False, "database", f"{where}: {_line(exc)}"),

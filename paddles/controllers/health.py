@@ -1,7 +1,7 @@
 """/health (liveness), /ready (database and schema) and /metrics (Prometheus)."""
 from __future__ import annotations
 
-from pecan import expose
+from pecan import expose, request
 from webob import Response
 
 from .. import metrics, openapi
@@ -22,7 +22,12 @@ class ReadyController(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        return health.check_ready(self._db())
+        ready = health.check_ready(self._db())
+        replica_factory = getattr(request, "replica_factory", None)
+        if replica_factory is not None:
+            with replica_factory() as replica:
+                ready["replica"] = health.check_replica(replica)
+        return ready
 
 
 class MetricsController(Resource):
@@ -37,7 +42,8 @@ def _openapi_paths() -> dict:
 
     ready = {"type": "object", "properties": {
         "database": {"const": "ok"}, "migrations": {"const": "current"},
-        "revision": {"type": ["string", "null"]}}}
+        "revision": {"type": ["string", "null"]},
+        "replica": {"const": "ok", "description": "only when database_read_url is set"}}}
     metrics_ok = {"description": "Prometheus text exposition format",
                   "content": {"text/plain": {"schema": {"type": "string"}}}}
     return {

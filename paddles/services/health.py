@@ -39,6 +39,19 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def check_replica(session: Session) -> str:
+    """"ok" when the read replica answers and has the current schema, else Unavailable."""
+    try:
+        current = schema_revision(session)
+    except DBAPIError as exc:
+        raise Unavailable(f"read replica unreachable: {_first_line(exc.orig or exc)}",
+                          headers={"Retry-After": "5"}) from None
+    if current != head_revision():
+        raise Unavailable(f"read replica schema is at revision {current or 'none'}, this "
+                          f"code needs {head_revision()}", headers={"Retry-After": "30"})
+    return "ok"
+
+
 def schema_revision(session: Session) -> str | None:
     """The revision the database is at (None: no schema yet)."""
     if not inspect(session.connection()).has_table("alembic_version"):

@@ -79,3 +79,12 @@ def test_a_bad_variable_is_a_clear_error(monkeypatch, capsys):
     assert main(["check-config"]) == 1
     err = capsys.readouterr().err
     assert "configuration error" in err and "PADDLES_SERVER_PORT='eighty'" in err
+
+
+def test_a_configured_replica_is_checked_too(cli, monkeypatch, tmp_path, database_url):
+    monkeypatch.setenv("PADDLES_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PADDLES_DATABASE_READ_URL", database_url)
+    result = cli("check-config", "--no-settings", expect=0)
+    assert "ok   replica database: " in result.out
+    assert "ok   replica migrations: current" in result.out
+    assert "6 of 6 checks passed" in result.err
