@@ -22,12 +22,7 @@ class ReadyController(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        ready = health.check_ready(self._db())
-        replica_factory = getattr(request, "replica_factory", None)
-        if replica_factory is not None:
-            with replica_factory() as replica:
-                ready["replica"] = health.check_replica(replica)
-        return ready
+        return health.check_ready(self._db(), getattr(request, "replica_factory", None))
 
 
 class MetricsController(Resource):

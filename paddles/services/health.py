@@ -18,9 +18,10 @@ def head_revision() -> str | None:
     return migrations.head_revision("")
 
 
-def check_ready(session: Session) -> dict:
-    """`{"database": "ok", "migrations": "current", "revision": ...}`, or Unavailable naming
-    what is wrong: the database unreachable, or its schema not at this code's head."""
+def check_ready(session: Session, replica_factory=None) -> dict:
+    """`{"database": "ok", "migrations": "current", "revision": ...}` (plus `"replica": "ok"`
+    when a read replica is configured), or Unavailable naming what is wrong: the database
+    unreachable, or its schema not at this code's head."""
     try:
         session.execute(text("SELECT 1"))
         current = schema_revision(session)
@@ -32,7 +33,11 @@ def check_ready(session: Session) -> dict:
         raise Unavailable(f"database schema is at revision {current or 'none (empty)'}, "
                           f"this code needs {head}: run `paddles migrate`",
                           headers={"Retry-After": "30"})
-    return {"database": "ok", "migrations": "current", "revision": head}
+    ready = {"database": "ok", "migrations": "current", "revision": head}
+    if replica_factory is not None:
+        with replica_factory() as replica:
+            ready["replica"] = check_replica(replica)
+    return ready
 
 
 def _first_line(exc: BaseException) -> str:
@@ -76,6 +81,13 @@ def probe_blob_store(store) -> str:
         if b"".join(store.open_range(sha256)) != data:
             raise OSError("the blob read back differs from the one written")
         store.delete(sha256)
+        blob_path = getattr(store, "path", None)
+        if blob_path is not None:  # local: the fan-out directories made for the probe
+            for parent in list(blob_path(sha256).parents)[:2]:
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty (real blobs share it) or already gone
+                    break
     finally:
         if probe.exists():
             os.unlink(probe)
