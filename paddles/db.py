@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import weakref
 from pathlib import Path
 
@@ -49,7 +50,22 @@ def _make_engine(url: str, *, pool_size: int, max_overflow: int, **kw) -> Engine
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kw)
     kw.setdefault("pool_pre_ping", True)
-    return create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, **kw)
+    if parsed.get_backend_name() == "postgresql":
+        # an unreachable server fails a request in seconds (503) rather than hanging it
+        kw.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, **kw)
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "do_connect", _name_connection)
+    return engine
+
+
+PG_CONNECT_TIMEOUT = 5  # seconds
+
+
+def _name_connection(dialect, conn_rec, cargs, cparams) -> None:
+    """`paddles[<pid>]` in pg_stat_activity.application_name: which process (gunicorn worker,
+    command) holds a connection (unless the URL names the application itself)."""
+    cparams.setdefault("application_name", f"paddles[{os.getpid()}]")
 
 
 def _sqlite_engine(url, **kw) -> Engine:
