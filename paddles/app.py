@@ -48,4 +48,5 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         # resource names look like files (node FQDNs, run names with dots, artifacts)
         guess_content_type_from_ext=False,
     )
-    return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size))
+    return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size,
+                                          client_timeout=settings.client_timeout))

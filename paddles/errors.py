@@ -63,3 +63,15 @@ class ArtifactNotFound(NotFound):
 
 class RangeNotSatisfiable(PaddlesError):
     status = 416
+
+
+class RequestTimeout(PaddlesError):
+    """The client stopped sending the request body for longer than client_timeout."""
+
+    status = 408
+
+
+class InsufficientStorage(PaddlesError):
+    """The artifact store (or its spool) has no space left."""
+
+    status = 507

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import logging
 import re
@@ -17,7 +18,8 @@ from webob.exc import HTTPException
 
 from . import logs, metrics
 from .db import begin_write
-from .errors import PaddlesError
+from .errors import InsufficientStorage, PaddlesError
+from .streams import body_timed_out
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +138,18 @@ class ErrorHook(PecanHook):
             return error_response(exc.status_int, message, headers)
         if isinstance(exc, DBAPIError):
             return database_error_response(exc)
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            log.error("no space left on %s %s: %s", state.request.method, state.request.path,
+                      exc)
+            return error_response(InsufficientStorage.status, NO_SPACE_MESSAGE)
         log.exception("unhandled error on %s %s", state.request.method, state.request.path)
         return error_response(500, "internal server error")
+
+
+# a full filesystem or quota (artifact spool and blob store): 507, never a 500; the spooler
+# and the blob store remove their partial files on the way out (streams, storage.local)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_MESSAGE = "insufficient storage: the artifact store is full; nothing was stored"
 
 
 def database_error_response(exc: DBAPIError) -> Response:
@@ -149,7 +161,9 @@ def database_error_response(exc: DBAPIError) -> Response:
         return error_response(503, "database is busy; please retry",
                               {"Retry-After": "1", RETRY_HEADER: "1"})
     if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
-        log.error("database unavailable: %s", exc)
+        # one line per failed request: an outage fails many requests the same way
+        log.error("database unavailable: %s", (str(exc.orig or exc).strip().splitlines()
+                                               or ["?"])[0])
         return error_response(503, "database unavailable; please retry", {"Retry-After": "5"})
     if code == "22001":  # string data right truncation: a length our validation missed
         return error_response(400, "a value is too long for its field")
@@ -212,10 +226,12 @@ class WireMiddleware:
     each request an id, and re-runs a whole request when the database asks for a retry.
     """
 
-    def __init__(self, app, *, max_body_size: int, retries: int = 3):
+    def __init__(self, app, *, max_body_size: int, retries: int = 3,
+                 client_timeout: float | None = None):
         self.app = app
         self.max_body_size = max_body_size
         self.retries = retries
+        self.client_timeout = client_timeout or None
 
     def __call__(self, environ, start_response):
         path = _SLASHES.sub("/", environ.get("PATH_INFO", "") or "/")
@@ -227,6 +243,7 @@ class WireMiddleware:
 
         method = environ.get("REQUEST_METHOD")
         extra = CORS_HEADERS + [("X-Request-ID", request_id)]
+        bound_client_io(environ, self.client_timeout)
 
         def finish(status, headers):
             return [h for h in headers if h[0] != RETRY_HEADER] + extra
@@ -256,7 +273,11 @@ class WireMiddleware:
             return _raw_error(400, "invalid Content-Length")
         if length_value > self.max_body_size:
             return _raw_error(413, f"request body is larger than {self.max_body_size} bytes")
-        raw = environ["wsgi.input"].read(length_value) if length_value else b""
+        try:
+            raw = environ["wsgi.input"].read(length_value) if length_value else b""
+        except TimeoutError:
+            status, headers, body = _raw_error(408, body_timed_out().message)
+            return status, [*headers, ("Connection", "close")], body
         for attempt in range(self.retries + 1):
             environ["wsgi.input"] = io.BytesIO(raw)
             environ["CONTENT_LENGTH"] = str(len(raw))
@@ -278,6 +299,16 @@ class WireMiddleware:
                 return captured["status"], captured["headers"], [body]
             time.sleep(0.01 * (2 ** attempt))
         raise AssertionError("unreachable")
+
+
+def bound_client_io(environ, timeout: float | None) -> None:
+    """A client silent for `timeout` seconds while sending its body (or reading the response)
+    fails the read (408, streams.body_timed_out) or the write instead of holding a worker
+    thread forever. gunicorn hands the connection's socket over as `gunicorn.socket` and puts
+    it back to blocking (or non-blocking, for keep-alive) itself between requests."""
+    sock = environ.get("gunicorn.socket")
+    if timeout and sock is not None and hasattr(sock, "settimeout"):
+        sock.settimeout(timeout)
 
 
 REQUEST_ID_KEY = "paddles.request_id"

@@ -57,6 +57,9 @@ class Settings:
     webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
     dispatch_poll_interval: float = 1.0
     dispatch_concurrency: int = 4
+    # seconds a client may stay silent mid-request (sending its body or reading the answer)
+    # before the read fails with 408 or the write is dropped (docs/faults.md); 0: no limit
+    client_timeout: float = 60.0
 
 
 # setting name -> (environment variable, converter)
@@ -98,6 +101,7 @@ _ENV = {
     "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
+    "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
 }
 
 

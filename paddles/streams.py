@@ -21,7 +21,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from .errors import InvalidRequest, PayloadTooLarge
+from .errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from .parsers import SNIFF_SIZE
 
 READ_SIZE = 1 << 20
@@ -66,6 +66,12 @@ def clean_spool(spool_dir: Path, older_than: float) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+def body_timed_out() -> RequestTimeout:
+    """The client went silent mid-body for longer than client_timeout (a socket timeout)."""
+    return RequestTimeout("request body timed out: the client sent nothing for too long "
+                          "(PADDLES_CLIENT_TIMEOUT); nothing was stored")
 
 
 def too_large(limit: int) -> PayloadTooLarge:
@@ -128,13 +134,19 @@ class _Spooler:
                              self.encoding, **meta)
 
     def abort(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self.file.close()  # flushes the buffer: fails again on a full disk
+        except OSError:
+            pass
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 def _read(stream: BinaryIO, size: int, done: int, expected: int | None) -> bytes:
     try:
         chunk = stream.read(size)
+    except TimeoutError:
+        raise body_timed_out() from None
     except Exception as exc:  # whatever the server raises when the client goes away
         raise UploadInterrupted(f"upload interrupted after {done} bytes: {exc}") from None
     if not chunk and expected is not None and done < expected:

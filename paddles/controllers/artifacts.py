@@ -344,13 +344,13 @@ def _openapi_paths() -> dict:
             ("/runs/{name}", [RUN], "the run itself (not its jobs)")):
         post = _op(f"upload files as artifacts of {where} (multipart/form-data, one or more)",
                    params=[*scope_params, kind], ok=_ok({"type": "array", "items": artifact}),
-                   errors=(400, 404, 413, 415))
+                   errors=(400, 404, 408, 413, 415, 507))
         post["requestBody"] = form
         post["responses"]["201"] = _ok({"type": "array", "items": artifact}, "created")
         put = _op(f"upload the raw body as artifact PATH of {where} (gzip: send "
                   "Content-Encoding: gzip); 201 new, 200 replaced or unchanged",
                   params=[*scope_params, path, kind], ok=_ok(artifact, "replaced or unchanged"),
-                  errors=(400, 404, 413))
+                  errors=(400, 404, 408, 413, 507))
         put["requestBody"] = raw
         put["responses"]["201"] = _ok(artifact, "created")
         get = _op("download, streamed (HEAD too); ETag, If-None-Match, Range; gzip-stored "

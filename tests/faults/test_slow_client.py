@@ -1,0 +1,118 @@
+"""A slow client: one that sends half its body and then goes silent.
+
+With PADDLES_CLIENT_TIMEOUT set, the read of the body fails after that long without data
+and the client gets 408 `{"message"}` and the connection is closed, nothing is written (no job,
+no artifact row, no spool file), and the server keeps answering everyone else meanwhile.
+Real sockets against gunicorn, on SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from sqlalchemy import func, select, text
+
+from paddles.models import Artifact, Job
+from tests.factories import run_name
+from tests.faults.conftest import gunicorn
+
+pytestmark = pytest.mark.faults
+
+CLIENT_TIMEOUT = 1.0
+
+
+def _stall(base: str, method: str, path: str, body: bytes, *, send: int,
+           content_type: str = "application/json") -> tuple[float, bytes]:
+    """Send the headers and the first `send` bytes of `body`, then nothing: (seconds until
+    the server answered and closed, the raw answer)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+                     f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+                     .encode() + body[:send])
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return time.monotonic() - started, answer
+
+
+def _parse(answer: bytes) -> tuple[int, dict, dict]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, json.loads(body)
+
+
+@pytest.fixture
+def server(database_url, db_engine, tmp_path):
+    with gunicorn(database_url, tmp_path, PADDLES_CLIENT_TIMEOUT=str(CLIENT_TIMEOUT)) as srv:
+        yield srv
+
+
+def test_a_json_body_that_stalls_gets_408_and_writes_nothing(server, db_engine):
+    run = run_name()
+    body = json.dumps({"job_id": "1", "status": "queued", "description": "x" * 2000}).encode()
+    seconds, answer = _stall(server.base, "POST", f"/runs/{run}/jobs/", body, send=1000)
+    status, headers, doc = _parse(answer)
+    assert status == 408 and "timed out" in doc["message"], doc
+    # and the server closed the connection (_stall read to the end); gunicorn writes its own
+    # Connection header, but closes when a body read failed
+    assert headers["content-type"] == "application/json"
+    assert CLIENT_TIMEOUT * 0.9 <= seconds < CLIENT_TIMEOUT + 3
+    with db_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Job)) == 0
+        assert conn.scalar(text("SELECT count(*) FROM runs")) == 0
+    # the same request sent whole is served
+    assert requests.post(f"{server.base}/runs/{run}/jobs/", data=body, timeout=10).json() \
+        == {"job_id": "1"}
+
+
+def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server, db_engine,
+                                                                           tmp_path):
+    run = run_name()
+    requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"}, timeout=10)
+    blob = b"2024-01-15 20:00:03 INFO teuthology log line\n" * 20000  # ~900 KB
+    seconds, answer = _stall(server.base, "PUT", f"/runs/{run}/jobs/1/artifacts/teuthology.log",
+                             blob, send=300_000, content_type="text/plain")
+    status, headers, doc = _parse(answer)
+    assert status == 408 and "nothing was stored" in doc["message"], doc
+    assert headers["content-type"] == "application/json"
+    assert seconds < CLIENT_TIMEOUT + 3
+    spool = tmp_path / "var" / "blobs" / ".tmp"
+    assert not list(spool.glob("*")) if spool.exists() else True
+    assert not [p for p in (tmp_path / "var" / "blobs").rglob("*") if p.is_file()]
+    with db_engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Artifact)) == 0
+    resp = requests.put(f"{server.base}/runs/{run}/jobs/1/artifacts/teuthology.log", data=blob,
+                        timeout=10)
+    assert resp.status_code == 201, resp.text
+
+
+def test_stalled_clients_do_not_block_the_others(server):
+    """Two workers of four threads: six clients stall at once, the rest are served quickly,
+    and each stalled one is let go after the timeout."""
+    run = run_name()
+    answers: list[tuple[float, bytes]] = []
+    body = json.dumps({"job_id": "9", "description": "y" * 4000}).encode()
+    stalled = [threading.Thread(target=lambda: answers.append(
+        _stall(server.base, "POST", f"/runs/{run}/jobs/", body, send=100)))
+        for _ in range(6)]
+    for thread in stalled:
+        thread.start()
+    time.sleep(0.2)
+    served = []
+    for n in range(10):
+        started = time.monotonic()
+        resp = requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": str(n)},
+                             timeout=10)
+        served.append((resp.status_code, time.monotonic() - started))
+    for thread in stalled:
+        thread.join(15)
+    assert [s for s, _ in served] == [200] * 10
+    assert max(t for _, t in served) < CLIENT_TIMEOUT, served
+    assert sorted(_parse(a)[0] for _, a in answers) == [408] * 6
