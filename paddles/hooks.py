@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from pecan.hooks import PecanHook
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from webob import Response
 from webob.exc import HTTPException
 
@@ -162,13 +162,22 @@ def database_error_response(exc: DBAPIError) -> Response:
                               {"Retry-After": "1", RETRY_HEADER: "1"})
     if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
         # one line per failed request: an outage fails many requests the same way
-        log.error("database unavailable: %s", (str(exc.orig or exc).strip().splitlines()
-                                               or ["?"])[0])
+        log.error("database unavailable: %s", _first_line(exc))
         return error_response(503, "database unavailable; please retry", {"Retry-After": "5"})
     if code == "22001":  # string data right truncation: a length our validation missed
         return error_response(400, "a value is too long for its field")
+    if isinstance(exc, IntegrityError):
+        # a constraint the services did not foresee (a race, or one checked at COMMIT):
+        # the transaction is rolled back whole, so nothing was written
+        log.warning("constraint violation, rolled back: %s", _first_line(exc))
+        return error_response(409, "the change conflicts with stored data; nothing was "
+                                   "written")
     log.exception("database error", exc_info=exc)
     return error_response(500, "internal server error")
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
 
 
 _SLASHES = re.compile(r"/{2,}")

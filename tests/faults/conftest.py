@@ -134,6 +134,7 @@ class Server:
     base: str
     proc: subprocess.Popen
     log: Path
+    workdir: Path
 
     def workers(self, count: int | None = None) -> set[int]:
         found = children(self.proc.pid)
@@ -159,7 +160,7 @@ def gunicorn(database_url: str, workdir: Path, **env: str) -> Iterator[Server]:
             [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
              "paddles.wsgi:application"], cwd=REPO, env=environ, stdout=out,
             stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(f"http://127.0.0.1:{port}", proc, log, workdir)
     try:
         wait_for(server.base + "/health", proc=proc)
         assert wait_until(lambda: server.workers(int(environ["PADDLES_WORKERS"])), 20)

@@ -48,9 +48,10 @@ def _parse(answer: bytes) -> tuple[int, dict, dict]:
     return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, json.loads(body)
 
 
-@pytest.fixture
-def server(database_url, db_engine, tmp_path):
-    with gunicorn(database_url, tmp_path, PADDLES_CLIENT_TIMEOUT=str(CLIENT_TIMEOUT)) as srv:
+@pytest.fixture(scope="module")
+def server(database_url, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slow_client")
+    with gunicorn(database_url, workdir, PADDLES_CLIENT_TIMEOUT=str(CLIENT_TIMEOUT)) as srv:
         yield srv
 
 
@@ -72,8 +73,7 @@ def test_a_json_body_that_stalls_gets_408_and_writes_nothing(server, db_engine):
         == {"job_id": "1"}
 
 
-def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server, db_engine,
-                                                                           tmp_path):
+def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server, db_engine):
     run = run_name()
     requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"}, timeout=10)
     blob = b"2024-01-15 20:00:03 INFO teuthology log line\n" * 20000  # ~900 KB
@@ -83,9 +83,8 @@ def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server
     assert status == 408 and "nothing was stored" in doc["message"], doc
     assert headers["content-type"] == "application/json"
     assert seconds < CLIENT_TIMEOUT + 3
-    spool = tmp_path / "var" / "blobs" / ".tmp"
-    assert not list(spool.glob("*")) if spool.exists() else True
-    assert not [p for p in (tmp_path / "var" / "blobs").rglob("*") if p.is_file()]
+    blobs = server.workdir / "var" / "blobs"  # the spool is blobs/.tmp
+    assert not [p for p in blobs.rglob("*") if p.is_file()]
     with db_engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Artifact)) == 0
     resp = requests.put(f"{server.base}/runs/{run}/jobs/1/artifacts/teuthology.log", data=blob,
@@ -93,7 +92,7 @@ def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server
     assert resp.status_code == 201, resp.text
 
 
-def test_stalled_clients_do_not_block_the_others(server):
+def test_stalled_clients_do_not_block_the_others(server, db_engine):
     """Two workers of four threads: six clients stall at once, the rest are served quickly,
     and each stalled one is let go after the timeout."""
     run = run_name()
