@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import orjson
 from pecan import expose, request, response
+from sqlalchemy.exc import DBAPIError
 from webob import Response
 
 from .. import notify, openapi, schemas, serializers
@@ -140,10 +141,17 @@ class EventStream:
         next_ping = time.monotonic() + keepalive
         while True:
             version = waker.version()
-            with self._sessions() as session:
-                events, cursor = event_service.list_events(
-                    session, since=last, types=query["types"], run_name=query["run_name"],
-                    job_id=query["job_id"], limit=STREAM_BATCH)
+            try:
+                with self._sessions() as session:
+                    events, cursor = event_service.list_events(
+                        session, since=last, types=query["types"],
+                        run_name=query["run_name"], job_id=query["job_id"], limit=STREAM_BATCH)
+            except DBAPIError as exc:  # the database went away (restart, failover): end the
+                # stream cleanly; the client resumes with Last-Event-ID, and nothing is lost
+                log.warning("event stream ended, database error: %s",
+                            str(exc.orig or exc).strip().split("\n", 1)[0])
+                yield b": database unavailable; reconnect with Last-Event-ID\n\n"
+                return
             last = cursor
             if events:
                 yield b"".join(_frame(event) for event in events)

@@ -6,7 +6,9 @@ result) against paddles under gunicorn, while the test restarts the database twi
 process and makes the next start recover from the WAL) with the server down for a while.
 Requests during an outage must answer 503 with Retry-After, none may hang (every client has
 a timeout, and none may hit it), no 500, and every write acknowledged with a 2xx, before or
-after, must be in the database afterwards.
+after, must be in the database afterwards. An event-stream follower reconnecting with
+Last-Event-ID across the restarts must see the job.created event of every acknowledged job,
+in id order, and no event of a job that does not exist.
 """
 from __future__ import annotations
 
@@ -83,6 +85,45 @@ class Writer(threading.Thread):
                 time.sleep(0.05)
 
 
+class Follower(threading.Thread):
+    """An event-stream client (job.created), reconnecting with Last-Event-ID as EventSource
+    does whenever its stream ends or fails."""
+
+    def __init__(self, base: str):
+        super().__init__(daemon=True)
+        self.base = base
+        self.halt = threading.Event()
+        self.last = 0
+        self.ids: list[int] = []
+        self.created: set[tuple[str, str]] = set()
+        self.connects: collections.Counter = collections.Counter()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                with requests.get(f"{self.base}/events/stream", stream=True, timeout=(5, 20),
+                                  params={"type": "job.created"},
+                                  headers={"Last-Event-ID": str(self.last),
+                                           "Accept": "text/event-stream"}) as resp:
+                    self.connects[resp.status_code] += 1
+                    if resp.status_code == 200:
+                        self._read(resp)
+            except requests.RequestException as exc:
+                self.connects[type(exc).__name__] += 1
+            self.halt.wait(0.3)
+
+    def _read(self, resp):
+        for line in resp.iter_lines():
+            if line.startswith(b"id: "):
+                self.last = int(line[4:])
+            elif line.startswith(b"data: "):
+                event = json.loads(line[6:])
+                self.ids.append(event["id"])
+                self.created.add((event["run"], event["job"]))
+            if self.halt.is_set():
+                return
+
+
 def _outage(writers, after: float) -> tuple[float, float]:
     """Seconds from the first unanswered-or-failed request sent at or after `after` to the
     first 2xx answered after it: what clients saw of one outage."""
@@ -96,7 +137,10 @@ def _outage(writers, after: float) -> tuple[float, float]:
 
 
 def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
-    with gunicorn(pg_cluster.url(), tmp_path) as server:
+    # keep-alives every second: the follower notices the end of the test promptly
+    with gunicorn(pg_cluster.url(), tmp_path, PADDLES_EVENTS_KEEPALIVE="1") as server:
+        follower = Follower(server.base)
+        follower.start()
         halt = threading.Event()
         writers = [Writer(server.base, run_name(suite=f"faults{n}"), halt)
                    for n in range(WRITERS)]
@@ -121,6 +165,10 @@ def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
         for writer in writers:
             writer.join(CLIENT_TIMEOUT + 10)
         assert not any(w.is_alive() for w in writers)
+        acked_jobs = {(w.run_name, job) for w in writers for job in w.jobs_acked}
+        streamed_all = wait_time(lambda: acked_jobs <= follower.created, 20)
+        follower.halt.set()
+        follower.join(25)
         log = server.log_text()
 
     with pg_db.connect() as conn:
@@ -147,6 +195,8 @@ def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
         "client_outage_restart_s": round(_outage(writers, restart_at)[1], 2),
         "crash_down_s": round(crash_down, 2),
         "client_outage_crash_s": round(_outage(writers, crash_at)[1], 2),
+        "events_streamed": len(follower.ids),
+        "stream_connects": {str(k): v for k, v in follower.connects.items()},
         "latency_2xx_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
         "latency_2xx_max_ms": round(1000 * latencies[-1], 1),
     }
@@ -160,4 +210,10 @@ def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
     assert acknowledged > 100, report
     # run counters agree with the jobs that exist (no half-applied job write)
     assert runs and all(runs[name] == counts[name] for name in runs), (runs, counts)
-    assert "Traceback" not in log, log[-3000:]
+    # the event stream: every acknowledged job's event, once, in order, none for a rolled-back
+    # write; the follower had to reconnect across the restarts
+    assert streamed_all, acked_jobs - follower.created
+    assert follower.ids == sorted(set(follower.ids))
+    assert follower.created <= set(status_of), follower.created - set(status_of)
+    assert follower.connects[200] >= 2, follower.connects
+    assert "Traceback" not in log, log[log.find("Traceback"):][:3000]
