@@ -27,12 +27,14 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     events.configure(settings.event_topic_prefix)
     if session_factory is None:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
-                             max_overflow=settings.db_max_overflow)
+                             max_overflow=settings.db_max_overflow,
+                             lock_timeout=settings.db_lock_timeout or None)
         metrics.instrument_engine(engine, settings.db_pool_size + settings.db_max_overflow)
         session_factory = make_session_factory(engine)
     if read_session_factory is None and settings.database_read_url:
         read_engine = make_engine(settings.database_read_url, pool_size=settings.db_pool_size,
-                                  max_overflow=settings.db_max_overflow)
+                                  max_overflow=settings.db_max_overflow,
+                                  lock_timeout=settings.db_lock_timeout or None)
         metrics.instrument_engine(read_engine,
                                   settings.db_pool_size + settings.db_max_overflow)
         read_session_factory = make_session_factory(read_engine)

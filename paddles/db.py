@@ -28,8 +28,13 @@ def _dump_json(value) -> str:
 _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
-def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kw) -> Engine:
-    engine = _make_engine(url, pool_size=pool_size, max_overflow=max_overflow, **kw)
+def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
+                lock_timeout: float | None = None, **kw) -> Engine:
+    """`lock_timeout`: seconds a statement waits for a lock before it fails (PostgreSQL
+    lock_timeout, SQLite busy timeout; the app answers 503); None: SQLite's 30 s, and no
+    limit on PostgreSQL (commands may wait)."""
+    engine = _make_engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                          lock_timeout=lock_timeout, **kw)
     _ENGINES.add(engine)
     return engine
 
@@ -42,17 +47,21 @@ def after_fork() -> None:
         engine.dispose(close=False)
 
 
-def _make_engine(url: str, *, pool_size: int, max_overflow: int, **kw) -> Engine:
+def _make_engine(url: str, *, pool_size: int, max_overflow: int, lock_timeout: float | None,
+                 **kw) -> Engine:
     parsed = make_url(url)
     # JSON columns are (de)coded with orjson: decoding JSONB was most of a run detail's cost
     kw.setdefault("json_serializer", _dump_json)
     kw.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, **kw)
+        return _sqlite_engine(parsed, 30.0 if lock_timeout is None else lock_timeout, **kw)
     kw.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql":
         # an unreachable server fails a request in seconds (503) rather than hanging it
         kw.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
+        if lock_timeout:
+            kw["connect_args"].setdefault("options",
+                                          f"-c lock_timeout={int(lock_timeout * 1000)}")
     engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, **kw)
     if parsed.get_backend_name() == "postgresql":
         event.listen(engine, "do_connect", _name_connection)
@@ -68,10 +77,10 @@ def _name_connection(dialect, conn_rec, cargs, cparams) -> None:
     cparams.setdefault("application_name", f"paddles[{os.getpid()}]")
 
 
-def _sqlite_engine(url, **kw) -> Engine:
+def _sqlite_engine(url, lock_timeout: float, **kw) -> Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    kw.setdefault("connect_args", {}).setdefault("timeout", 30)
+    kw.setdefault("connect_args", {}).setdefault("timeout", lock_timeout)
     engine = create_engine(url, **kw)
 
     @event.listens_for(engine, "connect")
@@ -82,7 +91,7 @@ def _sqlite_engine(url, **kw) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -27,6 +27,7 @@ READ_METHODS = ("GET", "HEAD", "OPTIONS")
 # SQLSTATEs meaning "run the whole request again": serialization failure, deadlock
 RETRYABLE_PGCODES = {"40001", "40P01"}
 RETRY_HEADER = "X-Paddles-Retry"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL lock_timeout (settings.db_lock_timeout)
 CORS_HEADERS = [
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Allow-Methods", "GET, OPTIONS"),
@@ -160,6 +161,9 @@ def database_error_response(exc: DBAPIError) -> Response:
     if isinstance(exc, OperationalError) and "database is locked" in str(exc):
         return error_response(503, "database is busy; please retry",
                               {"Retry-After": "1", RETRY_HEADER: "1"})
+    if code == LOCK_NOT_AVAILABLE:  # waited db_lock_timeout for a lock: no retry in here
+        log.warning("lock wait timed out: %s", _first_line(exc))
+        return error_response(503, "database is busy; please retry", {"Retry-After": "1"})
     if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
         # one line per failed request: an outage fails many requests the same way
         log.error("database unavailable: %s", _first_line(exc))

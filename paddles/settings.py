@@ -60,6 +60,10 @@ class Settings:
     # seconds a client may stay silent mid-request (sending its body or reading the answer)
     # before the read fails with 408 or the write is dropped (docs/faults.md); 0: no limit
     client_timeout: float = 60.0
+    # seconds a request's statement waits for a lock (a row another transaction holds, the
+    # event-commit lock) before the request fails with 503 + Retry-After; 0: no limit on
+    # PostgreSQL (SQLite then keeps its 30 s busy timeout)
+    db_lock_timeout: float = 30.0
 
 
 # setting name -> (environment variable, converter)
@@ -102,6 +106,7 @@ _ENV = {
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
     "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
+    "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),
 }
 
 

@@ -83,8 +83,9 @@ def _check_values(settings):
     for name in ("db_pool_size", "max_body_size", "artifacts_max_size", "dispatch_concurrency"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
-    if settings.client_timeout < 0:
-        problems.append("client_timeout must be 0 (no limit) or more")
+    for name in ("client_timeout", "db_lock_timeout"):
+        if getattr(settings, name) < 0:
+            problems.append(f"{name} must be 0 (no limit) or more")
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 

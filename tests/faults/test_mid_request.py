@@ -9,7 +9,9 @@ changes made but not committed, and then:
   PostgreSQL rolls the transaction back; the master starts a new worker and service goes on;
 * its PostgreSQL backend is killed (pg_terminate_backend) while it commits: the client gets
   503 JSON with Retry-After, and the pool reconnects by itself for the next request;
-* a deferred constraint (checked at COMMIT) refuses the change: 409 JSON.
+* a deferred constraint (checked at COMMIT) refuses the change: 409 JSON;
+* nobody releases the lock: after PADDLES_DB_LOCK_TIMEOUT the client gets 503 JSON with
+  Retry-After instead of waiting forever.
 
 Each time nothing of the write is left: the job, the run's counters and the event log are
 exactly as before.
@@ -20,6 +22,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 
 import pytest
 import requests
@@ -188,3 +191,24 @@ def test_constraint_failing_at_commit_is_409_and_writes_nothing(server, pg_db, w
     assert snapshot(pg_db, run) == before
     assert requests.request(method, server.base + path, json=body, timeout=10).status_code == 200
     assert "Traceback" not in server.log_text()
+
+
+def test_a_lock_held_too_long_is_503_after_the_lock_timeout(pg_cluster, pg_db, tmp_path):
+    with gunicorn(pg_cluster.url(), tmp_path, PADDLES_DB_LOCK_TIMEOUT="1") as server:
+        run = _reported_run(server)
+        before = snapshot(pg_db, run)
+        with commits_held(pg_db):
+            for write in sorted(WRITES):
+                method, path, body = WRITES[write](run)
+                started = time.monotonic()
+                resp = requests.request(method, server.base + path, json=body, timeout=20)
+                waited = time.monotonic() - started
+                assert resp.status_code == 503, resp.text
+                assert resp.json() == {"message": "database is busy; please retry"}
+                assert resp.headers["Retry-After"] == "1"
+                assert 1 <= waited < 5
+        assert snapshot(pg_db, run) == before
+        assert requests.request(method, server.base + path, json=body,
+                                timeout=10).status_code == 200
+        log = server.log_text()
+    assert "lock wait timed out" in log and "Traceback" not in log
