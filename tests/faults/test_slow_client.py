@@ -64,7 +64,7 @@ def test_a_json_body_that_stalls_gets_408_and_writes_nothing(server, db_engine):
     # and the server closed the connection (_stall read to the end); gunicorn writes its own
     # Connection header, but closes when a body read failed
     assert headers["content-type"] == "application/json"
-    assert CLIENT_TIMEOUT * 0.9 <= seconds < CLIENT_TIMEOUT + 3
+    assert CLIENT_TIMEOUT * 0.9 <= seconds < CLIENT_TIMEOUT + 8  # margin: a busy machine
     with db_engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Job)) == 0
         assert conn.scalar(text("SELECT count(*) FROM runs")) == 0
@@ -82,7 +82,7 @@ def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server
     status, headers, doc = _parse(answer)
     assert status == 408 and "nothing was stored" in doc["message"], doc
     assert headers["content-type"] == "application/json"
-    assert seconds < CLIENT_TIMEOUT + 3
+    assert seconds < CLIENT_TIMEOUT + 8
     blobs = server.workdir / "var" / "blobs"  # the spool is blobs/.tmp
     assert not [p for p in blobs.rglob("*") if p.is_file()]
     with db_engine.connect() as conn:
@@ -92,26 +92,32 @@ def test_an_artifact_upload_that_stalls_gets_408_and_leaves_no_spool_file(server
     assert resp.status_code == 201, resp.text
 
 
-def test_stalled_clients_do_not_block_the_others(server, db_engine):
-    """Two workers of four threads: six clients stall at once, the rest are served quickly,
-    and each stalled one is let go after the timeout."""
+def test_clients_stalling_every_thread_hold_them_only_until_the_timeout(server, db_engine):
+    """Two workers of four threads: eight clients stall mid-body, taking every thread. Other
+    requests wait (gunicorn queues them), but only until the stalled reads time out: all
+    are served, and each stalled client gets its 408. Without the timeout they would wait
+    for as long as the stalled clients cared to."""
     run = run_name()
     answers: list[tuple[float, bytes]] = []
     body = json.dumps({"job_id": "9", "description": "y" * 4000}).encode()
     stalled = [threading.Thread(target=lambda: answers.append(
         _stall(server.base, "POST", f"/runs/{run}/jobs/", body, send=100)))
-        for _ in range(6)]
+        for _ in range(8)]
     for thread in stalled:
         thread.start()
-    time.sleep(0.2)
-    served = []
-    for n in range(10):
+    time.sleep(0.3)
+    served: list[tuple[int, float]] = []
+
+    def report(n):
         started = time.monotonic()
         resp = requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": str(n)},
-                             timeout=10)
+                             timeout=30)
         served.append((resp.status_code, time.monotonic() - started))
-    for thread in stalled:
-        thread.join(15)
-    assert [s for s, _ in served] == [200] * 10
-    assert max(t for _, t in served) < CLIENT_TIMEOUT, served
-    assert sorted(_parse(a)[0] for _, a in answers) == [408] * 6
+    others = [threading.Thread(target=report, args=(n,)) for n in range(4)]
+    for thread in others:
+        thread.start()
+    for thread in others + stalled:
+        thread.join(30)
+    assert sorted(s for s, _ in served) == [200] * 4
+    assert max(t for _, t in served) < CLIENT_TIMEOUT + 10, served  # not the 30 s timeout
+    assert sorted(_parse(a)[0] for _, a in answers) == [408] * 8
