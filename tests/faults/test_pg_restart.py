@@ -43,6 +43,7 @@ class Writer(threading.Thread):
         self.timeline: list[tuple[float, float, bool]] = []  # (sent, answered, 2xx)
         self.bad: list[str] = []  # answers breaking the contract (503 without Retry-After...)
         self.latencies: list[float] = []
+        self.latencies_503: list[float] = []
 
     def request(self, session, method, path, body) -> int | str:
         sent = time.monotonic()
@@ -52,6 +53,8 @@ class Writer(threading.Thread):
         self.timeline.append((sent, done, isinstance(status, int) and status < 300))
         if isinstance(status, int) and status < 300:
             self.latencies.append(done - sent)
+        elif status == 503:
+            self.latencies_503.append(done - sent)
         if status == 503 and not (resp.headers.get("Retry-After", "").isdigit()
                                   and resp.json().get("message")):
             self.bad.append(f"503 without Retry-After or message: {resp.headers} {resp.text}")
@@ -188,6 +191,7 @@ def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
         found += sum(status_of.get((w.run_name, job)) == "pass" for job in w.results_acked)
     statuses = sum((w.statuses for w in writers), collections.Counter())
     latencies = sorted(x for w in writers for x in w.latencies)
+    latencies_503 = sorted(x for w in writers for x in w.latencies_503) or [0.0]
     report = {
         "acknowledged": acknowledged, "found": found,
         "answers": {str(k): v for k, v in sorted(statuses.items(), key=str)},
@@ -199,6 +203,8 @@ def test_writes_survive_postgresql_restarts(pg_cluster, pg_db, tmp_path):
         "stream_connects": {str(k): v for k, v in follower.connects.items()},
         "latency_2xx_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
         "latency_2xx_max_ms": round(1000 * latencies[-1], 1),
+        "latency_503_p50_ms": round(1000 * latencies_503[len(latencies_503) // 2], 1),
+        "latency_503_max_ms": round(1000 * latencies_503[-1], 1),
     }
     print("\nPostgreSQL restart fault:", json.dumps(report))
     assert recovered, report
