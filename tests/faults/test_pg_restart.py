@@ -45,7 +45,7 @@ class Writer(threading.Thread):
         self.latencies: list[float] = []
         self.latencies_503: list[float] = []
 
-    def request(self, session, method, path, body) -> int | str:
+    def request(self, session, method, path, body, *, retried: bool = False) -> int | str:
         sent = time.monotonic()
         status, resp = call(session, method, self.base + path, body, CLIENT_TIMEOUT)
         done = time.monotonic()
@@ -58,15 +58,23 @@ class Writer(threading.Thread):
         if status == 503 and not (resp.headers.get("Retry-After", "").isdigit()
                                   and resp.json().get("message")):
             self.bad.append(f"503 without Retry-After or message: {resp.headers} {resp.text}")
-        if isinstance(status, int) and status >= 400 and status != 503:
+        # a retry of a write whose 503 came after all (a commit whose answer was lost) may
+        # find it done: "already exists" is then the right answer
+        redone = retried and status == 400 and resp.json()["message"].endswith("already exists")
+        if isinstance(status, int) and status >= 400 and status != 503 and not redone:
             self.bad.append(f"{method} {path}: {status} {resp.text}")
         return status
 
     def run(self):
         session = requests.Session()
+        attempts = 0
         while not self.run_acked and not self.halt.is_set():
-            status = self.request(session, "POST", "/runs/", {"name": self.run_name})
+            status = self.request(session, "POST", "/runs/", {"name": self.run_name},
+                                  retried=attempts > 0)
+            attempts += 1
             self.run_acked = status == 200
+            if status == 400:  # created by an attempt that was not acknowledged
+                break
             if status != 200:
                 time.sleep(0.05)
         number = 0

@@ -8,6 +8,7 @@ Real sockets against gunicorn, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from sqlalchemy import func, select, text
 
 from paddles.models import Artifact, Job
 from tests.factories import run_name
+from tests.deploy.conftest import wait_until
 from tests.faults.conftest import gunicorn
 
 pytestmark = pytest.mark.faults
@@ -121,3 +123,22 @@ def test_clients_stalling_every_thread_hold_them_only_until_the_timeout(server, 
     assert sorted(s for s, _ in served) == [200] * 4
     assert max(t for _, t in served) < CLIENT_TIMEOUT + 10, served  # not the 30 s timeout
     assert sorted(_parse(a)[0] for _, a in answers) == [408] * 8
+
+
+def test_a_client_that_stops_reading_a_download_is_dropped(server, db_engine):
+    """The timeout covers the answer too: a download whose client stops reading (its socket
+    buffers full) ends after the timeout instead of holding the thread."""
+    run = run_name()
+    requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"}, timeout=10)
+    path = f"/runs/{run}/jobs/1/artifacts/big.bin"
+    blob = os.urandom(16 << 20)  # more than the loopback socket buffers hold
+    assert requests.put(server.base + path, data=blob, timeout=30).status_code == 201
+    host, port = server.base.removeprefix("http://").split(":")
+    dropped = "TimeoutError: timed out"  # gunicorn's sendall timed out; it logs, lets go
+    before = server.log_text().count(dropped)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert wait_until(lambda: server.log_text().count(dropped) > before,
+                          CLIENT_TIMEOUT + 15)
+    assert requests.get(server.base + path, timeout=30).content == blob  # a reading client
