@@ -152,7 +152,8 @@ def gunicorn(database_url: str, workdir: Path, **env: str) -> Iterator[Server]:
     environ = dict(os.environ, PADDLES_DATABASE_URL=database_url,
                    PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="2",
                    PADDLES_THREADS="4", PADDLES_DATA_DIR=str(workdir / "var"),
-                   PADDLES_GRACEFUL_TIMEOUT="5", **env)
+                   PADDLES_GRACEFUL_TIMEOUT="5")
+    environ.update(env)
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = workdir / "gunicorn.log"
     with open(log, "wb") as out:

@@ -51,7 +51,8 @@ def _counts(engine) -> dict:
 def test_upload_onto_a_full_disk_is_507_and_leaves_nothing(database_url, db_engine, tmp_path,
                                                            tiny_store):
     store = tiny_store / "blobs"
-    with gunicorn(database_url, tmp_path, PADDLES_ARTIFACTS_DIR=str(store)) as server:
+    with gunicorn(database_url, tmp_path, PADDLES_ARTIFACTS_DIR=str(store),
+                  PADDLES_WORKERS="1") as server:
         run = run_name()
         base = f"{server.base}/runs/{run}/jobs/1/artifacts"
         assert requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"},

@@ -1,9 +1,9 @@
-"""gunicorn workers SIGKILLed while an artifact upload streams in, on SQLite and PostgreSQL.
+"""The gunicorn worker SIGKILLed while an artifact upload streams in (SQLite and PostgreSQL).
 
 The client's connection is reset (an error, never a 2xx); no artifact row, blob or event
 exists for the upload (its rows are written only after the whole body is stored); the
 abandoned spool file is the only trace, and `paddles purge` removes such files once they
-are a day old (streams.clean_spool). The master replaces the workers and the same upload
+are a day old (streams.clean_spool). The master replaces the worker and the same upload
 then succeeds.
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ from tests.faults.conftest import gunicorn
 pytestmark = pytest.mark.faults
 
 
-def test_workers_killed_mid_upload_leave_no_artifact_and_are_replaced(database_url,
-                                                                       db_engine, tmp_path):
-    with gunicorn(database_url, tmp_path) as server:
+def test_worker_killed_mid_upload_leaves_no_artifact_and_is_replaced(database_url, db_engine,
+                                                                     tmp_path):
+    with gunicorn(database_url, tmp_path, PADDLES_WORKERS="1") as server:
         run = run_name()
         assert requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"},
                              timeout=10).status_code == 200
@@ -48,7 +48,7 @@ def test_workers_killed_mid_upload_leave_no_artifact_and_are_replaced(database_u
             except ConnectionResetError:
                 answer = b""
         assert answer == b""  # connection closed or reset: no answer at all, never a 2xx
-        assert wait_until(lambda: (w := server.workers(2)) and not w & victims, 20)
+        assert wait_until(lambda: (w := server.workers(1)) and not w & victims, 20)
         assert not any(alive(pid) for pid in victims)
         with db_engine.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM artifacts")) == 0
