@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 import requests
@@ -145,9 +145,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def gunicorn(database_url: str, workdir: Path, **env: str) -> Iterator[Server]:
+def gunicorn(database_url: str, workdir: Path, *, prefix: Sequence[str] = (),
+             **env: str) -> Iterator[Server]:
     """paddles under gunicorn with the repo's gunicorn_config.py (as `paddles serve` runs
-    it), its output in workdir/gunicorn.log; SIGTERM at the end."""
+    it), its output in workdir/gunicorn.log; SIGTERM at the end. `prefix` runs it through a
+    wrapper that execs it (the disk-full test's `unshare`)."""
     port = free_port()
     environ = dict(os.environ, PADDLES_DATABASE_URL=database_url,
                    PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="2",
@@ -158,7 +160,7 @@ def gunicorn(database_url: str, workdir: Path, **env: str) -> Iterator[Server]:
     log = workdir / "gunicorn.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
+            [*prefix, sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
              "paddles.wsgi:application"], cwd=REPO, env=environ, stdout=out,
             stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", proc, log, workdir)

@@ -2,14 +2,17 @@
 
 An upload that does not fit answers 507 `{"message"}` (not 500): no spool file, no partial
 blob, no artifact or blob row, no event is left, artifacts stored before are intact, and once
-space is freed the same upload succeeds. A real filesystem running out of space (the test
-mounts it; it needs root, else it is skipped), paddles under gunicorn, SQLite and PostgreSQL.
+space is freed the same upload succeeds. A real filesystem running out of space (mounted by
+the test as root, else by the server in a user namespace of its own; skipped when neither
+is allowed), paddles under gunicorn, SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,21 +24,36 @@ from tests.faults.conftest import gunicorn
 pytestmark = pytest.mark.faults
 
 
+TMPFS = "size=1M,mode=0755"
+# not root: a user and mount namespace of the server's own, where it may mount (Linux)
+UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
+
+
 @pytest.fixture
 def tiny_store(tmp_path):
-    """A 1 MiB tmpfs mounted for the test (artifacts dir and its upload spool)."""
+    """(mount point, command prefix for gunicorn): a 1 MiB tmpfs. As root it is mounted for
+    the test. Otherwise the server runs in a mount namespace of its own (unshare) and mounts
+    it there first; the test then sees it through /proc/<server>/root."""
     mount = tmp_path / "store"
     mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,mode=0755", "tmpfs",
-                           str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    if os.geteuid() == 0:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", TMPFS, "tmpfs", str(mount)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        try:
+            yield mount, []
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+        return
+    mount_then_exec = ["sh", "-c", f'mount -t tmpfs -o {TMPFS} tmpfs "$0" && exec "$@"',
+                       str(mount)]
+    probe = subprocess.run([*UNSHARE, *mount_then_exec, "true"], capture_output=True,
+                           text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: not root, and no unprivileged user namespaces "
+                    f"({probe.stderr.strip() if probe else 'no unshare'})")
+    yield mount, [*UNSHARE, *mount_then_exec]
 
 
 def _files(root) -> list[str]:
@@ -50,9 +68,13 @@ def _counts(engine) -> dict:
 
 def test_upload_onto_a_full_disk_is_507_and_leaves_nothing(database_url, db_engine, tmp_path,
                                                            tiny_store):
-    store = tiny_store / "blobs"
-    with gunicorn(database_url, tmp_path, PADDLES_ARTIFACTS_DIR=str(store),
-                  PADDLES_WORKERS="1") as server:
+    mount, prefix = tiny_store
+    with gunicorn(database_url, tmp_path, prefix=prefix, PADDLES_WORKERS="1",
+                  PADDLES_ARTIFACTS_DIR=str(mount / "blobs")) as server:
+        # the tmpfs as the server sees it (in its own mount namespace without root)
+        tiny = Path(f"/proc/{server.proc.pid}/root{mount}") if prefix else mount
+        assert os.statvfs(tiny).f_blocks * os.statvfs(tiny).f_frsize <= 1 << 20
+        store = tiny / "blobs"
         run = run_name()
         base = f"{server.base}/runs/{run}/jobs/1/artifacts"
         assert requests.post(f"{server.base}/runs/{run}/jobs/", json={"job_id": "1"},
@@ -61,7 +83,7 @@ def test_upload_onto_a_full_disk_is_507_and_leaves_nothing(database_url, db_engi
         assert requests.put(f"{base}/small.log", data=small, timeout=10).status_code == 201
         before_files, before_rows = _files(store), _counts(db_engine)
 
-        filler = tiny_store / "filler"  # someone else's data fills the disk
+        filler = tiny / "filler"  # someone else's data fills the disk
         filler.write_bytes(b"\0" * 700 * 1024)
         big = os.urandom(600 * 1024)  # does not fit in what is left
         resp = requests.put(f"{base}/big.bin", data=big, timeout=10)
