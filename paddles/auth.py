@@ -172,3 +172,41 @@ class AuthMiddleware:
 def principal_of(environ) -> tokens.Principal | None:
     """The request's token (None: auth off, or an anonymous read)."""
     return environ.get(PRINCIPAL_KEY)
+
+
+# ---- OpenAPI ------------------------------------------------------------------------------
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "Authorization: Bearer <API token>"},
+    "authToken": {"type": "apiKey", "in": "header", "name": "Auth-Token",
+                  "description": "the API token in its own header"},
+    "basic": {"type": "http", "scheme": "basic",
+              "description": "any user name, the API token as the password (teuthology's "
+                             "results_server: http://user:TOKEN@host/)"},
+}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
+def describe_security(doc: dict) -> None:
+    """Add the security schemes, each operation's role (`x-paddles-role`, from RULES) and
+    its 401/403 answers to the OpenAPI document."""
+    doc["components"]["securitySchemes"] = SECURITY_SCHEMES
+    doc["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    doc["info"]["description"] += (
+        " Authentication is off unless the server sets auth_enabled; then every operation "
+        "but the public ones needs an API token holding the role in its x-paddles-role "
+        "(admin holds every role; with auth_anonymous_read, read operations need none).")
+    for template, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            role = required_role(method.upper(), template)
+            operation["x-paddles-role"] = role
+            if role == PUBLIC:
+                operation["security"] = []
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, text in (("401", "no, malformed, unknown or revoked token "
+                                       "(WWW-Authenticate says how to send one)"),
+                               ("403", "the token lacks the role this operation needs")):
+                responses.setdefault(code, {"description": text, "content": {
+                    "application/json": {"schema": _ERROR_REF}}})

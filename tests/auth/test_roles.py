@@ -131,3 +131,27 @@ def test_admin_implies_every_role_and_others_are_independent():
 def test_auth_off_by_default_needs_no_token(app):
     app.post(f"/runs/{RUN}/jobs/", json.dumps(job_body("1", name=RUN)), status=200)
     app.delete(f"/runs/{RUN}/", status=200)
+
+
+def test_openapi_describes_security():
+    from openapi_spec_validator import validate
+
+    doc = openapi.document()
+    validate(doc)
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "authToken", "basic"}
+    assert doc["components"]["securitySchemes"]["authToken"] == {
+        "type": "apiKey", "in": "header", "name": "Auth-Token",
+        "description": "the API token in its own header"}
+    for method, template in _operations():
+        op = doc["paths"][template][method.lower()]
+        role = auth.required_role(method, template)
+        assert op["x-paddles-role"] == role
+        if role == auth.PUBLIC:
+            assert op["security"] == [] and "401" not in op["responses"]
+        else:
+            assert {"401", "403"} <= set(op["responses"]), (method, template)
+
+
+def test_openapi_json_is_public(auth_app):
+    doc = auth_app.get("/openapi.json", status=200).json
+    assert doc["paths"]["/runs/"]["post"]["x-paddles-role"] == "write"
