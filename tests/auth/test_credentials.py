@@ -116,3 +116,21 @@ def test_token_rules(session_factory):
                                      ("multi", ["read"], "already exists")):
             with pytest.raises(Exception, match=message):
                 tokens.create_token(session, name, roles)
+
+
+def test_settings_from_environment_and_config_file(tmp_path):
+    from paddles.settings import load_settings
+
+    off = load_settings(environ={})
+    assert (off.auth_enabled, off.auth_anonymous_read, off.webhook_allow_private) == \
+        (False, False, True)
+    on = load_settings(environ={"PADDLES_AUTH_ENABLED": "yes", "PADDLES_AUTH_ANONYMOUS_READ": "1",
+                                "PADDLES_WEBHOOK_ALLOW_PRIVATE": "off"})
+    assert (on.auth_enabled, on.auth_anonymous_read, on.webhook_allow_private) == \
+        (True, True, False)
+    with pytest.raises(ValueError, match="PADDLES_AUTH_ENABLED='maybe' is not a valid boolean"):
+        load_settings(environ={"PADDLES_AUTH_ENABLED": "maybe"})
+    config = tmp_path / "config.py"
+    config.write_text('paddles = {"auth_enabled": True, "auth_anonymous_read": True}\n')
+    from_file = load_settings(config, environ={})
+    assert from_file.auth_enabled and from_file.auth_anonymous_read
