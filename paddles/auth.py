@@ -29,14 +29,13 @@ from functools import lru_cache
 from sqlalchemy.exc import DBAPIError
 
 from . import metrics
-from .hooks import database_error_response, error_response
+from .hooks import PRINCIPAL_KEY, database_error_response, error_response
 from .services import tokens
 from .services.tokens import ADMIN, LOCK, READ, WRITE
 
 log = logging.getLogger(__name__)
 
 PUBLIC = "public"
-PRINCIPAL_KEY = "paddles.principal"  # environ key: the tokens.Principal of the request
 REALM = 'realm="paddles"'
 ANY = frozenset()  # a rule for every method
 READS = frozenset({"GET", "HEAD"})

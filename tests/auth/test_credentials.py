@@ -134,3 +134,19 @@ def test_settings_from_environment_and_config_file(tmp_path):
     config.write_text('paddles = {"auth_enabled": True, "auth_anonymous_read": True}\n')
     from_file = load_settings(config, environ={})
     assert from_file.auth_enabled and from_file.auth_anonymous_read
+
+
+def test_access_log_names_the_token_never_the_secret(auth_app, make_token, caplog):
+    import logging
+
+    secret = make_token("reporter", "read")
+    with caplog.at_level(logging.INFO):
+        auth_app.get("/runs/", headers=bearer(secret), status=200)
+        auth_app.get("/runs/", headers=bearer(secret + "x"), status=401)
+    access = [r for r in caplog.records if r.name == "paddles.access"]
+    assert access[0].getMessage().endswith(" token=reporter")
+    assert access[0].fields["token"] == "reporter" and "token" not in access[1].fields
+    refused = [r for r in caplog.records if r.name == "paddles.auth"]
+    assert [r.levelname for r in refused] == ["WARNING"]
+    assert "invalid or revoked token" in refused[0].getMessage()
+    assert not [r for r in caplog.records if secret[4:] in r.getMessage()]
