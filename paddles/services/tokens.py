@@ -111,10 +111,12 @@ def revoke_token(session: Session, name: str) -> tuple[ApiToken, bool]:
 
 def authenticate(session: Session, secret: str) -> Principal | None:
     """The principal a secret stands for; None when it is unknown or revoked."""
-    token = session.scalar(select(ApiToken).where(ApiToken.secret_sha256 == digest(secret)))
-    if token is None or token.revoked is not None:
+    row = session.execute(select(ApiToken.name, ApiToken.roles, ApiToken.owner,
+                                 ApiToken.revoked)
+                          .where(ApiToken.secret_sha256 == digest(secret))).first()
+    if row is None or row.revoked is not None:
         return None
-    return Principal(token.name, frozenset(token.roles or ()), token.owner)
+    return Principal(row.name, frozenset(row.roles or ()), row.owner)
 
 
 def acting_owner(principal: Principal | None) -> str | None:
