@@ -150,3 +150,25 @@ def test_access_log_names_the_token_never_the_secret(auth_app, make_token, caplo
     assert [r.levelname for r in refused] == ["WARNING"]
     assert "invalid or revoked token" in refused[0].getMessage()
     assert not [r for r in caplog.records if secret[4:] in r.getMessage()]
+
+
+def test_database_down_is_503_not_500(settings):
+    """The token lookup needs the database: while it is unreachable, a clear 503."""
+    import dataclasses
+
+    import webtest
+
+    from paddles.app import make_app
+    from paddles.db import make_engine, make_session_factory
+
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/paddles",
+                         pool_size=1, max_overflow=0)
+    try:
+        app = webtest.TestApp(make_app(dataclasses.replace(settings, auth_enabled=True),
+                                       session_factory=make_session_factory(engine)))
+        resp = app.get("/runs/", headers=bearer("pdl_anything"), status=503)
+        assert resp.json == {"message": "database unavailable; please retry"}
+        assert resp.headers["Retry-After"] == "5"
+        app.get("/health", status=200)  # public routes never look a token up
+    finally:
+        engine.dispose()
