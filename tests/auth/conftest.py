@@ -24,11 +24,12 @@ def make_token(session_factory):
 
 
 @pytest.fixture
-def auth_app_for(settings, session_factory):
-    """auth_app_for(anonymous_read=False) -> a webtest app with auth on."""
+def auth_app_for(settings, session_factory, tmp_path):
+    """auth_app_for(auth_anonymous_read=True, ...) -> a webtest app with auth on."""
 
     def build(**overrides) -> webtest.TestApp:
-        auth_settings = dataclasses.replace(settings, auth_enabled=True, **overrides)
+        auth_settings = dataclasses.replace(settings, auth_enabled=True,
+                                            data_dir=str(tmp_path / "data"), **overrides)
         return webtest.TestApp(make_app(auth_settings, session_factory=session_factory))
 
     return build

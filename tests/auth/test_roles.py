@@ -5,21 +5,36 @@ import json
 
 import pytest
 
-from paddles import auth, openapi
+from paddles import auth, metrics, openapi
 from paddles.services import tokens
 from tests.auth.conftest import bearer
 from tests.factories import job_body, run_name
 
 RUN = run_name()
+NODE = "smithi001.front.sepia.ceph.com"
 
-# route class -> (method, path, body, success status); one request stands for each class
+# route class -> (role it needs, method, path, body, success status)
 ROUTES = {
-    "public": ("GET", "/health", None, 200),
-    "read": ("GET", "/runs/", None, 200),
-    "write": ("POST", f"/runs/{RUN}/jobs/", job_body("1", name=RUN), 200),
-    "lock": ("POST", "/nodes/", {"name": "smithi001.front.sepia.ceph.com",
-                                 "machine_type": "smithi"}, 200),
-    "admin": ("DELETE", f"/runs/{RUN}/", None, 200),
+    "health": ("public", "GET", "/health", None, 200),
+    "openapi": ("public", "GET", "/openapi.json", None, 200),
+    "runs": ("read", "GET", "/runs/", None, 200),
+    "export": ("read", "GET", "/exports/runs.csv", None, 200),
+    "nodes": ("read", "GET", f"/nodes/{NODE}/", None, 200),
+    "queue peek": ("read", "POST", "/queue/pop_queue/", {"queue": "smithi"}, 200),
+    "report job": ("write", "POST", f"/runs/{RUN}/jobs/", job_body("2", name=RUN), 200),
+    "update job": ("write", "PUT", f"/runs/{RUN}/jobs/1/", {"status": "running"}, 200),
+    "artifact": ("write", "PUT", f"/runs/{RUN}/jobs/1/artifacts/teuthology.log",
+                 b"INFO:teuthology.run:pass\n", 201),
+    "message event": ("write", "POST", "/events/", {"message": "osd.3 thrashed"}, 201),
+    "queue": ("write", "POST", "/queue/", {"queue": "mira"}, 200),
+    "node create": ("lock", "POST", "/nodes/", {"name": "smithi002.front.sepia.ceph.com"}, 200),
+    "node lock": ("lock", "PUT", f"/nodes/{NODE}/lock/",
+                  {"locked": True, "locked_by": "alice@lab", "description": "debug"}, 200),
+    "unlock_many": ("lock", "POST", "/nodes/unlock_many/",
+                    {"names": [], "locked_by": "alice@lab"}, 200),
+    "run delete": ("admin", "DELETE", f"/runs/{RUN}/", None, 200),
+    "node delete": ("admin", "DELETE", f"/nodes/{NODE}/", None, 200),
+    "subscriptions": ("admin", "GET", "/subscriptions/", None, 200),
 }
 TOKENS = {  # label -> roles; None: no credentials at all
     "none": None, "read": ("read",), "write": ("write",), "lock": ("lock",),
@@ -28,30 +43,31 @@ TOKENS = {  # label -> roles; None: no credentials at all
 
 
 def _expected(token: str, route_class: str) -> int:
-    if route_class == "public":
-        return ROUTES[route_class][3]
+    role, *_, success = ROUTES[route_class]
+    if role == "public":
+        return success
     roles = TOKENS[token]
     if roles is None:
         return 401
-    return ROUTES[route_class][3] if "admin" in roles or route_class in roles else 403
+    return success if "admin" in roles or role in roles else 403
 
 
 def _call(app, route_class: str, headers: dict, status):
-    method, path, body, _ = ROUTES[route_class]
-    kwargs = {"headers": headers, "status": status, "expect_errors": True}
-    if method == "GET":
-        return app.get(path, **kwargs)
-    if method == "DELETE":
-        return app.delete(path, **kwargs)
-    return getattr(app, method.lower())(path, json.dumps(body), **kwargs)
+    _role, method, path, body, _ = ROUTES[route_class]
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    return app.request(path, method=method, body=body or b"", headers=headers, status=status,
+                       expect_errors=True)
 
 
 @pytest.mark.parametrize("route_class", list(ROUTES))
 @pytest.mark.parametrize("token", list(TOKENS))
 def test_role_matrix(auth_app, make_token, token, route_class):
-    admin = make_token("setup", "admin")
-    auth_app.post(f"/runs/{RUN}/jobs/", json.dumps(job_body("1", name=RUN)),
-                  headers=bearer(admin))  # the run the admin route deletes
+    admin = bearer(make_token("setup", "admin"))
+    auth_app.post(f"/runs/{RUN}/jobs/", json.dumps(job_body("1", name=RUN)), headers=admin)
+    auth_app.post("/nodes/", json.dumps({"name": NODE, "machine_type": "smithi"}),
+                  headers=admin)
+    auth_app.post("/queue/", json.dumps({"queue": "smithi"}), headers=admin)
     headers = {} if TOKENS[token] is None else bearer(make_token(token, *TOKENS[token]))
     expected = _expected(token, route_class)
     resp = _call(auth_app, route_class, headers, expected)
@@ -62,9 +78,12 @@ def test_role_matrix(auth_app, make_token, token, route_class):
         assert resp.headers.getall("WWW-Authenticate") == ['Bearer realm="paddles"',
                                                            'Basic realm="paddles"']
     if expected == 403:
-        role = route_class
+        role = ROUTES[route_class][0]
         assert resp.json["message"].startswith(f"token {token} lacks the {role} role")
         assert "WWW-Authenticate" not in resp.headers
+    # the documented role of the route is the one the table gives it
+    assert ROUTES[route_class][0] == auth.required_role(
+        ROUTES[route_class][1], metrics.route_template(ROUTES[route_class][2]))
 
 
 def _concrete(template: str) -> str:
