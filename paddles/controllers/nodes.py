@@ -55,7 +55,7 @@ class NodesController(Resource):
     @expose("json")
     def post(self, **_):
         name, fields = schemas.parse_new_node_body(self._body())
-        node_service.create_node(self._db(), name, fields)
+        node_service.create_node(self._db(), name, fields, as_owner=_as_owner())
         return {}
 
     @expose()

@@ -41,8 +41,11 @@ def _node_for_update(session: Session, name: str, missing: str) -> Node:
     return node
 
 
-def create_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
-    """Insert a node; the lock checks do not apply, but a lock needs an owner (spec 12.22)."""
+def create_node(session: Session, name: str, fields: Mapping[str, Any], *,
+                as_owner: str | None = None) -> Node:
+    """Insert a node; the lock checks do not apply, but a lock needs an owner (spec 12.22)
+    and an owner-bound token names only its own."""
+    check_acting_owner(as_owner, fields.get("locked_by"), "lock")
     if session.scalar(select(Node.id).where(Node.name == name)) is not None:
         raise AlreadyExists(f"Node with name {name} already exists")
     node = Node(name=name, locked=False, is_vm=False)
@@ -130,12 +133,24 @@ def check_acting_owner(as_owner: str | None, locked_by: str | None, verb: str) -
         raise Forbidden(f"Cannot {verb} - this token may only {verb} nodes as {as_owner}")
 
 
+def _check_owner_edit(node: Node, fields: Mapping[str, Any], as_owner: str | None) -> None:
+    """A body without `locked` may still set locked_by (spec 6.3): an owner-bound token may
+    neither name another owner nor rewrite the owner of a lock that is not its own (it
+    could then unlock it)."""
+    if as_owner is None or "locked_by" not in fields:
+        return
+    check_acting_owner(as_owner, fields["locked_by"], "lock")
+    if node.locked and node.locked_by != as_owner:
+        raise Forbidden(f"Cannot change locked_by - the node is locked by {node.locked_by}")
+
+
 def check_lock_change(node: Node, fields: Mapping[str, Any],
                       as_owner: str | None = None) -> None:
     """Spec 9.1, in order. No `locked` in the body (or null): nothing to check. First of
     all, the token's owner rule."""
     locked = fields.get("locked")
     if locked is None:
+        _check_owner_edit(node, fields, as_owner)
         return
     owner, description = fields.get("locked_by"), fields.get("description")
     verb = "lock" if locked else "unlock"

@@ -73,3 +73,28 @@ def test_node_put_with_locked_follows_the_rule_and_inventory_does_not(auth_app, 
 def test_tokens_without_owner_and_admins_act_as_anyone(auth_app, lab, who):
     _lock(auth_app, NODES[3], lab[who], "alice@lab")
     _lock(auth_app, NODES[3], lab[who], "alice@lab", locked=False)
+
+
+def test_locked_by_without_locked_cannot_take_a_lock_over(auth_app, lab):
+    """PUT /nodes/NODE/ stores locked_by even without `locked` (spec 6.3): not a way round."""
+    _lock(auth_app, NODES[0], lab["anyone"], "alice@lab")
+    resp = auth_app.put(f"/nodes/{NODES[0]}/", json.dumps({"locked_by": OWNER}),
+                        headers=lab["sched"], status=403)
+    assert resp.json["message"] == "Cannot change locked_by - the node is locked by alice@lab"
+    auth_app.put(f"/nodes/{NODES[0]}/lock/", json.dumps({"locked_by": None}),
+                 headers=lab["sched"], status=403)
+    auth_app.put(f"/nodes/{NODES[1]}/", json.dumps({"locked_by": "alice@lab"}),
+                 headers=lab["sched"], status=403)
+    node = auth_app.get(f"/nodes/{NODES[0]}/", headers=lab["admin"]).json
+    assert (node["locked"], node["locked_by"]) == (True, "alice@lab")
+    # its own lock it may edit
+    _lock(auth_app, NODES[2], lab["sched"], OWNER)
+    auth_app.put(f"/nodes/{NODES[2]}/", json.dumps({"locked_by": OWNER, "up": False}),
+                 headers=lab["sched"], status=200)
+
+
+def test_create_node_locked_only_as_the_owner(auth_app, lab):
+    body = {"name": "mira001.front.sepia.ceph.com", "locked": True, "locked_by": "alice@lab"}
+    auth_app.post("/nodes/", json.dumps(body), headers=lab["sched"], status=403)
+    auth_app.post("/nodes/", json.dumps({**body, "locked_by": OWNER}), headers=lab["sched"],
+                  status=200)
