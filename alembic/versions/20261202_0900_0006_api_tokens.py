@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('roles', JSON, nullable=False),
     sa.Column('owner', sa.String(length=64), nullable=True),
     sa.Column('created', TIME, nullable=False),
+    sa.Column('expires', TIME, nullable=True),
     sa.Column('revoked', TIME, nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('name', name=op.f('uq_api_tokens_name')),

@@ -24,4 +24,5 @@ class ApiToken(Base):
     # a token with an owner may only lock and unlock nodes as that locked_by value
     owner: Mapped[str | None] = mapped_column(String(64))
     created: Mapped[UTCTime] = mapped_column(default=utcnow)
+    expires: Mapped[UTCTime | None]  # refused from then on; None: until revoked
     revoked: Mapped[UTCTime | None]

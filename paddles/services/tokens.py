@@ -16,12 +16,13 @@ shown once, by `paddles token create`, and cannot be recovered.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import re
 import secrets
 from typing import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, InvalidRequest, NotFound
@@ -71,25 +72,33 @@ def parse_roles(roles: Iterable[str]) -> list[str]:
 
 
 def create_token(session: Session, name: str, roles: Iterable[str],
-                 owner: str | None = None) -> tuple[ApiToken, str]:
-    """A new token and its secret (the only time the secret exists outside the client)."""
+                 owner: str | None = None,
+                 expires_in: dt.timedelta | None = None) -> tuple[ApiToken, str]:
+    """A new token and its secret (the only time the secret exists outside the client);
+    with `expires_in` it is refused once that time has passed."""
     if not _NAME.fullmatch(name or ""):
         raise InvalidRequest("a token name is 1-128 characters: letters, digits and . _ @ : + -"
                              ", starting with a letter or digit")
     if owner is not None and not (0 < len(owner) <= 64):
         raise InvalidRequest("owner must be 1-64 characters (a node's locked_by value)")
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise InvalidRequest("a token's lifetime must be positive")
     secret = new_secret()
+    now = utcnow()
     token = ApiToken(name=name, secret_sha256=digest(secret), prefix=secret[:PREFIX_CHARS],
-                     roles=parse_roles(roles), owner=owner, created=utcnow())
+                     roles=parse_roles(roles), owner=owner, created=now,
+                     expires=None if expires_in is None else now + expires_in)
     if not add_if_new(session, token):
         raise AlreadyExists(f"token with name {name} already exists")
     return token, secret
 
 
-def list_tokens(session: Session, *, include_revoked: bool = True) -> list[ApiToken]:
+def list_tokens(session: Session, *, live_only: bool = False) -> list[ApiToken]:
+    """Every token by id; `live_only`: those neither revoked nor expired."""
     stmt = select(ApiToken).order_by(ApiToken.id)
-    if not include_revoked:
-        stmt = stmt.where(ApiToken.revoked.is_(None))
+    if live_only:
+        stmt = stmt.where(ApiToken.revoked.is_(None),
+                          or_(ApiToken.expires.is_(None), ApiToken.expires > utcnow()))
     return list(session.scalars(stmt))
 
 
@@ -110,11 +119,12 @@ def revoke_token(session: Session, name: str) -> tuple[ApiToken, bool]:
 
 
 def authenticate(session: Session, secret: str) -> Principal | None:
-    """The principal a secret stands for; None when it is unknown or revoked."""
+    """The principal a secret stands for; None when it is unknown, revoked or expired."""
     row = session.execute(select(ApiToken.name, ApiToken.roles, ApiToken.owner,
-                                 ApiToken.revoked)
+                                 ApiToken.revoked, ApiToken.expires)
                           .where(ApiToken.secret_sha256 == digest(secret))).first()
-    if row is None or row.revoked is not None:
+    if row is None or row.revoked is not None \
+            or (row.expires is not None and row.expires <= utcnow()):
         return None
     return Principal(row.name, frozenset(row.roles or ()), row.owner)
 

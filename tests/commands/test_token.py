@@ -23,7 +23,8 @@ def test_create_list_revoke(cli, settings, session_factory):
     assert "will not be shown again" in made.err
 
     listed = cli("token", "list")
-    assert listed.lines[0].split() == ["id", "name", "roles", "owner", "prefix", "created"]
+    assert listed.lines[0].split() == ["id", "name", "roles", "owner", "prefix", "created",
+                                       "expires"]
     row = listed.lines[1].split()
     assert row[1:5] == ["teuthology", "read,write,lock", "scheduled_teuthology@teuthology",
                         secret[:12] + "..."]
@@ -67,3 +68,24 @@ def test_every_action_has_help(action, capsys):
         main(["token", action, "--help"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: paddles token {action}")
+
+
+def test_expiring_token(cli, settings, session_factory):
+    from sqlalchemy import update
+
+    from paddles.models import ApiToken, utcnow
+
+    made = cli("token", "create", "--name", "short", "--role", "read", "--expires-in", "1h")
+    assert ", expires 20" in made.err
+    secret = made.out.strip()
+    app = _auth_app(settings, session_factory)
+    app.get("/runs/", headers={"Auth-Token": secret}, status=200)
+    with session_factory.begin() as session:  # an hour later
+        session.execute(update(ApiToken).values(expires=utcnow()))
+    app.get("/runs/", headers={"Auth-Token": secret}, status=401)
+    assert cli("token", "list").lines[1:] == []
+    (entry,) = cli("token", "list", "--all", "--json").json()
+    assert entry["expires"] is not None and entry["revoked"] is None
+    with pytest.raises(SystemExit) as exit_:
+        main(["token", "create", "--name", "x", "--role", "read", "--expires-in", "soon"])
+    assert exit_.value.code == 2
