@@ -12,7 +12,7 @@ A token is accepted in any of three places, first found wins:
 
 The route a request needs is decided by RULES, the one table below, keyed by HTTP method
 and route template (the templates of the OpenAPI document, as metrics.route_template
-finds them). Answers: 401 (no, malformed, unknown or revoked credentials, with
+finds them). Answers: 401 (no, malformed, unknown, expired or revoked credentials, with
 WWW-Authenticate) and 403 (a valid token without the role), both `{"message": ...}`.
 The token is looked up on every request (one indexed SELECT on the primary database), so
 a revocation holds from the next request on.
@@ -149,8 +149,8 @@ class AuthMiddleware:
         except DBAPIError as exc:
             return database_error_response(exc)(environ, start_response)
         if principal is None:
-            return self._deny(environ, start_response, 401, "invalid or revoked token",
-                              _challenge("invalid_token"))
+            return self._deny(environ, start_response, 401,
+                              "invalid, expired or revoked token", _challenge("invalid_token"))
         if not (principal.has(role) or anonymous_ok):
             return self._deny(environ, start_response, 403,
                               f"token {principal.name} lacks the {role} role needed for "

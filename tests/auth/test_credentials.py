@@ -43,15 +43,15 @@ def test_revoked_token_is_refused_on_the_next_request(auth_app, make_token, sess
         _token, was_live = tokens.revoke_token(session, "ci")
     assert was_live
     resp = auth_app.get("/runs/", headers=bearer(secret), status=401)
-    assert resp.json == {"message": "invalid or revoked token"}
+    assert resp.json == {"message": "invalid, expired or revoked token"}
     assert 'Bearer realm="paddles", error="invalid_token"' in resp.headers.getall(
         "WWW-Authenticate")
 
 
 @pytest.mark.parametrize("headers,message", [
     ({}, "authentication required"),
-    ({"Authorization": "Bearer pdl_not-a-real-token"}, "invalid or revoked token"),
-    ({"Auth-Token": "nope"}, "invalid or revoked token"),
+    ({"Authorization": "Bearer pdl_not-a-real-token"}, "invalid, expired or revoked token"),
+    ({"Auth-Token": "nope"}, "invalid, expired or revoked token"),
     ({"Auth-Token": " "}, "empty Auth-Token header"),
     ({"Authorization": "Digest username=x"}, "unsupported Authorization header"),
     ({"Authorization": "Basic !!!not-base64"}, "malformed Basic credentials"),
@@ -148,7 +148,7 @@ def test_access_log_names_the_token_never_the_secret(auth_app, make_token, caplo
     assert access[0].fields["token"] == "reporter" and "token" not in access[1].fields
     refused = [r for r in caplog.records if r.name == "paddles.auth"]
     assert [r.levelname for r in refused] == ["WARNING"]
-    assert "invalid or revoked token" in refused[0].getMessage()
+    assert "invalid, expired or revoked token" in refused[0].getMessage()
     assert not [r for r in caplog.records if secret[4:] in r.getMessage()]
 
 

@@ -118,7 +118,8 @@ def test_a_wrong_token_or_none_fails(auth_observed):
     assert {c[2] for c in _calls(obs, "wrong.report_job")} == {401}
     assert not _step(obs, "wrong.get_run")["ok"]
     assert _ok(obs, "wrong.lock_one") == {"status_code": 401, "ok": False}
-    assert _step(obs, "wrong.lock_one")["requests"][0]["message"] == "invalid or revoked token"
+    assert _step(obs, "wrong.lock_one")["requests"][0]["message"] == \
+        "invalid, expired or revoked token"
     assert _ok(obs, "none.lock_one") == {"status_code": 401, "ok": False}
     assert _step(obs, "none.lock_one")["requests"][0]["auth"] is None
     # the wrong token changed nothing: job 2 was never stored, the node stayed locked
