@@ -172,3 +172,14 @@ def test_database_down_is_503_not_500(settings):
         app.get("/health", status=200)  # public routes never look a token up
     finally:
         engine.dispose()
+
+
+def test_refusals_are_counted_in_metrics(auth_app):
+    def count() -> float:
+        text = auth_app.get("/metrics", status=200).text
+        line = 'paddles_http_requests_total{method="GET",route="/runs/",status="401"}'
+        return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line))
+
+    before = count()
+    auth_app.get("/runs/", status=401)
+    assert count() == before + 1
