@@ -16,7 +16,6 @@ NODE = "smithi001.front.sepia.ceph.com"
 # route class -> (role it needs, method, path, body, success status)
 ROUTES = {
     "health": ("public", "GET", "/health", None, 200),
-    "openapi": ("public", "GET", "/openapi.json", None, 200),
     "runs": ("read", "GET", "/runs/", None, 200),
     "export": ("read", "GET", "/exports/runs.csv", None, 200),
     "nodes": ("read", "GET", f"/nodes/{NODE}/", None, 200),
@@ -63,11 +62,13 @@ def _call(app, route_class: str, headers: dict, status):
 @pytest.mark.parametrize("route_class", list(ROUTES))
 @pytest.mark.parametrize("token", list(TOKENS))
 def test_role_matrix(auth_app, make_token, token, route_class):
-    admin = bearer(make_token("setup", "admin"))
-    auth_app.post(f"/runs/{RUN}/jobs/", json.dumps(job_body("1", name=RUN)), headers=admin)
-    auth_app.post("/nodes/", json.dumps({"name": NODE, "machine_type": "smithi"}),
-                  headers=admin)
-    auth_app.post("/queue/", json.dumps({"queue": "smithi"}), headers=admin)
+    path = ROUTES[route_class][2]
+    if RUN in path or NODE in path or route_class == "queue peek":  # what the route needs
+        admin = bearer(make_token("setup", "admin"))
+        auth_app.post(f"/runs/{RUN}/jobs/", json.dumps(job_body("1", name=RUN)), headers=admin)
+        auth_app.post("/nodes/", json.dumps({"name": NODE, "machine_type": "smithi"}),
+                      headers=admin)
+        auth_app.post("/queue/", json.dumps({"queue": "smithi"}), headers=admin)
     headers = {} if TOKENS[token] is None else bearer(make_token(token, *TOKENS[token]))
     expected = _expected(token, route_class)
     resp = _call(auth_app, route_class, headers, expected)
