@@ -50,5 +50,8 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         # resource names look like files (node FQDNs, run names with dots, artifacts)
         guess_content_type_from_ext=False,
     )
+    if settings.auth_enabled:  # tokens checked before routing (paddles/auth.py)
+        from .auth import AuthMiddleware
+        app = AuthMiddleware(app, session_factory, anonymous_read=settings.auth_anonymous_read)
     return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size,
                                           client_timeout=settings.client_timeout))

@@ -45,8 +45,18 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def send(claimed: Claimed, timeout: float) -> tuple[int | None, str | None, float]:
-    """POST one delivery: (HTTP status or None, error text or None, milliseconds)."""
+def send(claimed: Claimed, timeout: float,
+         allow_private: bool = True) -> tuple[int | None, str | None, float]:
+    """POST one delivery: (HTTP status or None, error text or None, milliseconds).
+
+    With allow_private False the target is checked again here, as its DNS may have changed
+    since the subscription was made (a name re-pointed between this check and the connect
+    is the remaining window; SECURITY.md)."""
+    if not allow_private:
+        try:
+            webhooks.check_target(claimed.url)
+        except webhooks.TargetRefused as exc:
+            return None, f"refused: {exc.message}", 0.0
     body = claimed.body.encode()
     stamp = str(int(time.time()))
     headers = {
@@ -110,7 +120,8 @@ class Dispatcher:
             begin_write(session)
             claimed = webhooks.claim_deliveries(session, limit=self.concurrency * 4,
                                                 lease=self.lease)
-        futures = {self._pool.submit(send, c, self.settings.webhook_timeout): c
+        futures = {self._pool.submit(send, c, self.settings.webhook_timeout,
+                                     self.settings.webhook_allow_private): c
                    for c in claimed}
         for future in as_completed(futures):
             item = futures[future]

@@ -325,6 +325,7 @@ def bound_client_io(environ, timeout: float | None) -> None:
 
 
 REQUEST_ID_KEY = "paddles.request_id"
+PRINCIPAL_KEY = "paddles.principal"  # the request's API token (paddles/auth.py)
 # a client's X-Request-ID is kept when it looks like an id (it goes into every log line)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
@@ -390,8 +391,9 @@ def _record(environ, seen, started) -> None:
         status = int(seen.get("status", "500").split(" ", 1)[0])
         route = metrics.route_template(path)
         metrics.observe(method, route, status, seconds)
+        principal = environ.get(PRINCIPAL_KEY)
         logs.access(method, route, path, status, seconds * 1000, environ[REQUEST_ID_KEY],
-                    environ.get("REMOTE_ADDR"))
+                    environ.get("REMOTE_ADDR"), getattr(principal, "name", None))
     except Exception:  # observing must never break a response
         log.exception("recording request metrics failed")
 

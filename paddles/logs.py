@@ -47,12 +47,16 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def access(method: str, route: str, path: str, status: int, duration_ms: float,
-           request_id: str, remote: str | None) -> None:
-    """The one line per request: method, route template, path, status, time, request id."""
+           request_id: str, remote: str | None, token: str | None = None) -> None:
+    """The one line per request: method, route template, path, status, time, request id,
+    and the name of the API token that made it (auth on; never the secret)."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     fields = {"method": method, "route": route, "path": path, "status": status,
               "duration_ms": round(duration_ms, 2), "request_id": request_id,
               "remote": remote}
-    access_log.info("%s %s %s %.1fms route=%s request_id=%s remote=%s", method, path, status,
-                    duration_ms, route, request_id, remote, extra={"fields": fields})
+    if token is not None:
+        fields["token"] = token
+    access_log.info("%s %s %s %.1fms route=%s request_id=%s remote=%s%s", method, path, status,
+                    duration_ms, route, request_id, remote,
+                    "" if token is None else f" token={token}", extra={"fields": fields})

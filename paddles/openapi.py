@@ -158,7 +158,7 @@ def document() -> dict:
     paths = _paths()
     for extra in EXTRA_PATHS:
         paths.update(extra())
-    return {
+    doc = {
         "openapi": "3.1.0",
         "info": {"title": "paddles", "version": __version__,
                  "description": "Test results server, wire-compatible with Ceph's paddles. "
@@ -167,3 +167,6 @@ def document() -> dict:
         "paths": paths,
         "components": _components(),
     }
+    from .auth import describe_security  # securitySchemes, 401/403, each route's role
+    describe_security(doc)
+    return doc

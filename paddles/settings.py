@@ -57,6 +57,12 @@ class Settings:
     webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
     dispatch_poll_interval: float = 1.0
     dispatch_concurrency: int = 4
+    # authentication (paddles/auth.py, SECURITY.md): off by default, as upstream
+    auth_enabled: bool = False
+    auth_anonymous_read: bool = False  # with auth on, the read role's routes need no token
+    # webhook targets on loopback, private, link-local or other non-global addresses;
+    # allowed by default (a lab's receivers are often internal), refuse them when exposed
+    webhook_allow_private: bool = True
     # seconds a client may stay silent mid-request (sending its body or reading the answer)
     # before the read fails with 408 or the write is dropped (docs/faults.md); 0: no limit
     client_timeout: float = 60.0
@@ -108,6 +114,24 @@ _ENV = {
     "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
     "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),
 }
+
+
+def boolean(text: str) -> bool:
+    """An environment variable's on/off value."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean")
+
+
+boolean.__name__ = "boolean (1/0, true/false, yes/no, on/off)"
+_ENV.update({
+    "auth_enabled": ("PADDLES_AUTH_ENABLED", boolean),
+    "auth_anonymous_read": ("PADDLES_AUTH_ANONYMOUS_READ", boolean),
+    "webhook_allow_private": ("PADDLES_WEBHOOK_ALLOW_PRIVATE", boolean),
+})
 
 
 def _from_config_file(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from ..settings import load_settings
 
 COMMANDS = ("migrate", "serve", "expire-jobs", "set-status", "reparse", "set-targets",
             "delete-run", "dedupe", "import-nodes", "node-jobs", "node-stats", "queue-stats",
-            "purge", "bench-seed", "export", "dispatch", "check-config")
+            "purge", "bench-seed", "export", "dispatch", "check-config", "token")
 
 EPILOG = """\
 Upstream `pecan <command> config.py` equivalents: populate -> migrate (creates or upgrades

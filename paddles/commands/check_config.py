@@ -83,6 +83,9 @@ def _check_values(settings):
     for name in ("db_pool_size", "max_body_size", "artifacts_max_size", "dispatch_concurrency"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    for name in ("auth_enabled", "auth_anonymous_read", "webhook_allow_private"):
+        if not isinstance(getattr(settings, name), bool):
+            problems.append(f"{name} must be True or False")
     for name in ("client_timeout", "db_lock_timeout"):
         if getattr(settings, name) < 0:
             problems.append(f"{name} must be 0 (no limit) or more")

@@ -186,7 +186,8 @@ class SubscriptionsController(Resource):
     @expose("json")
     def post(self, **_):
         fields = schemas.parse_subscription_body(self._body(), partial=False)
-        sub = webhook_service.create_subscription(self._db(), fields)
+        sub = webhook_service.create_subscription(
+            self._db(), fields, allow_private=self._settings.webhook_allow_private)
         response.status = 201
         response.headers["Location"] = f"{self._settings.address}/subscriptions/{sub.id}/"
         return serializers.subscription_detail(sub, self._settings, secret=True)
@@ -215,7 +216,8 @@ class SubscriptionController(Resource):
     def put(self, **_):
         sub_id = self._id
         fields = schemas.parse_subscription_body(self._body(), partial=True)
-        sub = webhook_service.update_subscription(self._db(), sub_id, fields)
+        sub = webhook_service.update_subscription(
+            self._db(), sub_id, fields, allow_private=self._settings.webhook_allow_private)
         return serializers.subscription_detail(sub, self._settings)
 
     @expose()

@@ -6,9 +6,16 @@ from pecan import request as current_request
 
 from .. import openapi, schemas, serializers
 from ..errors import InvalidRequest
+from ..auth import principal_of
 from ..services import nodes as node_service
+from ..services.tokens import acting_owner
 from ..openapi import NODE, PAGING, _list, _ok, _op, _q
 from .base import Resource
+
+
+def _as_owner() -> str | None:
+    """The locked_by value the request's token must lock as (None: any)."""
+    return acting_owner(principal_of(current_request.environ))
 
 
 class MethodGuard(Resource):
@@ -48,7 +55,7 @@ class NodesController(Resource):
     @expose("json")
     def post(self, **_):
         name, fields = schemas.parse_new_node_body(self._body())
-        node_service.create_node(self._db(), name, fields)
+        node_service.create_node(self._db(), name, fields, as_owner=_as_owner())
         return {}
 
     @expose()
@@ -62,7 +69,8 @@ class NodesController(Resource):
 class LockManyController(MethodGuard):
     @expose("json")
     def post(self, **_):
-        nodes = node_service.lock_many(self._db(), **schemas.parse_lock_many_body(self._body()))
+        nodes = node_service.lock_many(self._db(), **schemas.parse_lock_many_body(self._body()),
+                                       as_owner=_as_owner())
         return [serializers.node_detail(node) for node in nodes]
 
 
@@ -70,7 +78,7 @@ class UnlockManyController(MethodGuard):
     @expose("json")
     def post(self, **_):
         names, locked_by = schemas.parse_unlock_many_body(self._body())
-        nodes = node_service.unlock_many(self._db(), names, locked_by)
+        nodes = node_service.unlock_many(self._db(), names, locked_by, as_owner=_as_owner())
         return [serializers.node_lock_record(node) for node in nodes]
 
 
@@ -103,7 +111,8 @@ class NodeController(Resource):
 
     @expose("json")
     def put(self, **_):
-        node_service.update_node(self._db(), self._name, schemas.parse_node_body(self._body()))
+        node_service.update_node(self._db(), self._name, schemas.parse_node_body(self._body()),
+                                 as_owner=_as_owner())
         return {}
 
     @expose("json")
@@ -127,7 +136,8 @@ class NodeLockController(MethodGuard):
     @expose("json")
     def put(self, **_):
         node = node_service.lock_node(self._db(), self._name,
-                                      schemas.parse_node_body(self._body()))
+                                      schemas.parse_node_body(self._body()),
+                                      as_owner=_as_owner())
         return serializers.node_lock_record(node)
 
     post = put

@@ -8,8 +8,10 @@ from .nodes import Node, job_nodes
 from .queue import Queue
 from .runs import Run
 from .statuses import JobStatus, RunStatus
+from .tokens import ApiToken
 
 __all__ = ["Base", "Job", "JobStatus", "Node", "Queue", "Run", "RunStatus", "job_nodes", "utcnow"]
 __all__ += ["Artifact", "ArtifactKind", "Blob", "ParseStatus", "TestCase", "TestStatus",
             "Timeline"]
 __all__ += ["Delivery", "DeliveryStatus", "Event", "Subscription", "Verbosity"]
+__all__ += ["ApiToken"]

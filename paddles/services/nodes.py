@@ -41,8 +41,11 @@ def _node_for_update(session: Session, name: str, missing: str) -> Node:
     return node
 
 
-def create_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
-    """Insert a node; the lock checks do not apply, but a lock needs an owner (spec 12.22)."""
+def create_node(session: Session, name: str, fields: Mapping[str, Any], *,
+                as_owner: str | None = None) -> Node:
+    """Insert a node; the lock checks do not apply, but a lock needs an owner (spec 12.22)
+    and an owner-bound token names only its own."""
+    check_acting_owner(as_owner, fields.get("locked_by"), "lock")
     if session.scalar(select(Node.id).where(Node.name == name)) is not None:
         raise AlreadyExists(f"Node with name {name} already exists")
     node = Node(name=name, locked=False, is_vm=False)
@@ -64,20 +67,22 @@ def ensure_node(session: Session, name: str, machine_type: str | None) -> tuple[
     return session.scalars(select(Node).where(Node.name == name)).one(), False
 
 
-def update_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
+def update_node(session: Session, name: str, fields: Mapping[str, Any], *,
+                as_owner: str | None = None) -> Node:
     """PUT /nodes/NODE/: lock checks when the body carries `locked` (400/403, not 500)."""
     node = _node_for_update(session, name, "attempted to update a non-existent node")
-    check_lock_change(node, fields)
+    check_lock_change(node, fields, as_owner)
     before = events.node_snapshot(node)
     _apply(session, node, fields)
     events.record_node_change(session, node, before)
     return node
 
 
-def lock_node(session: Session, name: str, fields: Mapping[str, Any]) -> Node:
+def lock_node(session: Session, name: str, fields: Mapping[str, Any], *,
+              as_owner: str | None = None) -> Node:
     """PUT|POST /nodes/NODE/lock/: lock, unlock or update one node."""
     node = _node_for_update(session, name, NOT_FOUND)
-    check_lock_change(node, fields)
+    check_lock_change(node, fields, as_owner)
     before = events.node_snapshot(node)
     _apply(session, node, fields)
     events.record_node_change(session, node, before)
@@ -121,13 +126,35 @@ def machine_types(session: Session) -> list[str]:
 
 # ---- locking (spec 9) -------------------------------------------------------------------------
 
-def check_lock_change(node: Node, fields: Mapping[str, Any]) -> None:
-    """Spec 9.1, in order. No `locked` in the body (or null): nothing to check."""
+def check_acting_owner(as_owner: str | None, locked_by: str | None, verb: str) -> None:
+    """A token with an owner locks and unlocks only as that owner (services/tokens.py
+    acting_owner; None: no restriction). An empty locked_by is left to spec rule 2."""
+    if as_owner is not None and locked_by and locked_by != as_owner:
+        raise Forbidden(f"Cannot {verb} - this token may only {verb} nodes as {as_owner}")
+
+
+def _check_owner_edit(node: Node, fields: Mapping[str, Any], as_owner: str | None) -> None:
+    """A body without `locked` may still set locked_by (spec 6.3): an owner-bound token may
+    neither name another owner nor rewrite the owner of a lock that is not its own (it
+    could then unlock it)."""
+    if as_owner is None or "locked_by" not in fields:
+        return
+    check_acting_owner(as_owner, fields["locked_by"], "lock")
+    if node.locked and node.locked_by != as_owner:
+        raise Forbidden(f"Cannot change locked_by - the node is locked by {node.locked_by}")
+
+
+def check_lock_change(node: Node, fields: Mapping[str, Any],
+                      as_owner: str | None = None) -> None:
+    """Spec 9.1, in order. No `locked` in the body (or null): nothing to check. First of
+    all, the token's owner rule."""
     locked = fields.get("locked")
     if locked is None:
+        _check_owner_edit(node, fields, as_owner)
         return
     owner, description = fields.get("locked_by"), fields.get("description")
     verb = "lock" if locked else "unlock"
+    check_acting_owner(as_owner, owner, verb)
     if node.locked == locked:  # 1 / 1': only an identical re-lock by the owner is allowed
         if node.locked_by == owner and description is not None \
                 and description == node.description:
@@ -166,13 +193,15 @@ def _vm_host(session: Session, name: str) -> Node:
 
 def lock_many(session: Session, *, count: int, locked_by: str, machine_types: list[str],
               description: str | None, os_type: str | None = None,
-              os_version: str | None = None, arch: str | None = None) -> list[Node]:
+              os_version: str | None = None, arch: str | None = None,
+              as_owner: str | None = None) -> list[Node]:
     """Lock `count` free nodes, first by name, all or none.
 
     PostgreSQL: candidates are row-locked with FOR UPDATE SKIP LOCKED, so concurrent callers
     each take different rows without waiting; a row another caller locked and released in
     between is re-checked by PostgreSQL before it is returned.
     """
+    check_acting_owner(as_owner, locked_by, "lock")
     conds = _conditions(machine_types=machine_types, up=True, locked=False, os_type=os_type,
                         os_version=os_version, arch=arch)
     stmt = select(Node).where(*conds).order_by(Node.name).limit(min(count, MAX_LIMIT))
@@ -188,8 +217,10 @@ def lock_many(session: Session, *, count: int, locked_by: str, machine_types: li
     return nodes
 
 
-def unlock_many(session: Session, names: list[str], locked_by: str | None) -> list[Node]:
+def unlock_many(session: Session, names: list[str], locked_by: str | None, *,
+                as_owner: str | None = None) -> list[Node]:
     """Unlock every named node or none; the first offending name in request order decides."""
+    check_acting_owner(as_owner, locked_by, "unlock")
     if not names:
         return []
     # Rows are locked in name order, so concurrent unlocks cannot deadlock each other.

@@ -18,17 +18,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+import ipaddress
 import random
 import secrets
+import socket
 import uuid
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from .. import serializers
-from ..errors import NotFound
+from ..errors import InvalidRequest, NotFound
 from ..models import Delivery, DeliveryStatus, Event, Node, Run, Subscription, Verbosity, utcnow
 from ..settings import Settings
 from . import compare as compare_service
@@ -46,8 +49,36 @@ class SubscriptionNotFound(NotFound):
 
 # ---- subscriptions ------------------------------------------------------------------------
 
-def create_subscription(session: Session, fields: Mapping[str, Any]) -> Subscription:
+class TargetRefused(InvalidRequest):
+    pass
+
+
+def check_target(url: str) -> None:
+    """Refuse a URL whose host is, or resolves to, an address that is not global: loopback,
+    private (RFC 1918, ULA), link-local (cloud metadata at 169.254.169.254), CGNAT, reserved,
+    multicast or unspecified. The guard behind `webhook_allow_private = False`."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (OSError, ValueError, UnicodeError):
+        raise TargetRefused(f"url host {host} does not resolve") from None
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:
+            address = mapped
+        if not address.is_global or address.is_multicast:
+            raise TargetRefused(f"url host {host} is a non-public address ({address}); "
+                                "webhooks to private networks are not allowed here")
+
+
+def create_subscription(session: Session, fields: Mapping[str, Any], *,
+                        allow_private: bool = True) -> Subscription:
     """A new subscription sees the events after the newest one when it is created."""
+    if not allow_private:
+        check_target(fields["url"])
     now = utcnow()
     sub = Subscription(url=fields["url"], description=fields.get("description"),
                        types=fields.get("types") or ["*"], criteria=fields.get("criteria") or {},
@@ -70,9 +101,12 @@ def list_subscriptions(session: Session) -> list[Subscription]:
     return list(session.scalars(select(Subscription).order_by(Subscription.id)))
 
 
-def update_subscription(session: Session, sub_id: int, fields: Mapping[str, Any]) -> Subscription:
+def update_subscription(session: Session, sub_id: int, fields: Mapping[str, Any], *,
+                        allow_private: bool = True) -> Subscription:
     """Change the given keys. Enabling a disabled subscription clears its failure record; it
     then resumes from its cursor (events meanwhile are delivered, none lost)."""
+    if not allow_private and "url" in fields:
+        check_target(fields["url"])
     sub = get_subscription(session, sub_id, for_update=True)
     for key, value in fields.items():
         if key == "verbosity":

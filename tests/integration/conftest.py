@@ -16,6 +16,7 @@ unless CI=true or PADDLES_REQUIRE_TEUTHOLOGY=1, where they fail.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -143,9 +144,10 @@ def teuthology_backend(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session")
-def teuthology_database_url(teuthology_backend, tmp_path_factory):
-    if teuthology_backend == "sqlite":
+@contextlib.contextmanager
+def temporary_database(backend: str, tmp_path_factory):
+    """A fresh SQLite file or throwaway PostgreSQL database (dropped afterwards)."""
+    if backend == "sqlite":
         yield "sqlite:///" + str(tmp_path_factory.mktemp("teuth-db") / "paddles.db")
         return
     from tests.conftest import _create_pg_database
@@ -157,13 +159,27 @@ def teuthology_database_url(teuthology_backend, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def teuthology_server(teuthology_database_url, tmp_path_factory):
-    """A real paddles: `paddles migrate`, then gunicorn -c gunicorn_config.py (2 workers)."""
-    workdir = tmp_path_factory.mktemp("teuth-server")  # cwd: no stray ./config.py
+def teuthology_database_url(teuthology_backend, tmp_path_factory):
+    with temporary_database(teuthology_backend, tmp_path_factory) as url:
+        yield url
+
+
+def paddles_command(args: list[str], database_url: str, cwd) -> subprocess.CompletedProcess:
+    """`paddles ARGS` against that database, as an operator runs it."""
+    env = dict(os.environ, PADDLES_DATABASE_URL=database_url)
+    env.pop("PADDLES_CONFIG", None)
+    return subprocess.run(_paddles_cli() + args, cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@contextlib.contextmanager
+def run_server(database_url: str, workdir, **extra_env: str):
+    """A real paddles: `paddles migrate`, then gunicorn -c gunicorn_config.py (2 workers).
+    Yields its base URL; `extra_env` adds PADDLES_* settings."""
     port = _free_port()
-    env = dict(os.environ, PADDLES_DATABASE_URL=teuthology_database_url,
+    env = dict(os.environ, PADDLES_DATABASE_URL=database_url,
                PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="2",
-               PADDLES_ADDRESS=f"http://127.0.0.1:{port}")
+               PADDLES_ADDRESS=f"http://127.0.0.1:{port}", **extra_env)
     env.pop("PADDLES_CONFIG", None)
     migrate = subprocess.run(_paddles_cli() + ["migrate"], cwd=workdir, env=env,
                              capture_output=True, text=True, timeout=120)
@@ -199,6 +215,14 @@ def teuthology_server(teuthology_database_url, tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def teuthology_server(teuthology_database_url, tmp_path_factory):
+    """A real paddles: `paddles migrate`, then gunicorn -c gunicorn_config.py (2 workers)."""
+    workdir = tmp_path_factory.mktemp("teuth-server")  # cwd: no stray ./config.py
+    with run_server(teuthology_database_url, workdir) as base:
+        yield base
 
 
 # --- the client ------------------------------------------------------------------------
