@@ -57,6 +57,8 @@ class Settings:
     webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
     dispatch_poll_interval: float = 1.0
     dispatch_concurrency: int = 4
+    # bytes of rendered GET /runs/NAME/ and job lists kept per process (paddles/cache.py); 0: off
+    response_cache_size: int = 64 * 1024 * 1024
 
 
 # setting name -> (environment variable, converter)
@@ -98,6 +100,7 @@ _ENV = {
     "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
+    "response_cache_size": ("PADDLES_RESPONSE_CACHE_SIZE", int),
 }
 
 
