@@ -254,3 +254,13 @@ def test_cache_is_bounded_in_bytes_and_least_recently_used_goes_first():
 def test_etag_is_the_key_and_nothing_else():
     assert etag_of(("run", 1, "t", 2)) == etag_of(("run", 1, "t", 2))
     assert etag_of(("run", 1, "t", 2)) != etag_of(("run", 1, "t", 3))
+
+
+def test_openapi_describes_the_etags(app):
+    paths = app.get("/openapi.json").json["paths"]
+    for path in ("/runs/{name}/", "/runs/{name}/jobs/"):
+        get = paths[path]["get"]
+        assert "ETag" in get["responses"]["304"]["headers"]
+        assert "ETag" in get["responses"]["200"]["headers"]
+        assert any(p["name"] == "If-None-Match" and p["in"] == "header"
+                   for p in get["parameters"])
