@@ -60,11 +60,10 @@ def test_heartbeat_is_one_update_with_asynchronous_commit_on_postgresql(app, que
     _put(app, run, 1, {"name": run, "job_id": "1"})
     if db_engine.dialect.name == "postgresql":
         # the run's UPDATE is a CTE of the job's: one statement, the run row locked first
-        assert [s.split()[0] for s in queries.statements] == ["SET", "WITH"], \
-            queries.statements
-        assert "synchronous_commit = off" in queries.statements[0]
-        assert "UPDATE runs" in queries.statements[1]
-        assert "UPDATE jobs" in queries.statements[1]
+        assert [s.split()[0] for s in queries.statements] == ["WITH"], queries.statements
+        assert "set_config" in queries.statements[0]
+        assert "UPDATE runs" in queries.statements[0]
+        assert "UPDATE jobs" in queries.statements[0]
     else:  # SQLite: no UPDATE in a subquery; two statements
         assert [s.split()[0] for s in queries.statements] == ["UPDATE", "UPDATE"]
 
@@ -76,7 +75,7 @@ def test_only_heartbeats_commit_asynchronously(app, queries, db_engine):
     _put(app, run, 1, {"status": "running"})
     post_job(app, run, job_id=2)
     app.delete(f"/runs/{run}/jobs/2/")
-    assert not any("synchronous_commit" in s for s in queries.statements)
+    assert not any("set_config" in s for s in queries.statements)
     if db_engine.dialect.name == "postgresql":
         # SET LOCAL ends with the heartbeat's transaction: the connection is back to "on"
         from paddles.services import jobs as job_service
