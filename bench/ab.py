@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 FILTERS = ["/runs/branch/main/", "/runs/suite/rados/branch/main/", "/runs/status/running/",
            "/runs/machine_type/smithi/?since=yesterday", "/runs/sha1/4f1c0e2/",
            "/runs/date/from/yesterday/to/today", "/runs/queued/"]
+INDEXES = ["/runs/branch/", "/runs/suite/", "/runs/machine_type/", "/runs/branch/main/sha1/"]
 
 
 def export_revision(ref: str, into: Path) -> None:
@@ -105,6 +106,7 @@ def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
         "runs_list_get": lambda _r: lambda c, i: c.request("GET", "/runs/?count=25"),
         "filter_routes_get": lambda _r: lambda c, i: c.request("GET",
                                                                FILTERS[i % len(FILTERS)]),
+        "value_index_get": lambda _r: lambda c, i: c.request("GET", INDEXES[i % len(INDEXES)]),
         "mixed": mixed_for,
     }
 
