@@ -83,6 +83,8 @@ def _check_values(settings):
     for name in ("db_pool_size", "max_body_size", "artifacts_max_size", "dispatch_concurrency"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    if settings.response_cache_size < 0:
+        problems.append("response_cache_size must be 0 (off) or more")
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 
