@@ -264,3 +264,22 @@ def test_openapi_describes_the_etags(app):
         assert "ETag" in get["responses"]["200"]["headers"]
         assert any(p["name"] == "If-None-Match" and p["in"] == "header"
                    for p in get["parameters"])
+
+
+def test_a_job_changed_alone_through_the_orm_bumps_its_run(app, session_factory):
+    """Services touch the run on every job write today; the flush hook does not rely on it."""
+    run = make_run(app)
+    before = version_of(session_factory, run)
+    with session_factory.begin() as s:  # the run not loaded: an UPDATE of its version
+        job = s.scalar(select(Job).join(Run).where(Run.name == run, Job.job_id == "1"))
+        job.description = "edited"
+    assert version_of(session_factory, run) == before + 1
+    with session_factory.begin() as s:  # the run loaded (unchanged): bumped in its flush
+        loaded = s.scalar(select(Run).where(Run.name == run))
+        job = s.scalar(select(Job).where(Job.run_id == loaded.id, Job.job_id == "2"))
+        s.delete(job)
+    assert version_of(session_factory, run) == before + 2
+    with session_factory.begin() as s:  # nothing really changed: no bump
+        loaded = s.scalar(select(Run).where(Run.name == run))
+        loaded.user = loaded.user
+    assert version_of(session_factory, run) == before + 2
