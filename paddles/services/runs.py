@@ -16,7 +16,7 @@ from .common import add_if_new, fetch_one
 # ---- run versions -------------------------------------------------------------------------
 # runs.version moves on every change to a run or its jobs, in the same transaction, so a
 # reader holding (run id, version) knows the run detail it built is still current
-# (services/cache.py). ORM changes are caught here, at flush; the Core statements that write
+# (paddles/cache.py). ORM changes are caught here, at flush; the Core statements that write
 # runs or jobs (the heartbeat) bump it themselves with VERSION_BUMP.
 VERSION_BUMP = Run.version + 1
 

@@ -98,8 +98,6 @@ def _insert_jobs(session: Session, rows: list[tuple]) -> None:
                                     for r in rows])
 
 
-
-
 def refresh_planner_statistics(engine) -> None:
     """After a bulk load: fresh planner statistics (and, on PostgreSQL, the visibility map
     that index-only scans need). Autovacuum gets there eventually, but a benchmark started
