@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test install migrate bench clean
+.PHONY: run test install migrate bench bench-ab clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -33,3 +33,7 @@ clean:
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# A/B: main (or AB_ARGS="--a-ref REV") against the working tree, interleaved in one run
+bench-ab: install
+	$(BIN)/python bench/ab.py $(AB_ARGS)

@@ -188,13 +188,12 @@ class Bench:
                 return 200, b""
             self.record(run_phase(name, "http://127.0.0.1:1", work,
                                   threads=self.args.threads, seconds=self.args.seconds))
+        # the heartbeat's own statement (services/jobs.py): one UPDATE, asynchronous commit
         phase("floor_sql_heartbeat", [
-            "SELECT * FROM runs WHERE name = %(run)s FOR UPDATE",
-            "SELECT * FROM jobs WHERE run_id = (SELECT id FROM runs WHERE name = %(run)s) "
-            "AND job_id = %(job)s",
-            "UPDATE jobs SET updated = now() WHERE run_id = (SELECT id FROM runs WHERE "
-            "name = %(run)s) AND job_id = %(job)s",
-            "UPDATE runs SET updated = now() WHERE name = %(run)s"])
+            "WITH touched_run AS (UPDATE runs SET updated = now(), version = version + 1 "
+            "WHERE name = %(run)s AND set_config('synchronous_commit', 'off', true) IS NOT "
+            "NULL RETURNING id) UPDATE jobs SET updated = now(), name = %(run)s WHERE "
+            "run_id = (SELECT id FROM touched_run) AND job_id = %(job)s"])
         phase("floor_sql_run_summary", [
             "SELECT * FROM runs WHERE name = %(run)s",
             "SELECT * FROM jobs WHERE run_id = (SELECT id FROM runs WHERE name = %(run)s) "

@@ -5,6 +5,7 @@ import logging
 
 import pecan
 
+from .cache import ResponseCache, ResponseCacheHook
 from .db import make_engine, make_session_factory
 from . import metrics
 from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, RequestObserver, StorageHook,
@@ -43,7 +44,8 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     app = pecan.Pecan(
         RootController(settings),
         hooks=[DBSessionHook(session_factory, read_session_factory), ErrorHook(),
-               StorageHook(make_blob_store(settings)), *extra_hooks],
+               StorageHook(make_blob_store(settings)),
+               ResponseCacheHook(ResponseCache(settings.response_cache_size)), *extra_hooks],
         default_renderer="json",
         custom_renderers={"json": OrjsonRenderer},
         force_canonical=False,

@@ -148,6 +148,25 @@ def _components() -> dict:
     }}
 
 
+# GETs answered from the per-process response cache, with ETags (paddles/cache.py)
+CONDITIONAL_GETS = ("/runs/{name}/", "/runs/{name}/jobs/")
+
+
+def _add_conditional_gets(paths: dict) -> None:
+    for path in CONDITIONAL_GETS:
+        op = paths[path]["get"]
+        op["parameters"] = [*op["parameters"], {
+            "name": "If-None-Match", "in": "header", "required": False,
+            "description": "ETags the client holds (weak comparison); `*` matches any",
+            "schema": {"type": "string"}}]
+        etag = {"ETag": {"description": "weak tag of this state of the run and its jobs, "
+                                        "the same from every server process",
+                         "schema": {"type": "string"}}}
+        op["responses"]["200"] = {**op["responses"]["200"], "headers": etag}
+        op["responses"]["304"] = {"description": "not modified: the If-None-Match tag is "
+                                                 "current; no body", "headers": etag}
+
+
 EXTRA_PATHS: list[callable] = []  # other route families register their path builders here
 
 
@@ -158,6 +177,7 @@ def document() -> dict:
     paths = _paths()
     for extra in EXTRA_PATHS:
         paths.update(extra())
+    _add_conditional_gets(paths)
     doc = {
         "openapi": "3.1.0",
         "info": {"title": "paddles", "version": __version__,

@@ -63,6 +63,8 @@ class Settings:
     # webhook targets on loopback, private, link-local or other non-global addresses;
     # allowed by default (a lab's receivers are often internal), refuse them when exposed
     webhook_allow_private: bool = True
+    # bytes of rendered GET /runs/NAME/ and job lists kept per process (paddles/cache.py); 0: off
+    response_cache_size: int = 64 * 1024 * 1024
     # seconds a client may stay silent mid-request (sending its body or reading the answer)
     # before the read fails with 408 or the write is dropped (docs/faults.md); 0: no limit
     client_timeout: float = 60.0
@@ -111,6 +113,7 @@ _ENV = {
     "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
+    "response_cache_size": ("PADDLES_RESPONSE_CACHE_SIZE", int),
     "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
     "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),
 }

@@ -86,6 +86,8 @@ def _check_values(settings):
     for name in ("auth_enabled", "auth_anonymous_read", "webhook_allow_private"):
         if not isinstance(getattr(settings, name), bool):
             problems.append(f"{name} must be True or False")
+    if settings.response_cache_size < 0:
+        problems.append("response_cache_size must be 0 (off) or more")
     for name in ("client_timeout", "db_lock_timeout"):
         if getattr(settings, name) < 0:
             problems.append(f"{name} must be 0 (no limit) or more")

@@ -1,9 +1,10 @@
 """/runs/NAME/jobs/, /runs/NAME/jobs/ID/ and /jobs/."""
 from __future__ import annotations
 
-from pecan import expose
+from pecan import expose, request
 
 from .. import schemas, serializers
+from ..cache import cached_json
 from ..errors import InvalidRequest
 from ..services import jobs as job_service
 from ..services import runs as run_service
@@ -23,8 +24,10 @@ class JobsController(Resource):
         status = params.get("status")
         run = run_service.get_run(self._db(), self._run_name,
                                   missing="associated run was not found")
-        jobs = job_service.list_jobs(self._db(), run, status)
-        return serializers.job_list(jobs, self._settings, fields)
+        key = ("jobs", *run_service.state_key(run), status,
+               None if fields is None else tuple(fields))
+        return cached_json(request, key, lambda: serializers.job_list(
+            job_service.list_jobs(self._db(), run, status), self._settings, fields))
 
     @expose("json")
     def post(self, **_):

@@ -1,9 +1,10 @@
 """/runs/, /runs/<filter chain>/, /runs/queued/ and /runs/NAME/."""
 from __future__ import annotations
 
-from pecan import expose
+from pecan import expose, request
 
 from .. import filters, schemas, serializers
+from ..cache import cached_json
 from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
@@ -78,7 +79,9 @@ class RunController(Resource):
     def get(self, **_):
         db = self._db()
         run = run_service.get_run(db, self._name)
-        return serializers.run_detail(run, job_service.jobs_in_id_order(db, run), self._settings)
+        return cached_json(request, ("run", *run_service.state_key(run)),
+                           lambda: serializers.run_detail(
+                               run, job_service.jobs_in_id_order(db, run), self._settings))
 
     @expose("json")
     def delete(self, **_):

@@ -19,7 +19,10 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("run_id", "job_id"),
-        Index("ix_jobs_run_id_sort_key", "run_id", "sort_key"),
+        # covering on PostgreSQL: a run's first job (sha1, flavor, priority, read on every
+        # job POST) and a run's sha1s (/runs/branch/X/sha1/) come from the index alone
+        Index("ix_jobs_run_id_sort_key", "run_id", "sort_key",
+              postgresql_include=["sha1", "flavor", "priority"]),
         Index("ix_jobs_run_id_posted", "run_id", "posted"),
         Index("ix_jobs_posted", "posted"),
         Index("ix_jobs_status", "status"),

@@ -57,6 +57,10 @@ class Run(Base):
     sha1: Mapped[str | None] = mapped_column(String(40))
     flavor: Mapped[str | None] = mapped_column(String(128))
     priority: Mapped[int | None]
+    # Bumped in the transaction of every change to the run or its jobs (services/runs.py,
+    # bump_run_versions): (id, version) names one state of GET /runs/NAME/ and its job list,
+    # the key of the response cache and of their ETags.
+    version: Mapped[int] = _counter()
 
     jobs: WriteOnlyMapped["Job"] = relationship(back_populates="run",
                                                 cascade="all, delete-orphan",

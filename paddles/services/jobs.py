@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from sqlalchemy import (JSON, Row, Select, Text, cast, delete, false, func, insert, select,
-                        update)
+                        true, update)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -114,19 +114,38 @@ def update_job(session: Session, run_name: str, job_id: str,
 
 def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any],
                missing: str) -> None:
-    """Two UPDATEs, the run's first (the lock order of every job write)."""
+    """On PostgreSQL one statement: the job's UPDATE, whose WHERE first updates the run (a
+    CTE evaluated as an InitPlan before any job row is read: the lock order of every job
+    write). SQLite has no UPDATE in a subquery: two statements there (it has one writer).
+
+    PostgreSQL heartbeats also commit asynchronously (`synchronous_commit` off for their
+    own transaction, set in the same statement): the commit does not wait for the WAL
+    flush. A server crash may lose the last few hundred milliseconds of heartbeats (only
+    `updated` and `name`; the database stays consistent), which moves a job's silence
+    for expire-jobs back by as much; statuses and every other write stay synchronous."""
     now = utcnow()
-    run_id = session.scalar(update(Run).where(Run.name == run_name).values(updated=now)
-                            .returning(Run.id)
-                            .execution_options(synchronize_session=False))
     values: dict[str, Any] = {"updated": now}
     if "name" in fields:
         values["name"] = fields["name"]
-    done = run_id is not None and session.execute(
+    touch_run = update(Run).where(Run.name == run_name).values(
+        updated=now, version=run_service.VERSION_BUMP).returning(Run.id)
+    if session.get_bind().dialect.name == "postgresql":
+        touch_run = touch_run.where(_ASYNC_COMMIT)
+        run_id = touch_run.cte("touched_run").select().scalar_subquery()
+    else:
+        run_id = session.scalar(touch_run.execution_options(synchronize_session=False))
+        if run_id is None:
+            raise JobNotFound(missing)
+    done = session.execute(
         update(Job).where(Job.run_id == run_id, Job.job_id == job_id).values(**values)
         .execution_options(synchronize_session=False)).rowcount
     if not done:
         raise JobNotFound(missing)
+
+
+# set_config(..., is_local => true) is SET LOCAL, as an expression (true), so the setting
+# rides in the heartbeat's one statement instead of a round trip of its own
+_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", true()).is_not(None)
 
 
 def delete_job(session: Session, run_name: str, job_id: str) -> None:

@@ -1,7 +1,9 @@
 """Runs: creation from a name, lookups, listing and deletion."""
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from itertools import chain
+
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, NotFound, RunNotFound
@@ -9,6 +11,36 @@ from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
 from . import events
 from .common import add_if_new, fetch_one
+
+
+# ---- run versions -------------------------------------------------------------------------
+# runs.version moves on every change to a run or its jobs, in the same transaction, so a
+# reader holding (run id, version) knows the run detail it built is still current
+# (paddles/cache.py). ORM changes are caught here, at flush; the Core statements that write
+# runs or jobs (the heartbeat) bump it themselves with VERSION_BUMP.
+VERSION_BUMP = Run.version + 1
+
+
+@event.listens_for(Session, "before_flush")
+def bump_run_versions(session: Session, _context, _instances) -> None:
+    from ..models import Job
+    bumped: set[int] = set()
+    for obj in session.dirty:
+        if isinstance(obj, Run) and session.is_modified(obj):
+            obj.version = VERSION_BUMP
+            bumped.add(obj.id)
+    touched: set[int] = set()
+    for obj in chain(session.new, session.dirty, session.deleted):
+        if isinstance(obj, Job) and obj.run_id is not None \
+                and (obj not in session.dirty or session.is_modified(obj)):
+            touched.add(obj.run_id)
+    for run_id in touched - bumped:
+        run = session.identity_map.get(session.identity_key(Run, run_id))
+        if run is not None:
+            run.version = VERSION_BUMP
+        else:
+            session.execute(update(Run).where(Run.id == run_id).values(version=VERSION_BUMP)
+                            .execution_options(synchronize_session=False))
 
 
 def _fit(value: str, column) -> str:
@@ -41,6 +73,12 @@ def get_run(session: Session, name: str, *, for_update: bool = False,
             missing: str = "run not found") -> Run:
     return fetch_one(session, select(Run).where(Run.name == name), for_update=for_update,
                      missing=RunNotFound(missing))
+
+
+def state_key(run: Run) -> tuple:
+    """What names this state of the run and its jobs (paddles/cache.py): the version moves
+    with every change; `posted` tells apart a run re-created under a reused id (SQLite)."""
+    return run.id, run.posted.isoformat(), run.version
 
 
 def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:

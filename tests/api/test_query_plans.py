@@ -49,3 +49,34 @@ def test_hot_route_sql_uses_indexes(app, lab, queries, db_engine, route):
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "Seq Scan" not in plan, f"{route}:\n{statement}\n{plan}"
         conn.rollback()
+
+
+def _plans(db_engine, executed) -> list[tuple[str, str]]:
+    out = []
+    with db_engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("SET enable_seqscan = off")
+        for statement, params in executed:
+            cursor.execute("EXPLAIN " + statement, params)
+            out.append((statement, "\n".join(row[0] for row in cursor.fetchall())))
+        conn.rollback()
+    return out
+
+
+@pytest.mark.parametrize("route", ["POST /runs/RUN/jobs/", "GET /runs/branch/main/sha1/"])
+def test_first_job_and_run_sha1s_come_from_the_covering_index(app, lab, queries, db_engine,
+                                                              route):
+    """jobs(run_id, sort_key) INCLUDE (sha1, flavor, priority): a run's first job, read on
+    every job POST, and the sha1s of a branch's runs need no table rows."""
+    method, path = route.split()
+    queries.reset()
+    if method == "POST":
+        post_job(app, lab, job_id="10", status="queued")
+        wanted = [s for s in queries.executed if "ORDER BY jobs.sort_key" in s[0]
+                  and "LIMIT" in s[0]]
+    else:
+        app.get(path)
+        wanted = [s for s in queries.executed if "jobs.sha1" in s[0]]
+    assert wanted, queries.statements
+    for statement, plan in _plans(db_engine, wanted):
+        assert "Index Only Scan using ix_jobs_run_id_sort_key" in plan, f"{statement}\n{plan}"

@@ -88,3 +88,10 @@ def test_a_configured_replica_is_checked_too(cli, monkeypatch, tmp_path, databas
     assert "ok   replica database: " in result.out
     assert "ok   replica migrations: current" in result.out
     assert "6 of 6 checks passed" in result.err
+
+
+def test_a_negative_response_cache_size_fails(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PADDLES_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PADDLES_RESPONSE_CACHE_SIZE", "-1")
+    assert main(["check-config", "--no-settings"]) == 1
+    assert "response_cache_size must be 0 (off) or more" in capsys.readouterr().out

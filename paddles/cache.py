@@ -1,0 +1,108 @@
+"""A per-process cache of rendered run documents, and their ETags.
+
+`GET /runs/NAME/` of a 300-job run renders ~450 KB of JSON; pulpito and scripts ask for the
+same run again and again between its changes. Every such answer is keyed on the run's
+state, `(run id, posted, version)`, read from the database on each request (one single-row
+SELECT), so the cache never decides freshness itself: `runs.version` moves in the
+transaction of every change to the run or its jobs (services/runs.py, bump_run_versions),
+and another process's write is seen at the next request. `posted` is in the key because
+SQLite may hand a deleted run's id to a new run.
+
+The cache is bounded in bytes (setting `response_cache_size`; 0 turns it off) and evicts
+the least recently used bodies; a body larger than an eighth of the bound is not kept.
+The same key gives the weak ETag, so `If-None-Match` is answered 304 even when the body
+was never cached in this process.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import threading
+from typing import Callable, Hashable
+
+import orjson
+from pecan.hooks import PecanHook
+from webob import Response
+
+
+class ResponseCache:
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max(0, int(max_bytes))
+        self._entries: collections.OrderedDict[Hashable, bytes] = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            body = self._entries.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        if len(body) * 8 > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old)
+            self._entries[key] = body
+            self._bytes += len(body)
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    @property
+    def size(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class ResponseCacheHook(PecanHook):
+    """Hands the app's cache to the request (one cache per app, so per process)."""
+
+    def __init__(self, cache: ResponseCache):
+        self.cache = cache
+
+    def on_route(self, state):
+        state.request.response_cache = self.cache
+
+
+def etag_of(key: Hashable) -> str:
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+    return f'W/"{digest}"'
+
+
+def cached_json(request, key: Hashable, build: Callable[[], object]) -> Response:
+    """The JSON answer for `key`: 304 when the client has it, else from the cache, else
+    `build()` rendered (and kept). `key` must name the run's state and every request
+    parameter the document depends on."""
+    etag = etag_of(key)
+    given = _client_etags(request)
+    if etag in given or "*" in given:
+        resp = Response(status=304, charset=None)
+    else:
+        cache: ResponseCache | None = getattr(request, "response_cache", None)
+        body = cache.get(key) if cache is not None else None
+        if body is None:
+            body = orjson.dumps(build())
+            if cache is not None:
+                cache.put(key, body)
+        resp = Response(body=body, content_type="application/json", charset=None)
+    resp.headers["ETag"] = etag
+    return resp
+
+
+def _client_etags(request) -> set[str]:
+    raw = request.headers.get("If-None-Match")
+    if not raw:
+        return set()
+    # a weak comparison (RFC 9110 13.1.2): W/"x" and "x" name the same representation
+    return {f'W/{tag}' if tag.startswith('"') else tag
+            for tag in (t.strip() for t in raw.split(",")) if tag}

@@ -1,0 +1,285 @@
+"""The per-process cache of GET /runs/NAME/ and job lists, runs.version, and ETags.
+
+The invariant: whatever writes a run or its jobs, the next GET from a caching app is what an
+app without a cache answers. Two apps on one database (each with its own cache, as two
+processes have) must agree after writes through either.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import webtest
+from sqlalchemy import select, update
+
+from paddles.app import make_app
+from paddles.cache import ResponseCache, etag_of
+from paddles.db import begin_write, make_engine, make_session_factory
+from paddles.models import Job, Run
+from paddles.services import admin
+from tests.factories import post_job, put_job, run_name
+
+DOCS = ("/runs/{run}/", "/runs/{run}/jobs/", "/runs/{run}/jobs/?status=running",
+        "/runs/{run}/jobs/?fields=job_id,status,updated")
+
+
+@pytest.fixture
+def fresh(settings, session_factory):
+    """The same app with the cache off: what a correct answer is."""
+    return webtest.TestApp(make_app(dataclass_replace(settings, response_cache_size=0),
+                                    session_factory=session_factory))
+
+
+def dataclass_replace(settings, **changes):
+    import dataclasses
+    return dataclasses.replace(settings, **changes)
+
+
+def version_of(session_factory, run) -> int | None:
+    with session_factory() as s:
+        return s.scalar(select(Run.version).where(Run.name == run))
+
+
+def warm(app, run):
+    """Fill the app's cache with every document of the run; return them."""
+    return {path: app.get(path.format(run=run), status="*") for path in DOCS}
+
+
+def assert_same(app, fresh, run):
+    for path in DOCS:
+        url = path.format(run=run)
+        got, want = app.get(url, status="*"), fresh.get(url, status="*")
+        assert (got.status_int, got.body) == (want.status_int, want.body), url
+
+
+def heartbeat(app, run, job, expect=200, **body):
+    return app.put(f"/runs/{run}/jobs/{job}/", json.dumps(body), status=expect)
+
+
+def make_run(app, jobs=3):
+    run = run_name()
+    for j in range(1, jobs + 1):
+        post_job(app, run, job_id=str(j), status="queued", name=run)
+    return run
+
+
+# ---- every write path moves the version and is seen through the cache ---------------------
+
+WRITES = {
+    "job POST": lambda app, run: post_job(app, run, job_id="9", status="queued", name=run),
+    "job POST without id": lambda app, run: post_job(app, run, status="queued"),
+    "status PUT": lambda app, run: put_job(app, run, "1", status="running"),
+    "finish PUT": lambda app, run: put_job(app, run, "2", status="pass", success=True),
+    "field PUT": lambda app, run: put_job(app, run, "1", description="changed"),
+    "first-job sha1 PUT": lambda app, run: put_job(app, run, "1", sha1="f" * 40),
+    "heartbeat PUT": lambda app, run: heartbeat(app, run, "3", name=run, job_id="3"),
+    "empty heartbeat PUT": lambda app, run: put_job(app, run, "3"),
+    "job DELETE": lambda app, run: app.delete(f"/runs/{run}/jobs/2/"),
+    "run DELETE": lambda app, run: app.delete(f"/runs/{run}/"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_every_api_write_is_seen_through_the_cache(app, fresh, session_factory, write):
+    run = make_run(app)
+    warm(app, run)
+    before = version_of(session_factory, run)
+    WRITES[write](app, run)
+    after = version_of(session_factory, run)
+    assert after is None if write == "run DELETE" else after > before
+    assert_same(app, fresh, run)
+
+
+def test_refused_writes_leave_the_version_alone(app, session_factory):
+    run = make_run(app)
+    before = version_of(session_factory, run)
+    heartbeat(app, run, "7", expect=404, name=run, job_id="7")  # of a missing job
+    put_job(app, run, "7", expect=404, status="running")
+    post_job(app, run, job_id="1", expect=400)  # already exists
+    app.put(f"/runs/{run}/jobs/1/", json.dumps({"status": "bogus"}), status=400)
+    app.get(f"/runs/{run}/")
+    assert version_of(session_factory, run) == before
+
+
+def _age_jobs(session_factory, run):
+    with session_factory.begin() as s:
+        run_id = s.scalar(select(Run.id).where(Run.name == run))
+        s.execute(update(Job).where(Job.run_id == run_id)
+                  .values(updated=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)))
+
+
+def test_expire_jobs_is_seen_through_the_cache(app, fresh, session_factory):
+    run = make_run(app)
+    put_job(app, run, "1", status="running")
+    _age_jobs(session_factory, run)  # (behind the services' back: a new state to cache)
+    warm(app, run)
+    before = version_of(session_factory, run)
+    with session_factory.begin() as s:
+        begin_write(s)
+        expired, _ = admin.expire_stale_jobs(s)
+    assert expired
+    assert version_of(session_factory, run) > before
+    assert app.get(f"/runs/{run}/").json["results"]["dead"] == 3
+    assert_same(app, fresh, run)
+
+
+def test_set_status_and_reparse_are_seen_through_the_cache(app, fresh, session_factory):
+    run = make_run(app)
+    with session_factory.begin() as s:  # drift, as a crashed old server could leave it
+        s.execute(update(Run).where(Run.name == run).values(count_queued=0, user="x",
+                                                            version=Run.version + 1))
+    warm(app, run)
+    before = version_of(session_factory, run)
+    with session_factory.begin() as s:
+        begin_write(s)
+        assert admin.recompute_run_status(s)
+    middle = version_of(session_factory, run)
+    assert middle > before
+    assert_same(app, fresh, run)
+    with session_factory.begin() as s:
+        begin_write(s)
+        admin.reparse_run_names(s)
+    assert version_of(session_factory, run) > middle
+    assert app.get(f"/runs/{run}/").json["user"] == "teuthology"
+    assert_same(app, fresh, run)
+
+
+def test_admin_delete_run_is_seen_through_the_cache(app, session_factory):
+    run = make_run(app)
+    warm(app, run)
+    with session_factory.begin() as s:
+        begin_write(s)
+        admin.delete_run_and_jobs(s, run)
+    app.get(f"/runs/{run}/", status=404)
+    app.get(f"/runs/{run}/jobs/", status=404)
+
+
+def test_a_re_created_run_is_not_served_from_the_cache(app, fresh):
+    run = run_name()
+    post_job(app, run, job_id="1", status="queued", description="first life")
+    warm(app, run)
+    app.delete(f"/runs/{run}/")
+    post_job(app, run, job_id="1", status="queued", description="second life")
+    assert app.get(f"/runs/{run}/").json["jobs"][0]["description"] == "second life"
+    assert_same(app, fresh, run)
+
+
+def test_two_apps_with_their_own_caches_see_each_others_writes(app, fresh, settings,
+                                                               database_url):
+    """Two caches over one database, each with its own engine: two processes in one."""
+    engine = make_engine(database_url)
+    try:
+        other = webtest.TestApp(make_app(settings,
+                                         session_factory=make_session_factory(engine)))
+        run = make_run(app)
+        warm(app, run), warm(other, run)
+        for writer, reader, write in ((other, app, "status PUT"), (app, other, "finish PUT"),
+                                      (other, app, "heartbeat PUT"),
+                                      (app, other, "field PUT"), (other, app, "job DELETE")):
+            WRITES[write](writer, run)
+            assert_same(reader, fresh, run)
+            assert_same(writer, fresh, run)
+            # one state, one ETag, whichever process rendered it
+            assert app.get(f"/runs/{run}/").headers["ETag"] == \
+                other.get(f"/runs/{run}/").headers["ETag"]
+    finally:
+        engine.dispose()
+
+
+# ---- the cache itself ----------------------------------------------------------------------
+
+def test_a_repeated_get_is_one_statement_and_the_same_bytes(app, queries):
+    run = make_run(app, jobs=5)
+    first = app.get(f"/runs/{run}/")
+    queries.reset()
+    second = app.get(f"/runs/{run}/")
+    assert queries.count == 1, queries.statements  # the run row: id, posted, version
+    assert second.body == first.body
+
+
+def test_etag_and_if_none_match(app):
+    run = make_run(app)
+    for path in DOCS:
+        url = path.format(run=run)
+        resp = app.get(url)
+        etag = resp.headers["ETag"]
+        assert etag.startswith('W/"')
+        not_modified = app.get(url, headers={"If-None-Match": etag}, status=304)
+        assert not_modified.body == b"" and not_modified.headers["ETag"] == etag
+        strong = etag[2:]  # a strong copy of the tag compares equal weakly
+        app.get(url, headers={"If-None-Match": f'"nope", {strong}'}, status=304)
+        app.get(url, headers={"If-None-Match": '"nope"'}, status=200)
+        app.head(url, headers={"If-None-Match": etag}, status=304)
+    etags = {app.get(p.format(run=run)).headers["ETag"] for p in DOCS}
+    assert len(etags) == len(DOCS)  # each variant its own tag
+    old = app.get(f"/runs/{run}/").headers["ETag"]
+    put_job(app, run, "1", status="running")
+    resp = app.get(f"/runs/{run}/", headers={"If-None-Match": old}, status=200)
+    assert resp.headers["ETag"] != old
+    app.get("/runs/no-such-run/", headers={"If-None-Match": "*"}, status=404)
+
+
+def test_head_of_a_cached_run(app):
+    run = make_run(app)
+    got = app.get(f"/runs/{run}/")
+    head = app.head(f"/runs/{run}/")
+    assert head.body == b"" and head.content_type == got.content_type == "application/json"
+    assert head.headers["ETag"] == got.headers["ETag"]
+
+
+def test_cache_off_still_answers_with_etags(fresh, app):
+    run = make_run(app)
+    etag = fresh.get(f"/runs/{run}/").headers["ETag"]
+    fresh.get(f"/runs/{run}/", headers={"If-None-Match": etag}, status=304)
+
+
+def test_cache_is_bounded_in_bytes_and_least_recently_used_goes_first():
+    cache = ResponseCache(1000)
+    for i in range(10):
+        cache.put(i, b"x" * 100)
+    assert cache.size == 1000 and len(cache) == 10
+    assert cache.get(0) is not None  # 0 is now the most recently used
+    cache.put(10, b"y" * 100)
+    assert cache.get(1) is None and cache.get(0) is not None and cache.size == 1000
+    cache.put("big", b"z" * 126)  # over an eighth of the bound: not kept
+    assert cache.get("big") is None
+    cache.put(10, b"w" * 50)  # replacing an entry accounts for the old one
+    assert cache.size == 950
+    off = ResponseCache(0)
+    off.put("a", b"1")
+    assert off.get("a") is None and off.size == 0
+
+
+def test_etag_is_the_key_and_nothing_else():
+    assert etag_of(("run", 1, "t", 2)) == etag_of(("run", 1, "t", 2))
+    assert etag_of(("run", 1, "t", 2)) != etag_of(("run", 1, "t", 3))
+
+
+def test_openapi_describes_the_etags(app):
+    paths = app.get("/openapi.json").json["paths"]
+    for path in ("/runs/{name}/", "/runs/{name}/jobs/"):
+        get = paths[path]["get"]
+        assert "ETag" in get["responses"]["304"]["headers"]
+        assert "ETag" in get["responses"]["200"]["headers"]
+        assert any(p["name"] == "If-None-Match" and p["in"] == "header"
+                   for p in get["parameters"])
+
+
+def test_a_job_changed_alone_through_the_orm_bumps_its_run(app, session_factory):
+    """Services touch the run on every job write today; the flush hook does not rely on it."""
+    run = make_run(app)
+    before = version_of(session_factory, run)
+    with session_factory.begin() as s:  # the run not loaded: an UPDATE of its version
+        job = s.scalar(select(Job).join(Run).where(Run.name == run, Job.job_id == "1"))
+        job.description = "edited"
+    assert version_of(session_factory, run) == before + 1
+    with session_factory.begin() as s:  # the run loaded (unchanged): bumped in its flush
+        loaded = s.scalar(select(Run).where(Run.name == run))
+        job = s.scalar(select(Job).where(Job.run_id == loaded.id, Job.job_id == "2"))
+        s.delete(job)
+    assert version_of(session_factory, run) == before + 2
+    with session_factory.begin() as s:  # nothing really changed: no bump
+        loaded = s.scalar(select(Run).where(Run.name == run))
+        loaded.user = loaded.user
+    assert version_of(session_factory, run) == before + 2
