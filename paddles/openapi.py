@@ -110,9 +110,11 @@ def _paths() -> dict:
             "<filter>/<value>/ pairs may follow", params=[FILTER_VALUE, *PAGING, SINCE],
             ok=_ok(_list("RunSummary")), errors=(400,))}
     for code in ("invalid", "forbidden", "not_found", "unavailable"):
-        paths[f"/errors/{code}/"] = {"get": _op(
-            f"answers the '{code}' error", params=[_q("error_message", "message to return")],
-            ok=_ok(), errors=(400, 403, 404, 503))}
+        paths[f"/errors/{code}/"] = {method: _op(
+            f"answers the '{code}' error (any method)",
+            params=[_q("error_message", "message to return")],
+            ok=_ok(), errors=(400, 403, 404, 503)) for method in ("get", "post", "put", "delete")}
+    paths["/openapi.json"] = {"get": _op("this OpenAPI 3.1 document", errors=())}
     return paths
 
 

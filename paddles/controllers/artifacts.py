@@ -82,9 +82,14 @@ class ArtifactsController(_Scoped):
     def _route(self, args, request=None):
         segments = [a for a in args if a != ""]
         if segments:  # the whole rest of the URL is the artifact's PATH, whatever it says
-            item = ArtifactController(self._settings, self._run_name, self._job_id, segments)
+            item, _ = self._lookup(*segments)
             return item._route([], request)
         return super()._route(args, request)
+
+    @expose()
+    def _lookup(self, *segments):
+        return ArtifactController(self._settings, self._run_name, self._job_id,
+                                  list(segments)), []
 
     @expose("json")
     def get_all(self, **_):

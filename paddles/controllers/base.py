@@ -41,6 +41,15 @@ class Resource(RestController):
                 e.paddles_allow = self._allowed_methods()
             raise
 
+    def _route_samples(self) -> list[tuple[str, ...]]:
+        """The segments this controller's `_lookup` routes, "{}" standing for any value
+        ("{2024-01-15}": any value, this one when the lookup must parse it).
+
+        Only for listing the routes the app serves (tests/api/test_openapi.py checks each is
+        documented); a controller whose `_lookup` also takes fixed words names them here.
+        """
+        return [("{}",)] if callable(getattr(self, "_lookup", None)) else []
+
     def _allowed_methods(self) -> list[str]:
         allowed = []
         if any(callable(getattr(self, n, None)) for n in ("get", "get_all", "get_one")):

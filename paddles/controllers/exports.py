@@ -48,6 +48,12 @@ class ExportsController(Resource):
                 return RunExportController(self._settings, rest[0], *found), []
         raise exc.HTTPNotFound()
 
+    def _route_samples(self):
+        formats = export_service.FORMATS
+        return [*((f"runs.{fmt}",) for fmt in formats["runs"]),
+                *(("runs", "{}", f"{kind}.{fmt}") for kind in formats if kind != "runs"
+                  for fmt in formats[kind])]
+
 
 class _ExportBase(Resource):
     ALLOWED: tuple[str, ...] = ()
