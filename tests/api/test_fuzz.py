@@ -13,16 +13,18 @@ import os
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, seed, settings as hyp_settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis.generation import GenerationMode
+from hypothesis import HealthCheck, seed, settings as hyp_settings
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.pytest._test_builder import build_operation_test
 from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance,
                                                status_code_conformance)
 
 from paddles import openapi
 from paddles.app import make_app
+from paddles.db import make_session_factory
 from paddles.settings import load_settings
+from tests.conftest import _wipe
 
 MAX_EXAMPLES = int(os.environ.get("PADDLES_FUZZ_EXAMPLES") or 4)
 SEED = os.environ.get("PADDLES_FUZZ_SEED")
@@ -49,15 +51,19 @@ OPERATIONS = {op.label: op for op in
               (result.ok() for result in SCHEMA.get_all_operations())}
 
 
-@pytest.fixture
-def fuzz_app(database_url, session_factory, tmp_path):
+@pytest.fixture(scope="module")
+def fuzz_app(database_url, engine, tmp_path_factory):
+    """One app and one seeded database for every operation of a backend (state piles up, as
+    on a real server); emptied when the module is done."""
     settings = load_settings(environ={}, database_url=database_url,
-                             address="http://paddles.test", data_dir=str(tmp_path),
+                             address="http://paddles.test",
+                             data_dir=str(tmp_path_factory.mktemp("fuzz")),
                              events_stream_max_seconds=0.05, events_poll_interval=0.01,
                              events_keepalive=0.05)
-    app = make_app(settings, session_factory=session_factory)
+    app = make_app(settings, session_factory=make_session_factory(engine))
     _seed(app)
-    return app
+    yield app
+    _wipe(engine)
 
 
 def _seed(app) -> None:
@@ -76,21 +82,17 @@ def _seed(app) -> None:
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
 def test_fuzz(fuzz_app, label):
-    operation = OPERATIONS[label]
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-        strategy = operation.as_strategy(generation_mode=mode)
+    """schemathesis' phases for one operation: the document's examples, coverage (boundary
+    and invalid values for every parameter and body property), then random fuzzing."""
+    def check(case):
+        case.call_and_validate(app=fuzz_app, checks=CHECKS)
 
-        @hyp_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                      derandomize=SEED is None, phases=[Phase.explicit, Phase.generate],
-                      suppress_health_check=list(HealthCheck))
-        @given(case=strategy)
-        def run(case):
-            case.call_and_validate(app=fuzz_app, checks=CHECKS)
-
-        if SEED is not None:
-            run = seed(int(SEED))(run)
-        try:
-            run()
-        except Unsatisfiable:
-            # nothing to make invalid (no parameters, or only strings in the path)
-            assert mode is GenerationMode.NEGATIVE
+    test = build_operation_test(
+        config=SCHEMA.config, operation=OPERATIONS[label], test_func=check, given_kwargs={},
+        feedback=FeedbackSources(),
+        explicit_settings=hyp_settings(
+            max_examples=MAX_EXAMPLES, deadline=None, database=None,
+            derandomize=SEED is None, suppress_health_check=list(HealthCheck)))
+    if SEED is not None:
+        test = seed(int(SEED))(test)
+    test()
