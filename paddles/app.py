@@ -7,6 +7,7 @@ import pecan
 
 from .db import make_engine, make_session_factory
 from . import metrics
+from .limits import BodyLimits
 from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, RequestObserver, StorageHook,
                     WireMiddleware)
 from .settings import Settings, load_settings
@@ -48,4 +49,5 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         # resource names look like files (node FQDNs, run names with dots, artifacts)
         guess_content_type_from_ext=False,
     )
-    return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size))
+    return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size,
+                                          body_limits=BodyLimits(settings)))

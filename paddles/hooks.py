@@ -213,9 +213,10 @@ class WireMiddleware:
     each request an id, and re-runs a whole request when the database asks for a retry.
     """
 
-    def __init__(self, app, *, max_body_size: int, retries: int = 3):
+    def __init__(self, app, *, max_body_size: int, body_limits=None, retries: int = 3):
         self.app = app
         self.max_body_size = max_body_size
+        self.body_limits = body_limits  # limits.BodyLimits: per route; else max_body_size
         self.retries = retries
 
     def __call__(self, environ, start_response):
@@ -241,6 +242,14 @@ class WireMiddleware:
             start_response(status, finish(status, headers))
             return body
         streamed = method in ("PUT", "POST") and ARTIFACT_UPLOAD.match(path) is not None
+        route, limit = (self.body_limits.for_path(path) if self.body_limits is not None
+                        else (path, self.max_body_size))
+        environ[BODY_LIMIT] = limit
+        if not streamed and _declared_length(environ) > limit:  # uploads: the spooler checks
+            status, headers, body = _raw_error(
+                413, f"request body is larger than {limit} bytes, the limit for {route}")
+            start_response(status, finish(status, [*headers, ("Connection", "close")]))
+            return body
         if streamed:
             hide_body(environ)
         if method in ("GET", "HEAD") or streamed:
@@ -260,8 +269,6 @@ class WireMiddleware:
             length_value = int(length)
         except ValueError:
             return _raw_error(400, "invalid Content-Length")
-        if length_value > self.max_body_size:
-            return _raw_error(413, f"request body is larger than {self.max_body_size} bytes")
         raw = environ["wsgi.input"].read(length_value) if length_value else b""
         # Bodies here are JSON whatever the client calls them (spec 1), decoded by the
         # handler (schemas.parse_json). Hide the type from Pecan and webob: they parse form
@@ -302,6 +309,16 @@ def url_problem(path: str, query: str) -> str | None:
     if "\x00" in decoded_path or "\x00" in decoded_query:
         return "request URL must not contain NUL characters"
     return None
+
+
+BODY_LIMIT = "paddles.body_limit"  # the route's largest body, for handlers that stream it
+
+
+def _declared_length(environ) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # an invalid Content-Length is answered later, as a 400
 
 
 REQUEST_ID_KEY = "paddles.request_id"

@@ -57,6 +57,8 @@ class Settings:
     webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
     dispatch_poll_interval: float = 1.0
     dispatch_concurrency: int = 4
+    # per-route request body limits, "ROUTE=SIZE,..." over the defaults (paddles/limits.py)
+    body_limits: str = ""
 
 
 # setting name -> (environment variable, converter)
@@ -98,6 +100,7 @@ _ENV = {
     "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
+    "body_limits": ("PADDLES_BODY_LIMITS", str),
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from ..db import make_engine, make_session_factory
+from ..limits import parse_body_limits
 from ..logs import FORMATS
 from ..services import health
 from ..settings import setting_sources
@@ -83,6 +84,10 @@ def _check_values(settings):
     for name in ("db_pool_size", "max_body_size", "artifacts_max_size", "dispatch_concurrency"):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
+    try:
+        parse_body_limits(settings.body_limits)
+    except ValueError as exc:
+        problems.append(str(exc))
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 

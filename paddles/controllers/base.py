@@ -42,13 +42,19 @@ class Resource(RestController):
             raise
 
     def _route_samples(self) -> list[tuple[str, ...]]:
-        """The segments this controller's `_lookup` routes, "{}" standing for any value
-        ("{2024-01-15}": any value, this one when the lookup must parse it).
+        """The segments `_route_child` routes, "{}" standing for any value ("{2024-01-15}":
+        any value, this one when the lookup must parse it).
 
-        Only for listing the routes the app serves (tests/api/test_openapi.py checks each is
-        documented); a controller whose `_lookup` also takes fixed words names them here.
+        Only for listing the routes the app serves (tests/api/test_routes_documented.py
+        checks each is documented); a controller whose `_lookup` also takes fixed words
+        names them here.
         """
         return [("{}",)] if callable(getattr(self, "_lookup", None)) else []
+
+    def _route_child(self, *segments):
+        """(controller, remainder) for dynamic segments: `_lookup`, unless a controller
+        that routes its remainder itself says otherwise."""
+        return self._lookup(*segments)
 
     def _allowed_methods(self) -> list[str]:
         allowed = []

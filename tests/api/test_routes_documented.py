@@ -2,7 +2,7 @@
 
 The walk goes through the Pecan controller tree itself: each RestController's handlers
 (get/get_all/get_one, post, put, delete, patch, custom actions), each child controller
-attribute, each `_lookup` (fed the samples the controller names in `_route_samples`, "{}"
+attribute, each `_lookup` or `_route_child` (fed the samples the controller names in `_route_samples`, "{}"
 standing for any value), and the exposed methods of plain object-dispatch controllers
 (which answer every method). A route added to the tree without its OpenAPI entry fails here.
 """
@@ -52,12 +52,11 @@ def walk(ctrl, path: str = "/", depth: int = 0):
                 yield f"{path}{name}/", ANY_METHOD
     for name, child in _children(ctrl):
         yield from walk(child, f"{path}{name}/", depth + 1)
-    lookup = getattr(ctrl, "_lookup", None)
-    if callable(lookup):
+    if hasattr(ctrl, "_route_samples"):
         for sample in ctrl._route_samples():
             # "{}" is any value, "{2024-01-15}" a free segment the lookup parses eagerly
             values = [re.sub(r"^\{(.*)\}$", lambda m: m.group(1) or "x", s) for s in sample]
-            child, rest = lookup(*values)
+            child, rest = ctrl._route_child(*values)
             assert not rest, f"{path}{'/'.join(sample)}/ left segments {rest}"
             template = "".join("{}/" if s.startswith("{") else f"{s}/" for s in sample)
             yield from walk(child, path + template, depth + 1)
