@@ -40,8 +40,11 @@ def _body(schema: dict) -> dict:
 def _op(summary: str, *, params=(), body=None, ok=None, errors=(400, 404)) -> dict:
     op = {"summary": summary, "parameters": list(params),
           "responses": {"200": ok or _ok(), **{str(c): _ERROR for c in errors}}}
+    if params or body is not None:  # a URL with NUL or bad UTF-8 (hooks.url_problem)
+        op["responses"].setdefault("400", _ERROR)
     if body is not None:
         op["requestBody"] = _body(body)
+        op["responses"]["413"] = _ERROR  # over the route's body limit (limits.py)
     return op
 
 
