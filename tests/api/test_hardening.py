@@ -193,3 +193,14 @@ def test_multipart_file_name_traversal_is_400(app, filename):
 def test_paired_surrogate_escape_is_one_character(app):
     app.post(f"/runs/{RUN}/jobs/", b'{"job_id": "1", "description": "ok \\ud83d\\ude00"}')
     assert app.get(f"/runs/{RUN}/jobs/1/").json["description"] == "ok \U0001F600"
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST", "DELETE", "PATCH"])
+@pytest.mark.parametrize("url", ["/runs/branch/main/", "/runs/branch/", "/runs/queued/",
+                                 "/runs/date/from/2024-01-01/to/2024-01-02/",
+                                 "/runs/suite/rados/status/running/"])
+def test_writes_on_filter_routes_are_405(app, method, url):
+    resp = app.request(url, method=method, body=b"{}", expect_errors=True)
+    assert resp.status_int == 405, resp.body
+    assert resp.json == {"message": "method not allowed"}
+    assert resp.headers["Allow"] == "GET, HEAD"
