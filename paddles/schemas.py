@@ -474,6 +474,8 @@ def parse_unlock_many_body(raw: bytes) -> tuple[list[str], str | None]:
         raise InvalidRequest("'names' must be a list")
     if not all(isinstance(name, str) for name in names):
         raise InvalidRequest("'names' must be a list of strings")
+    for name in names:  # a NUL reached PostgreSQL's IN (...) and was a 500
+        check_string("names", name, None)
     return names, convert("locked_by", NODE_FIELDS["locked_by"], body["locked_by"])
 
 

@@ -204,3 +204,10 @@ def test_writes_on_filter_routes_are_405(app, method, url):
     assert resp.status_int == 405, resp.body
     assert resp.json == {"message": "method not allowed"}
     assert resp.headers["Allow"] == "GET, HEAD"
+
+
+def test_unlock_many_with_nul_in_a_name_is_400(app):
+    """Found by the fuzz: the NUL reached PostgreSQL's IN (...) list."""
+    resp = app.post_json("/nodes/unlock_many/", {"names": ["a\x00b"], "locked_by": "me"},
+                         status=400)
+    assert resp.json == {"message": "names must not contain NUL characters"}
