@@ -591,6 +591,20 @@ def parse_artifact_path(segments: Iterable[str]) -> str:
     return parse_artifact_name("/".join(segments))
 
 
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+                         r"(\s*;[\x20-\x7e]*)?")
+
+
+def parse_content_type(value: str | None) -> str | None:
+    """An upload's Content-Type, stored and sent back as a header: a media type in printable
+    ASCII (a control character in it made the download's response invalid)."""
+    if value is None or value.strip() == "":
+        return None
+    if not _MEDIA_TYPE.fullmatch(value.strip()):
+        raise InvalidRequest("Content-Type must be a media type such as text/plain")
+    return value.strip()
+
+
 def parse_artifact_kind(value: str | None) -> str | None:
     """`?kind=`: one of ARTIFACT_KINDS, or None to detect it from the content."""
     if value in (None, ""):

@@ -117,6 +117,8 @@ class ArtifactsController(_Scoped):
                                           limit=self._upload_limit())
         try:
             names = [schemas.parse_artifact_name(u.filename) for u in uploads]
+            for upload in uploads:
+                schemas.parse_content_type(upload.content_type)
             if len(set(names)) != len(names):
                 raise InvalidRequest("the same file name twice in one upload")
         except BaseException:
@@ -145,11 +147,12 @@ class ArtifactController(_Scoped):
         name = schemas.parse_artifact_path(self._segments)
         kind = schemas.parse_artifact_kind(self._params().get("kind"))
         body = self._streamed_body()
+        content_type = schemas.parse_content_type(body.content_type)
         encoding = streams.content_encoding(body.content_encoding)
         self._check_then_release()
         upload = streams.spool_body(body.input, body.length, spool_dir=request.blobs.spool_dir,
                                     limit=self._upload_limit(),
-                                    content_encoding=encoding, content_type=body.content_type)
+                                    content_encoding=encoding, content_type=content_type)
         [(artifact, outcome)] = self._save([upload], [name], kind)
         data = serializers.artifact_detail(artifact, self._href())
         if outcome == "created":

@@ -211,3 +211,22 @@ def test_unlock_many_with_nul_in_a_name_is_400(app):
     resp = app.post_json("/nodes/unlock_many/", {"names": ["a\x00b"], "locked_by": "me"},
                          status=400)
     assert resp.json == {"message": "names must not contain NUL characters"}
+
+
+@pytest.mark.parametrize("content_type", ["\x01bad", "text/plain\x7f", "text/pl\xe9in", "nonsense"])
+def test_upload_content_type_that_is_no_media_type_is_400(app, content_type):
+    """It was stored, then sent back as the download's Content-Type header."""
+    _job(app)
+    resp = app.put(f"/runs/{RUN}/jobs/1/artifacts/a.log", b"x", expect_errors=True,
+                   extra_environ={"CONTENT_TYPE": content_type})
+    assert resp.status_int == 400
+    assert resp.json == {"message": "Content-Type must be a media type such as text/plain"}
+    assert app.get(f"/runs/{RUN}/jobs/1/artifacts/").json == []
+
+
+def test_upload_content_type_with_parameters_is_kept(app):
+    _job(app)
+    app.put(f"/runs/{RUN}/jobs/1/artifacts/a.log", b"x",
+            headers={"Content-Type": "text/plain; charset=latin-1"}, status=201)
+    resp = app.get(f"/runs/{RUN}/jobs/1/artifacts/a.log")
+    assert resp.headers["Content-Type"] == "text/plain; charset=latin-1"
