@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance,
                                                status_code_conformance)
 
-from paddles import openapi
+from paddles import notify, openapi
 from paddles.app import make_app
 from paddles.db import make_session_factory
 from paddles.settings import load_settings
@@ -66,6 +66,10 @@ def fuzz_app(database_url, engine, tmp_path_factory):
     _seed(app)
     yield app
     _wipe(engine)
+    # the event stream's LISTEN thread would outlive the throwaway database
+    waker = notify._WAKERS.pop(engine.url.render_as_string(hide_password=False), None)
+    if waker is not None:
+        waker.stop()
 
 
 def _seed(app) -> None:
