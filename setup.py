@@ -32,6 +32,8 @@ setup(
             "supervisor>=4.2",
             "openapi-spec-validator>=0.7",
             "moto[server]>=5.0",
+            "schemathesis>=4.0",
+            "hypothesis>=6.100",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},

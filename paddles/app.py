@@ -8,6 +8,7 @@ import pecan
 from .cache import ResponseCache, ResponseCacheHook
 from .db import make_engine, make_session_factory
 from . import metrics
+from .limits import BodyLimits
 from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, RequestObserver, StorageHook,
                     WireMiddleware)
 from .settings import Settings, load_settings
@@ -56,4 +57,5 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         from .auth import AuthMiddleware
         app = AuthMiddleware(app, session_factory, anonymous_read=settings.auth_anonymous_read)
     return RequestObserver(WireMiddleware(app, max_body_size=settings.max_body_size,
+                                          body_limits=BodyLimits(settings),
                                           client_timeout=settings.client_timeout))

@@ -17,10 +17,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from .errors import InvalidRequest, NotFound
 from .models import Job, Run
 from .models.statuses import RUN_STATUS_VALUES
-from .schemas import parse_day
-
-DAY = dt.timedelta(days=1)
-
+from .schemas import next_day, parse_day, to_utc
 
 class utc_date(FunctionElement):
     """The UTC calendar day of a timestamp, whatever the database session's time zone."""
@@ -62,7 +59,7 @@ def _job_has(cond: Callable[[type[Job], str], ColumnElement]
 
 def _on_day(value: str) -> ColumnElement:
     start = parse_day(value)
-    return and_(Run.scheduled >= start, Run.scheduled < start + DAY)
+    return and_(Run.scheduled >= start, Run.scheduled < next_day(start))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +138,7 @@ def _date_range(chain: Chain, rest: list[str]) -> Chain:
         return chain
     if len(rest) != 3 or rest[1] != "to":
         raise NotFound("resource was not found")
-    chain.date_range = (parse_day(rest[0]), parse_day(rest[2]) + DAY)
+    chain.date_range = (parse_day(rest[0]), next_day(parse_day(rest[2])))
     return chain
 
 
@@ -177,7 +174,7 @@ def parse_query(params) -> list[ColumnElement]:
             conds.append(Run.scheduled >= start)
         elif key == "until":
             end, is_day = _bound(key, value)
-            conds.append(Run.scheduled < end + DAY if is_day else Run.scheduled <= end)
+            conds.append(Run.scheduled < next_day(end) if is_day else Run.scheduled <= end)
         else:
             conds.append(FILTERS[key].condition(value))
     return conds
@@ -196,4 +193,4 @@ def _bound(key: str, text: str) -> tuple[dt.datetime, bool]:
                              "time") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc), False
+    return to_utc(key, when), False

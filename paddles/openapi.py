@@ -40,8 +40,11 @@ def _body(schema: dict) -> dict:
 def _op(summary: str, *, params=(), body=None, ok=None, errors=(400, 404)) -> dict:
     op = {"summary": summary, "parameters": list(params),
           "responses": {"200": ok or _ok(), **{str(c): _ERROR for c in errors}}}
+    if params or body is not None:  # a URL with NUL or bad UTF-8 (hooks.url_problem)
+        op["responses"].setdefault("400", _ERROR)
     if body is not None:
         op["requestBody"] = _body(body)
+        op["responses"]["413"] = _ERROR  # over the route's body limit (limits.py)
     return op
 
 
@@ -110,9 +113,11 @@ def _paths() -> dict:
             "<filter>/<value>/ pairs may follow", params=[FILTER_VALUE, *PAGING, SINCE],
             ok=_ok(_list("RunSummary")), errors=(400,))}
     for code in ("invalid", "forbidden", "not_found", "unavailable"):
-        paths[f"/errors/{code}/"] = {"get": _op(
-            f"answers the '{code}' error", params=[_q("error_message", "message to return")],
-            ok=_ok(), errors=(400, 403, 404, 503))}
+        paths[f"/errors/{code}/"] = {method: _op(
+            f"answers the '{code}' error (any method)",
+            params=[_q("error_message", "message to return")],
+            ok=_ok(), errors=(400, 403, 404, 503)) for method in ("get", "post", "put", "delete")}
+    paths["/openapi.json"] = {"get": _op("this OpenAPI 3.1 document", errors=())}
     return paths
 
 

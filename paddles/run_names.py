@@ -46,9 +46,10 @@ def parse_run_name(name: str, timezone: str = "UTC") -> ParsedName:
         groups = {k: (v or "").strip(" -") for k, v in match.groupdict().items()}
         try:
             local = dt.datetime.strptime(groups["scheduled"], "%Y-%m-%d_%H:%M:%S")
-        except ValueError:
-            return ParsedName()  # matches TS but is no real date: all defaults
-        scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc)
+            scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc)
+        except (ValueError, OverflowError):
+            # matches TS but is no real date (or none UTC can hold): all defaults
+            return ParsedName()
         return ParsedName(user=groups["user"], scheduled=scheduled, suite=groups["suite"],
                           branch=groups["branch"], machine_type=groups.get("machine_type", ""))
     return ParsedName()

@@ -54,18 +54,33 @@ JOB_KEYS = tuple(JOB_FIELDS) + ("updated",)
 # ---- bodies -------------------------------------------------------------------------------
 
 def parse_json(raw: bytes, *, required: bool = True) -> Any:
-    """Decode a body as JSON whatever its Content-Type; bound the nesting depth."""
+    """Decode a body as JSON whatever its Content-Type; bound the nesting depth.
+
+    Refused as undecodable (a 400 here, where they used to be a 500 later): invalid UTF-8,
+    lone surrogates (`"\\ud800"`: no database or encoder takes them), NaN/Infinity, and
+    numbers that overflow a double (`1e400`). Integers of any size are kept exactly (JSON
+    columns store and serve the client's text).
+    """
     if not raw or not raw.strip():
         if required:
             raise InvalidRequest(BAD_JSON)
         return None
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise InvalidRequest(BAD_JSON) from None
+    if _SURROGATE_ESCAPE.search(raw) and any(
+            isinstance(item, str) and _SURROGATE.search(item) for item in walk_json(value)):
+        raise InvalidRequest(BAD_JSON)
     if _depth(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+# a surrogate can only come in through a \\uD800-\\uDFFF escape (paired ones decode to one
+# character); the walk runs only for bodies that have such an escape
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -74,21 +89,38 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _has_nul(value: Any) -> bool:
-    """True when a NUL character hides in any string or key of a JSON value (PostgreSQL
-    cannot store it in text or JSONB)."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} overflows a double")
+    return value
+
+
+def walk_json(value: Any):
+    """Every string, number, key and container in a decoded JSON value."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
+        yield item
+        if isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return False
+
+
+def _has_nul(value: Any) -> bool:
+    """True when a NUL character hides in any string or key of a JSON value (PostgreSQL
+    cannot store it in text or JSONB)."""
+    return any(isinstance(item, str) and "\x00" in item for item in walk_json(value))
+
+
+def check_int64_json(key: str, value: Any) -> Any:
+    """A JSON value served by re-encoding it (events): its integers must fit 64 bits."""
+    for item in walk_json(value):
+        if isinstance(item, int) and not -2**63 <= item < 2**64:
+            raise InvalidRequest(f"{key} has an integer beyond 64 bits")
+    return value
 
 
 def _depth(value: Any) -> int:
@@ -121,12 +153,26 @@ def require_key(body: Mapping[str, Any], key: str) -> Any:
 
 def parse_run_name(name: str) -> str:
     """A run name taken from the URL where it creates the run (a job POST)."""
-    return check_string("run name", name, 512)
+    return check_name("run name", name, 512)
 
 
 def parse_run_body(raw: bytes) -> str:
     name = require_key(parse_object(raw), "name")
-    return check_string("name", name, 512)
+    return check_name("name", name, 512)
+
+
+def check_name(key: str, value: Any, max_length: int | None) -> str:
+    """A name that is a path segment of its own URL and of hrefs, log paths and export file
+    names (run names, job ids, node names): no `/` or `\\`, not `.` or `..`, no control
+    characters. Anything else could not be addressed again, or would walk up a path."""
+    value = check_string(key, value, max_length)
+    if "/" in value or "\\" in value:
+        raise InvalidRequest(f"{key} must not contain '/' or '\\'")
+    if value in (".", ".."):
+        raise InvalidRequest(f"{key} must not be '.' or '..'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidRequest(f"{key} must not contain control characters")
+    return value
 
 
 def parse_job_body(raw: bytes, *, timezone: str, allow_empty: bool = True) -> dict[str, Any]:
@@ -242,8 +288,28 @@ def parse_updated(value: Any, timezone: str) -> dt.datetime:
             parsed = parsed.replace(microsecond=0)
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=ZoneInfo(timezone))
-            return parsed.astimezone(dt.timezone.utc)
+            return to_utc("updated", parsed)
     raise InvalidRequest("updated must be formatted as %Y-%m-%d %H:%M:%S")
+
+
+def to_utc(key: str, when: dt.datetime) -> dt.datetime:
+    """An aware time in UTC; one that UTC cannot hold (year 1 ahead of UTC, year 9999
+    behind it) is a 400."""
+    try:
+        return when.astimezone(dt.timezone.utc)
+    except OverflowError:
+        raise InvalidRequest(f"{key} is out of range") from None
+
+
+END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+def next_day(day: dt.datetime) -> dt.datetime:
+    """Midnight after `day`'s; the end of time after 9999-12-31 (half-open day ranges)."""
+    try:
+        return day + dt.timedelta(days=1)
+    except OverflowError:
+        return END_OF_TIME
 
 
 def parse_time(key: str, value: Any) -> dt.datetime:
@@ -256,7 +322,7 @@ def parse_time(key: str, value: Any) -> dt.datetime:
         if parsed is not None:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=dt.timezone.utc)
-            return parsed.astimezone(dt.timezone.utc)
+            return to_utc(key, parsed)
     raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d %H:%M:%S")
 
 
@@ -361,7 +427,7 @@ def parse_node_body(raw: bytes) -> dict[str, Any]:
 def parse_new_node_body(raw: bytes) -> tuple[str, dict[str, Any]]:
     """POST /nodes/: the required name, then the updatable keys."""
     body = parse_object(raw)
-    name = check_string("name", require_key(body, "name"), 256)
+    name = check_name("name", require_key(body, "name"), 256)
     return name, _known(body, NODE_FIELDS, _NODE_NULL_IS_ABSENT)
 
 
@@ -408,6 +474,8 @@ def parse_unlock_many_body(raw: bytes) -> tuple[list[str], str | None]:
         raise InvalidRequest("'names' must be a list")
     if not all(isinstance(name, str) for name in names):
         raise InvalidRequest("'names' must be a list of strings")
+    for name in names:  # a NUL reached PostgreSQL's IN (...) and was a 500
+        check_string("names", name, None)
     return names, convert("locked_by", NODE_FIELDS["locked_by"], body["locked_by"])
 
 
@@ -523,6 +591,20 @@ def parse_artifact_path(segments: Iterable[str]) -> str:
     return parse_artifact_name("/".join(segments))
 
 
+_MEDIA_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+                         r"(\s*;[\x20-\x7e]*)?")
+
+
+def parse_content_type(value: str | None) -> str | None:
+    """An upload's Content-Type, stored and sent back as a header: a media type in printable
+    ASCII (a control character in it made the download's response invalid)."""
+    if value is None or value.strip() == "":
+        return None
+    if not _MEDIA_TYPE.fullmatch(value.strip()):
+        raise InvalidRequest("Content-Type must be a media type such as text/plain")
+    return value.strip()
+
+
 def parse_artifact_kind(value: str | None) -> str | None:
     """`?kind=`: one of ARTIFACT_KINDS, or None to detect it from the content."""
     if value in (None, ""):
@@ -610,7 +692,7 @@ def parse_message_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"unknown key: {sorted(unknown)[0]}")
     if body.get("message") is None:
         raise InvalidRequest("could not find required key: 'message'")
-    message = convert("message", JSONF, body["message"])
+    message = check_int64_json("message", convert("message", JSONF, body["message"]))
     topic = body.get("topic")
     if topic is not None:
         topic = check_string("topic", topic, 128)
@@ -620,7 +702,7 @@ def parse_message_body(raw: bytes) -> dict[str, Any]:
     if data is not None and not isinstance(data, dict):
         raise InvalidRequest("data must be an object")
     if data is not None:
-        convert("data", JSONF, data)
+        check_int64_json("data", convert("data", JSONF, data))
         if set(data) & {"message", "run", "job"}:
             raise InvalidRequest("data must not repeat message, run or job")
     run = body.get("run")

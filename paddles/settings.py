@@ -72,6 +72,8 @@ class Settings:
     # event-commit lock) before the request fails with 503 + Retry-After; 0: no limit on
     # PostgreSQL (SQLite then keeps its 30 s busy timeout)
     db_lock_timeout: float = 30.0
+    # per-route request body limits, "ROUTE=SIZE,..." over the defaults (paddles/limits.py)
+    body_limits: str = ""
 
 
 # setting name -> (environment variable, converter)
@@ -116,6 +118,7 @@ _ENV = {
     "response_cache_size": ("PADDLES_RESPONSE_CACHE_SIZE", int),
     "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
     "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),
+    "body_limits": ("PADDLES_BODY_LIMITS", str),
 }
 
 

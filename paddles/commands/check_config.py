@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from ..db import make_engine, make_session_factory
+from ..limits import parse_body_limits
 from ..logs import FORMATS
 from ..services import health
 from ..settings import setting_sources
@@ -91,6 +92,10 @@ def _check_values(settings):
     for name in ("client_timeout", "db_lock_timeout"):
         if getattr(settings, name) < 0:
             problems.append(f"{name} must be 0 (no limit) or more")
+    try:
+        parse_body_limits(settings.body_limits)
+    except ValueError as exc:
+        problems.append(str(exc))
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 

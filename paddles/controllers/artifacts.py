@@ -16,7 +16,7 @@ from webob import Response
 from .. import openapi, schemas, serializers, streams
 from ..db import begin_write
 from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
-from ..hooks import STREAMED_BODY, StreamedBody
+from ..hooks import BODY_LIMIT, STREAMED_BODY, StreamedBody
 from ..models.artifacts import TEST_STATUS_VALUES
 from ..openapi import JOB, PAGING, RUN, _ok, _op, _p, _q
 from ..services import artifacts as artifact_service
@@ -61,6 +61,10 @@ class _Scoped(Resource):
             raise InvalidRequest("invalid Content-Length")
         return body
 
+    def _upload_limit(self) -> int:
+        """The route's body limit (limits.BodyLimits; artifacts_max_size unless configured)."""
+        return request.environ.get(BODY_LIMIT, self._settings.artifacts_max_size)
+
     def _save(self, uploads, names, kind):
         """Store blobs and parse (no lock held), then write every row in one transaction."""
         db, store = self._db(), request.blobs
@@ -78,13 +82,21 @@ class _Scoped(Resource):
 class ArtifactsController(_Scoped):
     """GET lists, POST uploads multipart/form-data; ARTIFACTS/PATH goes to ArtifactController."""
 
+    def _route_samples(self):
+        return [("{}",)]
+
     @expose()
     def _route(self, args, request=None):
         segments = [a for a in args if a != ""]
         if segments:  # the whole rest of the URL is the artifact's PATH, whatever it says
-            item = ArtifactController(self._settings, self._run_name, self._job_id, segments)
+            item, _ = self._route_child(*segments)
             return item._route([], request)
         return super()._route(args, request)
+
+    def _route_child(self, *segments):
+        # not named _lookup: Pecan would also try that for methods this collection lacks
+        return ArtifactController(self._settings, self._run_name, self._job_id,
+                                  list(segments)), []
 
     @expose("json")
     def get_all(self, **_):
@@ -102,9 +114,11 @@ class ArtifactsController(_Scoped):
         self._check_then_release()
         uploads = streams.spool_multipart(body.input, body.length, body.content_type,
                                           spool_dir=request.blobs.spool_dir,
-                                          limit=self._settings.artifacts_max_size)
+                                          limit=self._upload_limit())
         try:
             names = [schemas.parse_artifact_name(u.filename) for u in uploads]
+            for upload in uploads:
+                schemas.parse_content_type(upload.content_type)
             if len(set(names)) != len(names):
                 raise InvalidRequest("the same file name twice in one upload")
         except BaseException:
@@ -133,11 +147,12 @@ class ArtifactController(_Scoped):
         name = schemas.parse_artifact_path(self._segments)
         kind = schemas.parse_artifact_kind(self._params().get("kind"))
         body = self._streamed_body()
+        content_type = schemas.parse_content_type(body.content_type)
         encoding = streams.content_encoding(body.content_encoding)
         self._check_then_release()
         upload = streams.spool_body(body.input, body.length, spool_dir=request.blobs.spool_dir,
-                                    limit=self._settings.artifacts_max_size,
-                                    content_encoding=encoding, content_type=body.content_type)
+                                    limit=self._upload_limit(),
+                                    content_encoding=encoding, content_type=content_type)
         [(artifact, outcome)] = self._save([upload], [name], kind)
         data = serializers.artifact_detail(artifact, self._href())
         if outcome == "created":

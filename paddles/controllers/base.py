@@ -41,6 +41,21 @@ class Resource(RestController):
                 e.paddles_allow = self._allowed_methods()
             raise
 
+    def _route_samples(self) -> list[tuple[str, ...]]:
+        """The segments `_route_child` routes, "{}" standing for any value ("{2024-01-15}":
+        any value, this one when the lookup must parse it).
+
+        Only for listing the routes the app serves (tests/api/test_routes_documented.py
+        checks each is documented); a controller whose `_lookup` also takes fixed words
+        names them here.
+        """
+        return [("{}",)] if callable(getattr(self, "_lookup", None)) else []
+
+    def _route_child(self, *segments):
+        """(controller, remainder) for dynamic segments: `_lookup`, unless a controller
+        that routes its remainder itself says otherwise."""
+        return self._lookup(*segments)
+
     def _allowed_methods(self) -> list[str]:
         allowed = []
         if any(callable(getattr(self, n, None)) for n in ("get", "get_all", "get_one")):

@@ -277,7 +277,12 @@ def _openapi_paths() -> dict:
                  params=[*filters, {"name": "Last-Event-ID", "in": "header", "required": False,
                                     "schema": {"type": "string"}}], errors=(400, 503))
     stream["responses"]["200"] = {"description": "event stream", "content": {
-        "text/event-stream": {"schema": {"type": "string"}}}}
+        "text/event-stream": {"schema": {
+            "description": "one Server-Sent Event (keep-alive comments carry none)",
+            "type": "object", "properties": {
+                "id": {"type": "string", "description": "the event id"},
+                "event": {"enum": list(schemas.EVENT_TYPES)},
+                "data": {"type": "string", "description": "the event as JSON"}}}}}}
     return {
         "/events/": {
             "get": _op("replay events in id order; continue with since=next", params=[

@@ -48,6 +48,12 @@ class ExportsController(Resource):
                 return RunExportController(self._settings, rest[0], *found), []
         raise exc.HTTPNotFound()
 
+    def _route_samples(self):
+        formats = export_service.FORMATS
+        return [*((f"runs.{fmt}",) for fmt in formats["runs"]),
+                *(("runs", "{}", f"{kind}.{fmt}") for kind in formats if kind != "runs"
+                  for fmt in formats[kind])]
+
 
 class _ExportBase(Resource):
     ALLOWED: tuple[str, ...] = ()
@@ -163,8 +169,11 @@ _MEDIA = {"csv": "text/csv", "json": "application/json", "jsonl": "application/j
 
 
 def _download(fmt: str) -> dict:
+    # JSON exports are one array of row objects; the other formats are opaque bytes
+    schema = {"type": "array", "items": {"type": "object"}} if fmt == "json" \
+        else {"type": "string", "format": "binary"}
     return {"description": "the export, streamed, as an attachment (Content-Disposition)",
-            "content": {_MEDIA[fmt]: {"schema": {"type": "string", "format": "binary"}}}}
+            "content": {_MEDIA[fmt]: {"schema": schema}}}
 
 
 def _openapi_paths() -> dict:

@@ -35,8 +35,8 @@ class JobsController(Resource):
                                         allow_empty=False)
         if fields.get("job_id") == "":
             del fields["job_id"]
-        if "/" in (fields.get("job_id") or ""):
-            raise InvalidRequest("job_id must not contain '/'")
+        if fields.get("job_id") is not None:
+            schemas.check_name("job_id", fields["job_id"], None)
         run_name = schemas.parse_run_name(self._run_name)
         job = job_service.create_job(self._db(), run_name, fields, self._settings.timezone)
         return {"job_id": job.job_id}

@@ -65,6 +65,9 @@ class NodesController(Resource):
             return action, list(remainder)
         return NodeController(self._settings, name), list(remainder)
 
+    def _route_samples(self):
+        return [("{}",), *((name,) for name in self._actions)]
+
 
 class LockManyController(MethodGuard):
     @expose("json")

@@ -35,6 +35,12 @@ class RunsController(Resource):
             return RunFilterController(self._settings, [name, *remainder]), []
         return RunController(self._settings, name), list(remainder)
 
+    def _route_samples(self):
+        day = "{2024-01-15}"
+        chains = [s for name in filters.TOP_LEVEL
+                  for s in ((name,), (name, day if name == "date" else "{}"))]
+        return [("{}",), ("queued",), *chains, ("date", "from", day, "to", day)]
+
 
 class RunFilterController(Resource):
     """Every filter chain, value index, date range and /runs/queued/: one mechanism."""
