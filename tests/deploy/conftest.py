@@ -1,10 +1,15 @@
 """Helpers to run the real server processes the repo's deployment files describe."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,3 +67,37 @@ def wait_for(url: str, timeout: float = 30.0, proc=None) -> None:
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextlib.contextmanager
+def gunicorn_process(env: dict, *, cwd: Path = REPO, log: Path | None = None,
+                     prefix: Sequence[str] = (), ready_path: str = "/",
+                     timeout: float = 30.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """paddles under gunicorn with the repo's gunicorn_config.py, as deployed: `env` is the
+    whole environment (PADDLES_BIND included), `log` takes its output (else discarded),
+    `prefix` a wrapper that execs it. Yields (base URL, process) once `ready_path` answers;
+    SIGTERM at the end, SIGKILL if it has not stopped within 20 s."""
+    out = open(log, "wb") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
+             "paddles.wsgi:application"],
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if log is not None:
+            out.close()
+    base = "http://" + env["PADDLES_BIND"]
+    try:
+        try:
+            wait_for(base + ready_path, timeout=timeout, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = log.read_text(errors="replace")[-3000:] if log is not None else ""
+            raise RuntimeError(f"gunicorn did not serve {base}: {exc}\n{tail}") from None
+        yield base, proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

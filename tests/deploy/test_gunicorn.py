@@ -4,15 +4,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import REPO, children, free_port, wait_for, wait_until
+from tests.deploy.conftest import children, free_port, gunicorn_process, wait_until
 from tests.factories import run_name
 
 
@@ -24,20 +21,8 @@ def gunicorn_server(database_url, db_engine, request, tmp_path):
                PADDLES_DATA_DIR=str(tmp_path / "var"),
                PADDLES_PRELOAD="1" if getattr(request, "param", None) == "preload" else "0")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-         "paddles.wsgi:application"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(base + "/", proc=proc)
-        yield base, proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with gunicorn_process(env) as server:
+        yield server
 
 
 def _request(method, url, body=None):

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from contextlib import ExitStack, contextmanager
 
-from tests.deploy.conftest import REPO, free_port, wait_for
+from tests.deploy.conftest import free_port, gunicorn_process
 from tests.factories import job_body, run_name
 
 
@@ -26,20 +23,8 @@ def server(database_url, tmp_path):
                PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="1", PADDLES_THREADS="2",
                PADDLES_DATA_DIR=str(tmp_path / f"var{port}"), PADDLES_LOG_LEVEL="warning")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-         "paddles.wsgi:application"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(base + "/", proc=proc)
+    with gunicorn_process(env) as (base, _proc):
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def call(method, url, body=None, headers=None):

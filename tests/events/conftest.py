@@ -5,13 +5,11 @@ Every test here runs on SQLite and PostgreSQL (the `database_url` fixture).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +19,7 @@ import webtest
 
 from paddles.app import make_app
 from paddles.settings import load_settings
-from tests.deploy.conftest import REPO, free_port, wait_for
+from tests.deploy.conftest import free_port, gunicorn_process
 
 FAST = dict(events_keepalive=0.3, events_poll_interval=0.05, events_stream_max_seconds=2.0,
             webhook_timeout=0.5, webhook_backoff_base=0.05, webhook_backoff_max=0.2,
@@ -155,28 +153,12 @@ def server_env(database_url: str, tmp_path, **extra) -> dict:
 @pytest.fixture
 def gunicorn(database_url, db_engine, tmp_path):
     """Start gunicorn with the repo's gunicorn_config.py: gunicorn(**env) -> (base, proc)."""
-    procs = []
+    with contextlib.ExitStack() as stack:
+        def start(**extra):
+            port = free_port()
+            env = server_env(database_url, tmp_path, **{
+                "PADDLES_BIND": f"127.0.0.1:{port}", "PADDLES_WORKERS": 1,
+                "PADDLES_EVENTS_KEEPALIVE": 0.3, "PADDLES_EVENTS_POLL_INTERVAL": 0.05, **extra})
+            return stack.enter_context(gunicorn_process(env))
 
-    def start(**extra):
-        port = free_port()
-        env = server_env(database_url, tmp_path, **{
-            "PADDLES_BIND": f"127.0.0.1:{port}", "PADDLES_WORKERS": 1,
-            "PADDLES_EVENTS_KEEPALIVE": 0.3, "PADDLES_EVENTS_POLL_INTERVAL": 0.05, **extra})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-             "paddles.wsgi:application"], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/", proc=proc)
-        return base, proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        yield start

@@ -12,9 +12,7 @@ import dataclasses
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from paddles import migrations
-from tests.deploy.conftest import REPO, children, free_port, wait_for, wait_until
+from tests.deploy.conftest import children, free_port, gunicorn_process, wait_until
 
 PG_BIN = Path(os.environ.get("PADDLES_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -158,23 +156,10 @@ def gunicorn(database_url: str, workdir: Path, *, prefix: Sequence[str] = (),
     environ.update(env)
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = workdir / "gunicorn.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-             "paddles.wsgi:application"], cwd=REPO, env=environ, stdout=out,
-            stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", proc, log, workdir)
-    try:
-        wait_for(server.base + "/health", proc=proc)
+    with gunicorn_process(environ, log=log, prefix=prefix, ready_path="/health") as (base, proc):
+        server = Server(base, proc, log, workdir)
         assert wait_until(lambda: server.workers(int(environ["PADDLES_WORKERS"])), 20)
         yield server
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def call(session: requests.Session, method: str, url: str, body=None,

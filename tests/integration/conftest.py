@@ -22,8 +22,6 @@ import glob
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.deploy.conftest import free_port, gunicorn_process
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).resolve().parent / "teuthology_driver.py"
@@ -125,12 +125,6 @@ def teuthology_python() -> Path:
 
 # --- the server ------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _paddles_cli() -> list[str]:
     script = Path(sys.executable).parent / "paddles"
     if script.exists():
@@ -176,7 +170,7 @@ def paddles_command(args: list[str], database_url: str, cwd) -> subprocess.Compl
 def run_server(database_url: str, workdir, **extra_env: str):
     """A real paddles: `paddles migrate`, then gunicorn -c gunicorn_config.py (2 workers).
     Yields its base URL; `extra_env` adds PADDLES_* settings."""
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PADDLES_DATABASE_URL=database_url,
                PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_WORKERS="2",
                PADDLES_ADDRESS=f"http://127.0.0.1:{port}", **extra_env)
@@ -184,37 +178,8 @@ def run_server(database_url: str, workdir, **extra_env: str):
     migrate = subprocess.run(_paddles_cli() + ["migrate"], cwd=workdir, env=env,
                              capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, f"paddles migrate failed:\n{migrate.stderr}"
-    log_path = workdir / "gunicorn.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-         "paddles.wsgi:application"],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n"
-                                   + log_path.read_text(errors="replace")[-3000:])
-            try:
-                if requests.get(base + "/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{base} did not answer in 30 s:\n"
-                                   + log_path.read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
+    with gunicorn_process(env, cwd=workdir, log=workdir / "gunicorn.log") as (base, _proc):
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="session")
