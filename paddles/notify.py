@@ -18,7 +18,7 @@ import select
 import threading
 import time
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from .services.events import CHANNEL
 
@@ -74,6 +74,7 @@ class Waker:
             self._cond.notify_all()
 
     def _listen_forever(self) -> None:
+        failures = 0
         while not self._stopped:
             conn = None
             try:
@@ -84,6 +85,9 @@ class Waker:
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")
                 self._listening = True
+                if failures:
+                    log.info("events LISTEN connection back after %d failed attempts", failures)
+                    failures = 0
                 self._bump()  # whatever happened before the LISTEN: look again
                 while not self._stopped:
                     ready, _, _ = select.select([conn], [], [], 5.0)
@@ -93,7 +97,9 @@ class Waker:
                             conn.notifies.clear()
                             self._bump()
             except Exception as exc:  # reconnect; readers fall back to polling meanwhile
-                log.warning("events LISTEN connection lost: %s", exc)
+                if not self._stopped and not failures:  # once per outage, not every second
+                    log.warning("events LISTEN connection lost, retrying every second: %s", exc)
+                failures += 1
                 time.sleep(1.0)
             finally:
                 self._listening = False
@@ -115,6 +121,20 @@ def shut_down() -> None:
     _SHUTDOWN.set()
     for waker in list(_WAKERS.values()):
         waker._bump()
+
+
+def forget(url: str) -> None:
+    """Stop and drop the waker of a database that is going away (a throwaway test database,
+    an engine being disposed), so its thread does not retry a database that no longer exists."""
+    def where(u) -> tuple:
+        u = make_url(u)
+        return (u.get_backend_name(), u.host, u.port, u.database)
+
+    with _WAKERS_LOCK:
+        gone = [key for key in _WAKERS if where(key) == where(url)]
+        wakers = [_WAKERS.pop(key) for key in gone]
+    for waker in wakers:
+        waker.stop()
 
 
 def shutting_down() -> bool:

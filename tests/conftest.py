@@ -15,7 +15,7 @@ import webtest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from paddles import migrations
+from paddles import migrations, notify
 from paddles.app import make_app
 from paddles.db import make_engine, make_session_factory
 from paddles.models import Base
@@ -40,6 +40,7 @@ def _create_pg_database() -> tuple[str, callable]:
         pytest.skip(f"PostgreSQL unreachable: {exc}")
 
     def drop():
+        notify.forget(url.render_as_string(hide_password=False))  # no LISTEN thread outlives it
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

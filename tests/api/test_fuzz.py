@@ -67,9 +67,7 @@ def fuzz_app(database_url, engine, tmp_path_factory):
     yield app
     _wipe(engine)
     # the event stream's LISTEN thread would outlive the throwaway database
-    waker = notify._WAKERS.pop(engine.url.render_as_string(hide_password=False), None)
-    if waker is not None:
-        waker.stop()
+    notify.forget(engine.url.render_as_string(hide_password=False))
 
 
 def _seed(app) -> None:

@@ -201,3 +201,18 @@ def test_postgresql_wakes_readers_with_notify_at_commit(db_engine, session_facto
         assert time.monotonic() - started < 1  # NOTIFY, not the 30 s poll interval
     finally:
         waker.stop()
+
+
+def test_forgetting_a_database_stops_its_listen_thread(db_engine, database_url):
+    """A database going away (a throwaway one, at the end of a test session) takes its
+    waker with it: no thread keeps retrying a database that no longer exists."""
+    from paddles import notify
+
+    waker = notify.get_waker(db_engine, poll_interval=30.0)
+    assert notify.get_waker(db_engine, poll_interval=30.0) is waker  # one per database
+    notify.forget(database_url)
+    assert notify.get_waker(db_engine, poll_interval=30.0) is not waker
+    notify.forget(database_url)
+    if waker._thread is not None:
+        waker._thread.join(10)
+        assert not waker._thread.is_alive()
