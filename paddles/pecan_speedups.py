@@ -5,6 +5,9 @@
    it is cached per underlying function (bound methods report `self` either way).
 2. `RestController.__new__` re-scans the whole class with `inspect.getmembers` on every
    instantiation to reject `route=` arguments; `Resource.__new__` does it once per class.
+3. `pecan.routing._detect_custom_path_segments` runs `set(dir(obj))` for every controller
+   on the path of every request (five a heartbeat) before it checks whether the class was
+   already scanned, which is all the work it does for a scanned class: skipped for those.
 
 Applied once, on import of paddles.controllers.base; tests/api/test_wire.py covers routing.
 """
@@ -31,7 +34,18 @@ def cached_getargspec(method):
         return _original(method)
 
 
+_original_detect = pecan.routing._detect_custom_path_segments
+_observed = pecan.routing.__observed_controllers__
+
+
+def detect_custom_path_segments_once(obj):
+    if obj.__class__ in _observed:  # scanned: the original would compute dir() and return
+        return
+    _original_detect(obj)
+
+
 def install() -> None:
+    pecan.routing._detect_custom_path_segments = detect_custom_path_segments_once
     for module in (pecan.util, pecan.core, pecan.rest, pecan.routing, pecan.decorators):
         if getattr(module, "getargspec", None) is _original:
             module.getargspec = cached_getargspec
