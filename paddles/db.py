@@ -71,6 +71,9 @@ def _make_engine(url: str, *, pool_size: int, max_overflow: int, lock_timeout: f
         event.listen(engine, "do_connect", _name_connection)
     if socket_check:
         event.listen(engine, "checkout", _check_socket)
+    if _autocommit_capable(engine):
+        event.listen(engine, "begin", _begin_autocommit)
+        event.listen(engine, "checkin", _checkin_transactional)
     return engine
 
 
@@ -126,6 +129,66 @@ def _sqlite_engine(url, lock_timeout: float, **kw) -> Engine:
 
 def make_session_factory(engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+def reading(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """The sessions of `factory` for a request that only reads.
+
+    On PostgreSQL they run in autocommit: each statement is its own transaction, so a read
+    is one round trip where BEGIN, the statement and ROLLBACK were three. Under READ
+    COMMITTED every statement takes its own snapshot either way, so a reader sees nothing
+    different. Not for server-side cursors (they need a transaction: exports open their own
+    sessions from `factory`), nor for writes (they would commit at once). Elsewhere
+    (SQLite): `factory` itself."""
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine) or not _autocommit_capable(bind):
+        return factory
+    return sessionmaker(**dict(factory.kw, bind=bind.execution_options(
+        **{AUTOCOMMIT_OPTION: True})))
+
+
+# psycopg2's own switch, not SQLAlchemy's isolation_level="AUTOCOMMIT": setting `autocommit`
+# is a flag in the client, where psycopg2's set_isolation_level, which SQLAlchemy calls to
+# reset the connection on its return to the pool, costs a round trip (SET
+# default_transaction_isolation) of its own
+AUTOCOMMIT_OPTION = "paddles_autocommit"
+
+
+def _autocommit_capable(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2"
+
+
+def _begin_autocommit(conn) -> None:
+    """A Connection's transaction begins: with AUTOCOMMIT_OPTION, the psycopg2 connection
+    under it sends no BEGIN (nor COMMIT or ROLLBACK) until it is back in the pool."""
+    if conn.get_execution_options().get(AUTOCOMMIT_OPTION):
+        conn.connection.dbapi_connection.autocommit = True
+
+
+def _checkin_transactional(dbapi_conn, _record) -> None:
+    if dbapi_conn is not None and not dbapi_conn.closed and dbapi_conn.autocommit:
+        dbapi_conn.autocommit = False
+
+
+def execute_alone(session: Session, statement, params):
+    """Execute `statement` as a transaction of its own when nothing has been sent yet in the
+    session's transaction, on PostgreSQL with psycopg2 (autocommit: one round trip where
+    BEGIN, the statement and COMMIT were three). Its change is committed when this returns,
+    whatever the request does next: only for a request whose one change it is. Otherwise,
+    and on SQLite, it runs in the session's transaction as usual."""
+    conn = session.connection()
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
+        return conn.execute(statement, params)
+    raw = conn.connection.dbapi_connection
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+    if raw.autocommit or raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+        return conn.execute(statement, params)
+    raw.autocommit = True
+    try:
+        return conn.execute(statement, params)
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
 
 
 def begin_write(session: Session) -> None:

@@ -18,7 +18,7 @@ from webob import Response
 from webob.exc import HTTPException
 
 from . import logs, metrics
-from .db import begin_write
+from .db import begin_write, reading
 from .errors import InsufficientStorage, PaddlesError
 from .streams import body_timed_out
 
@@ -87,21 +87,29 @@ class DBSessionHook(PecanHook):
     def __init__(self, make_session, make_read_session=None):
         self.make_session = make_session
         self.make_read_session = make_read_session
+        # what a GET's own session comes from: autocommit on PostgreSQL (db.reading)
+        self.reader = {make_session: reading(make_session)}
+        if make_read_session is not None:
+            self.reader[make_read_session] = reading(make_read_session)
 
     def on_route(self, state):
+        request = state.request
+        method = request.method
         make_session = self.make_session
-        if self.make_read_session is not None \
-                and reads_from_replica(state.request.method, state.request.path_info):
+        if self.make_read_session is not None and reads_from_replica(method,
+                                                                     request.path_info):
             make_session = self.make_read_session
-        state.request.replica_factory = self.make_read_session
-        session = make_session()
-        # A streamed upload takes its write lock itself, after the body is in (SQLite would
-        # otherwise hold the database's write lock for as long as the client sends).
-        if state.request.method not in READ_METHODS \
-                and STREAMED_BODY not in state.request.environ:
-            begin_write(session)
-        state.request.db = session
-        state.request.session_factory = make_session  # for streamed exports
+        request.replica_factory = self.make_read_session
+        if method in READ_METHODS:
+            session = self.reader[make_session]()
+        else:
+            session = make_session()
+            # A streamed upload takes its write lock itself, after the body is in (SQLite
+            # would otherwise hold the database's write lock for as long as the client sends).
+            if STREAMED_BODY not in request.environ:
+                begin_write(session)
+        request.db = session
+        request.session_factory = make_session  # for streamed exports (in a transaction)
 
     def after(self, state):
         session = getattr(state.request, "db", None)

@@ -9,6 +9,7 @@ from sqlalchemy import (JSON, Row, Select, Text, bindparam, cast, delete, false,
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from ..db import execute_alone
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
@@ -131,7 +132,7 @@ def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str
         params = {"hb_run": run_name, "hb_job": job_id, "hb_now": now}
         if "name" in fields:
             params["hb_name"] = fields["name"]
-        done = session.connection().execute(_pg_heartbeat("name" in fields), params).rowcount
+        done = execute_alone(session, _pg_heartbeat("name" in fields), params).rowcount
         if not done:
             raise JobNotFound(missing)
         return
@@ -155,16 +156,17 @@ def _pg_heartbeat(with_name: bool):
     """The PostgreSQL heartbeat statement, parameters hb_run, hb_job, hb_now (and hb_name)."""
     now = bindparam("hb_now", type_=Job.__table__.c.updated.type)
     run_name = bindparam("hb_run", type_=Run.__table__.c.name.type)
-    touch_run = (update(Run).where(Run.name == run_name, _ASYNC_COMMIT)
+    job_id = bindparam("hb_job", type_=Job.__table__.c.job_id.type)
+    # the run is touched only when its job exists: the statement commits on its own
+    # (db.execute_alone), so a 404 must have changed nothing
+    job_exists = select(Job.id).where(Job.run_id == Run.id, Job.job_id == job_id).exists()
+    touch_run = (update(Run).where(Run.name == run_name, job_exists, _ASYNC_COMMIT)
                  .values(updated=now, version=run_service.VERSION_BUMP).returning(Run.id))
     run_id = touch_run.cte("touched_run").select().scalar_subquery()
     values: dict[str, Any] = {"updated": now}
     if with_name:
         values["name"] = bindparam("hb_name", type_=Job.__table__.c.name.type)
-    return (update(Job)
-            .where(Job.run_id == run_id,
-                   Job.job_id == bindparam("hb_job", type_=Job.__table__.c.job_id.type))
-            .values(**values))
+    return update(Job).where(Job.run_id == run_id, Job.job_id == job_id).values(**values)
 
 
 # set_config(..., is_local => true) is SET LOCAL, as an expression (true), so the setting

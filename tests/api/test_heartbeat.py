@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from tests.factories import post_job, run_name
@@ -81,7 +82,57 @@ def test_only_heartbeats_commit_asynchronously(app, queries, db_engine):
         from paddles.services import jobs as job_service
         with db_engine.connect() as conn:
             with Session(bind=conn) as session:
+                # first in its transaction: the statement commits on its own
+                job_service.update_job(session, run, "1", {"name": run})
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+                session.commit()
+            with Session(bind=conn) as session:
+                # after other statements: part of their transaction, until its COMMIT
+                conn.exec_driver_sql("SELECT 1")
                 job_service.update_job(session, run, "1", {"name": run})
                 assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
-                session.commit()
+            conn.commit()  # the transaction is the connection's (begun before the session)
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+class _Autocommitted:
+    """Each statement the engine runs, and whether psycopg2 was in autocommit for it (then it
+    sends no BEGIN before it, and no COMMIT or ROLLBACK goes out after it)."""
+
+    def __init__(self, engine):
+        self.engine, self.seen = engine, []
+
+    def __call__(self, conn, cursor, statement, *args):
+        if statement.startswith("BEGIN"):  # SQLite's own (psycopg2's are not seen here)
+            return
+        self.seen.append((statement.split()[0],
+                          getattr(conn.connection.dbapi_connection, "autocommit", False)))
+
+    def __enter__(self):
+        self.seen.clear()
+        event.listen(self.engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_engine):
+    """No BEGIN and no COMMIT around a heartbeat's one statement (db.execute_alone), nor
+    around a GET's statements (db.reading)."""
+    run = run_name()
+    post_job(app, run, job_id=1, status="running")
+    expected = db_engine.dialect.name == "postgresql"
+    with _Autocommitted(db_engine) as sent:
+        _put(app, run, 1, {"name": run, "job_id": "1"})
+    assert sent.seen == ([("WITH", True)] if expected else
+                         [("UPDATE", False), ("UPDATE", False)]), sent.seen
+    with _Autocommitted(db_engine) as sent:
+        app.get(f"/runs/{run}/jobs/1/")
+    assert sent.seen == [("SELECT", expected)]
+    with _Autocommitted(db_engine) as sent:  # a write that is not a heartbeat: a transaction
+        _put(app, run, 1, {"status": "pass"})
+    assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
+    # the connections went back to the pool transactional
+    with db_engine.connect() as conn:
+        assert not getattr(conn.connection.dbapi_connection, "autocommit", False)
