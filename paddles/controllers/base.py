@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pecan import expose, request
 from pecan.rest import RestController
+from pecan.routing import lookup_controller
 from webob import Response, exc
 
 from .. import pecan_speedups
@@ -28,6 +29,20 @@ class Resource(RestController):
 
     @expose()
     def _route(self, args, request=None):
+        segments = [a for a in args if a]
+        if segments:
+            # No handler of a Resource takes positional arguments (all are `**_`), so
+            # segments left over name a child resource: go to it at once. RestController
+            # would first try this resource's handler for the method and fail (a 404 or
+            # 405 it builds a response for) before it tries the child: two exceptions per
+            # job URL. Names it would treat otherwise (methods, "_x") take its own way.
+            name = segments[0]
+            child = None if name.startswith("_") else getattr(self, name, None)
+            if isinstance(child, Resource):
+                return lookup_controller(child, segments[1:], request)
+            if child is None and callable(getattr(self, "_lookup", None)):
+                child, rest = self._route_child(*segments)
+                return lookup_controller(child, list(rest), request)
         try:
             return super()._route(args, _NoMethodOverride(request))
         except exc.HTTPMethodNotAllowed as e:
