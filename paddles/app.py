@@ -9,8 +9,8 @@ from .cache import ResponseCache, ResponseCacheHook
 from .db import make_engine, make_session_factory
 from . import metrics
 from .limits import BodyLimits
-from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, RequestObserver, StorageHook,
-                    WireMiddleware)
+from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, Request, RequestObserver,
+                    StorageHook, WireMiddleware)
 from .settings import Settings, load_settings
 from .storage import make_blob_store
 
@@ -52,6 +52,7 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         force_canonical=False,
         # resource names look like files (node FQDNs, run names with dots, artifacts)
         guess_content_type_from_ext=False,
+        request_cls=Request,
     )
     if settings.auth_enabled:  # tokens checked before routing (paddles/auth.py)
         from .auth import AuthMiddleware
