@@ -22,12 +22,15 @@ class JobsController(Resource):
         params = self._params()
         fields = schemas.parse_fields(params.get("fields"), serializers.JOB_FIELD_NAMES)
         status = params.get("status")
-        run = run_service.get_run(self._db(), self._run_name,
-                                  missing="associated run was not found")
-        key = ("jobs", *run_service.state_key(run), status,
-               None if fields is None else tuple(fields))
-        return cached_json(request, key, lambda: serializers.job_list(
-            job_service.list_jobs(self._db(), run, status), self._settings, fields))
+        db, missing = self._db(), "associated run was not found"
+        state = run_service.run_state(db, self._run_name, missing=missing)
+
+        def build():
+            run = run_service.get_run(db, self._run_name, missing=missing)
+            return serializers.job_list(job_service.list_jobs(db, run, status),
+                                        self._settings, fields)
+        return cached_json(request, ("jobs", *state, status,
+                                     None if fields is None else tuple(fields)), build)
 
     @expose("json")
     def post(self, **_):

@@ -83,11 +83,14 @@ class RunController(Resource):
 
     @expose("json")
     def get(self, **_):
-        db = self._db()
-        run = run_service.get_run(db, self._name)
-        return cached_json(request, ("run", *run_service.state_key(run)),
-                           lambda: serializers.run_detail(
-                               run, job_service.jobs_in_id_order(db, run), self._settings))
+        db, name = self._db(), self._name
+        state = run_service.run_state(db, name)
+
+        def build():
+            run = run_service.get_run(db, name)
+            return serializers.run_detail(run, job_service.jobs_in_id_order(db, run),
+                                          self._settings)
+        return cached_json(request, ("run", *state), build)
 
     @expose("json")
     def delete(self, **_):

@@ -75,10 +75,15 @@ def get_run(session: Session, name: str, *, for_update: bool = False,
                      missing=RunNotFound(missing))
 
 
-def state_key(run: Run) -> tuple:
-    """What names this state of the run and its jobs (paddles/cache.py): the version moves
-    with every change; `posted` tells apart a run re-created under a reused id (SQLite)."""
-    return run.id, run.posted.isoformat(), run.version
+def run_state(session: Session, name: str, *, missing: str = "run not found") -> tuple:
+    """What names the current state of the run and its jobs (paddles/cache.py), read with one
+    narrow SELECT and no ORM object: (id, posted, version). The version moves with every
+    change; `posted` tells apart a run re-created under a reused id (SQLite)."""
+    row = session.execute(select(Run.id, Run.posted, Run.version)
+                          .where(Run.name == name)).first()
+    if row is None:
+        raise RunNotFound(missing)
+    return row.id, row.posted.isoformat(), row.version
 
 
 def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:

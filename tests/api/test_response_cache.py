@@ -195,6 +195,8 @@ def test_a_repeated_get_is_one_statement_and_the_same_bytes(app, queries):
     queries.reset()
     second = app.get(f"/runs/{run}/")
     assert queries.count == 1, queries.statements  # the run row: id, posted, version
+    select_list = queries.statements[0].split("FROM")[0]
+    assert select_list.count(",") == 2, select_list  # those three columns only, no ORM row
     assert second.body == first.body
 
 
