@@ -30,7 +30,8 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     if session_factory is None:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow,
-                             lock_timeout=settings.db_lock_timeout or None)
+                             lock_timeout=settings.db_lock_timeout or None,
+                             prepared_statements=settings.db_prepared_statements)
         metrics.instrument_engine(engine, settings.db_pool_size + settings.db_max_overflow)
         session_factory = make_session_factory(engine)
     if read_session_factory is None and settings.database_read_url:

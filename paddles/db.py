@@ -1,6 +1,7 @@
 """Engine and session construction: the only place that knows database quirks."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import select
@@ -30,10 +31,13 @@ _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,
-                lock_timeout: float | None = None, **kw) -> Engine:
+                lock_timeout: float | None = None, prepared_statements: bool = True,
+                **kw) -> Engine:
     """`lock_timeout`: seconds a statement waits for a lock before it fails (PostgreSQL
     lock_timeout, SQLite busy timeout; the app answers 503); None: SQLite's 30 s, and no
-    limit on PostgreSQL (commands may wait)."""
+    limit on PostgreSQL (commands may wait). `prepared_statements`: whether `Prepared`
+    statements are prepared on the server (off behind PgBouncer in transaction mode)."""
+    kw.setdefault("execution_options", {})[PREPARE_OPTION] = prepared_statements
     engine = _make_engine(url, pool_size=pool_size, max_overflow=max_overflow,
                           lock_timeout=lock_timeout, **kw)
     _ENGINES.add(engine)
@@ -170,25 +174,71 @@ def _checkin_transactional(dbapi_conn, _record) -> None:
         dbapi_conn.autocommit = False
 
 
-def execute_alone(session: Session, statement, params):
+def execute_alone(session: Session, statement: "Prepared", params: dict):
     """Execute `statement` as a transaction of its own when nothing has been sent yet in the
     session's transaction, on PostgreSQL with psycopg2 (autocommit: one round trip where
-    BEGIN, the statement and COMMIT were three). Its change is committed when this returns,
-    whatever the request does next: only for a request whose one change it is. Otherwise,
-    and on SQLite, it runs in the session's transaction as usual."""
+    BEGIN, the statement and COMMIT were three), prepared on the server unless the engine
+    says not to. Its change is committed when this returns, whatever the request does next:
+    only for a request whose one change it is. Otherwise, and on SQLite, it runs in the
+    session's transaction as usual."""
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
-        return conn.execute(statement, params)
+    if not _autocommit_capable(conn.engine):
+        return conn.execute(statement.statement, params)
     raw = conn.connection.dbapi_connection
     from psycopg2.extensions import TRANSACTION_STATUS_IDLE
     if raw.autocommit or raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
-        return conn.execute(statement, params)
+        return conn.execute(statement.statement, params)
     raw.autocommit = True
     try:
-        return conn.execute(statement, params)
+        if conn.get_execution_options().get(PREPARE_OPTION, True):
+            return statement.execute_prepared(conn, params)
+        return conn.execute(statement.statement, params)
     finally:
         if not raw.closed:
             raw.autocommit = False
+
+
+PREPARE_OPTION = "paddles_prepare"
+UNDEFINED_PREPARED_STATEMENT = "26000"
+
+
+class Prepared:
+    """A statement PostgreSQL parses and plans once per connection (PREPARE) and afterwards
+    only runs (EXECUTE NAME(...)): for the heartbeat, parsing and planning were half of its
+    database time. `statement` must take its values as the named bind parameters `params`
+    only (constants written as literal columns). Which connections hold it is kept in the
+    pooled connection's `info`, which a replaced connection does not inherit; a connection
+    that lost it anyway (DISCARD ALL) prepares it again."""
+
+    def __init__(self, name: str, statement, params: tuple[str, ...]):
+        self.name, self.statement, self.params = name, statement, params
+        self.execute_sql = f"EXECUTE {name}({', '.join(f'%({p})s' for p in params)})"
+
+    @functools.cached_property
+    def prepare_sql(self) -> str:
+        from sqlalchemy.dialects.postgresql import psycopg2 as pg
+        sql = str(self.statement.compile(dialect=pg.dialect()))
+        for position, param in enumerate(self.params, 1):
+            sql = sql.replace(f"%({param})s", f"${position}")
+        if "%" in sql:  # a parameter not in `params`, or an escaped percent sign
+            raise ValueError(f"{self.name}: not all of the statement is parameters or SQL")
+        return f"PREPARE {self.name} AS {sql}"
+
+    def execute_prepared(self, conn, params: dict):
+        key = ("paddles.prepared", self.name)
+        info = conn.connection.info
+        values = {p: params.get(p) for p in self.params}
+        for attempt in (1, 2):
+            if not info.get(key):
+                conn.exec_driver_sql(self.prepare_sql)
+                info[key] = True
+            try:
+                return conn.exec_driver_sql(self.execute_sql, values)
+            except exc.DBAPIError as error:  # autocommit: nothing else failed with it
+                if getattr(error.orig, "pgcode", None) != UNDEFINED_PREPARED_STATEMENT \
+                        or attempt == 2:
+                    raise
+                info.pop(key, None)
 
 
 def begin_write(session: Session) -> None:

@@ -72,6 +72,9 @@ class Settings:
     # event-commit lock) before the request fails with 503 + Retry-After; 0: no limit on
     # PostgreSQL (SQLite then keeps its 30 s busy timeout)
     db_lock_timeout: float = 30.0
+    # the heartbeat's statement is parsed and planned once per connection (PREPARE), then
+    # only run (EXECUTE); turn off behind PgBouncer in transaction mode (db.Prepared)
+    db_prepared_statements: bool = True
     # per-route request body limits, "ROUTE=SIZE,..." over the defaults (paddles/limits.py)
     body_limits: str = ""
 
@@ -137,6 +140,7 @@ _ENV.update({
     "auth_enabled": ("PADDLES_AUTH_ENABLED", boolean),
     "auth_anonymous_read": ("PADDLES_AUTH_ANONYMOUS_READ", boolean),
     "webhook_allow_private": ("PADDLES_WEBHOOK_ALLOW_PRIVATE", boolean),
+    "db_prepared_statements": ("PADDLES_DB_PREPARED_STATEMENTS", boolean),
 })
 
 

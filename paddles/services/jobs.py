@@ -5,11 +5,11 @@ import functools
 from typing import Any, Mapping
 
 from sqlalchemy import (JSON, Row, Select, Text, bindparam, cast, delete, false, func, insert,
-                        select, true, update)
+                        literal_column, select, true, update)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from ..db import execute_alone
+from ..db import Prepared, execute_alone
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
@@ -152,8 +152,15 @@ def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str
 
 
 @functools.cache
-def _pg_heartbeat(with_name: bool):
-    """The PostgreSQL heartbeat statement, parameters hb_run, hb_job, hb_now (and hb_name)."""
+def _pg_heartbeat(with_name: bool) -> Prepared:
+    """The PostgreSQL heartbeat statement, parameters hb_run, hb_job, hb_now (and hb_name),
+    prepared on the server (db.Prepared)."""
+    params = ("hb_run", "hb_job", "hb_now", "hb_name")[:4 if with_name else 3]
+    return Prepared(f"paddles_heartbeat{'_named' if with_name else ''}",
+                    _pg_heartbeat_statement(with_name), params)
+
+
+def _pg_heartbeat_statement(with_name: bool):
     now = bindparam("hb_now", type_=Job.__table__.c.updated.type)
     run_name = bindparam("hb_run", type_=Run.__table__.c.name.type)
     job_id = bindparam("hb_job", type_=Job.__table__.c.job_id.type)
@@ -161,7 +168,8 @@ def _pg_heartbeat(with_name: bool):
     # (db.execute_alone), so a 404 must have changed nothing
     job_exists = select(Job.id).where(Job.run_id == Run.id, Job.job_id == job_id).exists()
     touch_run = (update(Run).where(Run.name == run_name, job_exists, _ASYNC_COMMIT)
-                 .values(updated=now, version=run_service.VERSION_BUMP).returning(Run.id))
+                 .values(updated=now, version=Run.version + literal_column("1"))
+                 .returning(Run.id))
     run_id = touch_run.cte("touched_run").select().scalar_subquery()
     values: dict[str, Any] = {"updated": now}
     if with_name:
@@ -171,7 +179,9 @@ def _pg_heartbeat(with_name: bool):
 
 # set_config(..., is_local => true) is SET LOCAL, as an expression (true), so the setting
 # rides in the heartbeat's one statement instead of a round trip of its own
-_ASYNC_COMMIT = func.set_config("synchronous_commit", "off", true()).is_not(None)
+# (literal SQL, not parameters: the statement is prepared with only its values as parameters)
+_ASYNC_COMMIT = func.set_config(literal_column("'synchronous_commit'"),
+                                literal_column("'off'"), true()).is_not(None)
 
 
 def delete_job(session: Session, run_name: str, job_id: str) -> None:

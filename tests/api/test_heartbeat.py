@@ -6,6 +6,10 @@ import json
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from paddles.db import make_engine
+from paddles.services import jobs as job_service
+from paddles.services.jobs import _pg_heartbeat
+
 from tests.factories import post_job, run_name
 
 
@@ -60,11 +64,14 @@ def test_heartbeat_is_one_update_with_asynchronous_commit_on_postgresql(app, que
     queries.reset()
     _put(app, run, 1, {"name": run, "job_id": "1"})
     if db_engine.dialect.name == "postgresql":
+        # the statement prepared on the connection (PREPARE once per connection) runs
+        executed = [s for s in queries.statements if not s.startswith("PREPARE")]
+        assert executed == [_pg_heartbeat(True).execute_sql], queries.statements
         # the run's UPDATE is a CTE of the job's: one statement, the run row locked first
-        assert [s.split()[0] for s in queries.statements] == ["WITH"], queries.statements
-        assert "set_config" in queries.statements[0]
-        assert "UPDATE runs" in queries.statements[0]
-        assert "UPDATE jobs" in queries.statements[0]
+        prepared = _pg_heartbeat(True).prepare_sql
+        assert prepared.startswith("PREPARE paddles_heartbeat_named AS WITH")
+        assert "set_config('synchronous_commit', 'off', true)" in prepared
+        assert "UPDATE runs" in prepared and "UPDATE jobs" in prepared
     else:  # SQLite: no UPDATE in a subquery; two statements
         assert [s.split()[0] for s in queries.statements] == ["UPDATE", "UPDATE"]
 
@@ -123,9 +130,10 @@ def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_en
     run = run_name()
     post_job(app, run, job_id=1, status="running")
     expected = db_engine.dialect.name == "postgresql"
+    _put(app, run, 1, {"name": run, "job_id": "1"})  # prepared on its connection
     with _Autocommitted(db_engine) as sent:
         _put(app, run, 1, {"name": run, "job_id": "1"})
-    assert sent.seen == ([("WITH", True)] if expected else
+    assert sent.seen == ([("EXECUTE", True)] if expected else
                          [("UPDATE", False), ("UPDATE", False)]), sent.seen
     with _Autocommitted(db_engine) as sent:
         app.get(f"/runs/{run}/jobs/1/")
@@ -136,3 +144,52 @@ def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_en
     # the connections went back to the pool transactional
     with db_engine.connect() as conn:
         assert not getattr(conn.connection.dbapi_connection, "autocommit", False)
+
+
+def _heartbeat_session(engine, run, **fields):
+    with engine.connect() as conn:
+        with Session(bind=conn) as session:
+            job_service.update_job(session, run, "1", {"name": run, **fields})
+            session.commit()
+
+
+def test_the_heartbeat_is_prepared_once_per_connection(app, db_engine, queries):
+    if db_engine.dialect.name != "postgresql":
+        return
+    run = run_name()
+    post_job(app, run, job_id=1, status="running")
+    engine = make_engine(db_engine.url, pool_size=1, max_overflow=0)
+    try:
+        seen = _Autocommitted(engine)
+        with seen:
+            for _ in range(3):
+                _heartbeat_session(engine, run)
+        assert [s for s, _ in seen.seen] == ["PREPARE", "EXECUTE", "EXECUTE", "EXECUTE"]
+        # a connection whose session lost it (DISCARD ALL, a PgBouncer reset) prepares again
+        with engine.connect() as conn:
+            conn.connection.dbapi_connection.autocommit = True  # DISCARD needs no transaction
+            conn.exec_driver_sql("DISCARD ALL")
+        with seen:
+            _heartbeat_session(engine, run)
+            _heartbeat_session(engine, run)
+        assert [s for s, _ in seen.seen] == ["EXECUTE", "PREPARE", "EXECUTE", "EXECUTE"]
+    finally:
+        engine.dispose()
+    assert app.get(f"/runs/{run}/jobs/1/").json["status"] == "running"
+
+
+def test_without_prepared_statements_the_heartbeat_is_its_plain_statement(app, db_engine):
+    if db_engine.dialect.name != "postgresql":
+        return
+    run = run_name()
+    post_job(app, run, job_id=1, status="running")
+    before = app.get(f"/runs/{run}/jobs/1/").json["updated"]
+    engine = make_engine(db_engine.url, pool_size=1, max_overflow=0,
+                         prepared_statements=False)
+    try:
+        with _Autocommitted(engine) as seen:
+            _heartbeat_session(engine, run)
+        assert seen.seen == [("WITH", True)]
+    finally:
+        engine.dispose()
+    assert app.get(f"/runs/{run}/jobs/1/").json["updated"] > before
