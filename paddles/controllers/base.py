@@ -36,12 +36,17 @@ class Resource(RestController):
             # would first try this resource's handler for the method and fail (a 404 or
             # 405 it builds a response for) before it tries the child: two exceptions per
             # job URL. Names it would treat otherwise (methods, "_x") take its own way.
+            # A Resource child routes itself (its _route), as Pecan's lookup_controller
+            # would have it do after generic checks (index, _default, pecan.secure) that
+            # no Resource uses.
             name = segments[0]
             child = None if name.startswith("_") else getattr(self, name, None)
             if isinstance(child, Resource):
-                return lookup_controller(child, segments[1:], request)
+                return child._route(segments[1:], request)
             if child is None and callable(getattr(self, "_lookup", None)):
                 child, rest = self._route_child(*segments)
+                if isinstance(child, Resource):
+                    return child._route(list(rest), request)
                 return lookup_controller(child, list(rest), request)
         try:
             return super()._route(args, _NoMethodOverride(request))
