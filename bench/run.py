@@ -2,7 +2,10 @@
 
 Prints req/s and p50/p95/p99 per phase, and the same for the floor measured in the same run
 (a trivial WSGI app under the same gunicorn settings, and the SQL of the hot paths run
-directly through psycopg2), with our figures as ratios to it. Writes bench/results/latest.json.
+directly through psycopg2), with our figures as ratios to it: to the mean of the floor app's
+figures right before and after each phase (it is served beside paddles all along), and to
+the floor measured at the end.
+Writes bench/results/latest.json.
 """
 from __future__ import annotations
 
@@ -68,13 +71,46 @@ class Bench:
         self.args = args
         self.results: list[PhaseResult] = []
         self.runs: list[str] = []
+        self.floor_base: str | None = None  # the floor app, served beside paddles
+        # phase -> the floors of its kind measured just before and just after it
+        self.adjacent: dict[str, list[PhaseResult]] = {}
+        self._last_floor: dict[str, PhaseResult] = {}
+
+    def floor_between_phases(self) -> None:
+        """Both floors (GET and PUT), now: the machine's speed drifts over a run (other
+        tenants, PostgreSQL's background work after a write phase), so each phase's ratio
+        is taken against the mean of the floors measured right before and right after it
+        rather than against one measured minutes later."""
+        if self.floor_base is not None:
+            for kind in ("get", "put"):
+                self._last_floor[kind] = self.floor_phase(kind, f"  (floor {kind})")
 
     def record(self, result: PhaseResult) -> PhaseResult:
         self.results.append(result)
+        self._print(result)
+        if self.floor_base is not None and not result.name.startswith("floor"):
+            kind = FLOOR_OF.get(result.name, "get")
+            before = self._last_floor.get(kind)
+            self.floor_between_phases()
+            self.adjacent[result.name] = [f for f in (before, self._last_floor[kind]) if f]
+        return result
+
+    @staticmethod
+    def _print(result: PhaseResult, label: str | None = None) -> None:
         d = result.as_dict()
-        print(f"  {d['phase']:<22} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f}  "
+        print(f"  {label or d['phase']:<22} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f}  "
               f"p95 {d['p95_ms']:>7.2f}  p99 {d['p99_ms']:>7.2f} ms  {d['statuses']}",
               file=sys.stderr, flush=True)
+
+    def floor_phase(self, kind: str, label: str) -> PhaseResult:
+        if kind == "put":
+            work = lambda c, i: c.request("PUT", "/runs/x/jobs/1/",  # noqa: E731
+                                          {"name": "x", "job_id": "1"})
+        else:
+            work = lambda c, i: c.request("GET", "/runs/")  # noqa: E731
+        result = run_phase(f"floor_wsgi_{kind}", self.floor_base, work,
+                           threads=self.args.threads, seconds=self.args.floor_seconds)
+        self._print(result, label)
         return result
 
     def paddles_phases(self, base: str) -> None:
@@ -212,6 +248,11 @@ def main(argv=None) -> int:
                         help="gunicorn workers (default: gunicorn_config.py's)")
     parser.add_argument("--seed-jobs", type=int, default=0,
                         help="first fill the database with this many jobs (paddles bench-seed)")
+    parser.add_argument("--floor-seconds", type=float, default=3.0,
+                        help="length of the GET and PUT floor phases measured between "
+                             "phases; a phase's ratio is to the mean of the floors right "
+                             "before and after it (0: none; the ratio is then to the floor "
+                             "measured at the end; default 3)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     parser.add_argument("-o", "--output", default=str(REPO / "bench/results/latest.json"))
     args = parser.parse_args(argv)
@@ -235,8 +276,14 @@ def main(argv=None) -> int:
                            env=env, check=True)
         print(f"paddles on PostgreSQL ({dbname}), {args.threads} client threads",
               file=sys.stderr)
-        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning")) as (_proc, port):
+        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning"), "floor_app:application",
+                             cwd=REPO / "bench") as (_floor, floor_port), \
+                server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning")) as (_proc, port):
+            if args.floor_seconds > 0:
+                bench.floor_base = f"http://127.0.0.1:{floor_port}"
+                bench.floor_between_phases()
             bench.paddles_phases(f"http://127.0.0.1:{port}")
+            bench.floor_base = None
         print("floor", file=sys.stderr)
         floor = bench.floor_phases(env)
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -257,17 +304,26 @@ FLOOR_OF = {"heartbeat_put": "put", "status_running": "put", "status_finish": "p
 def report(bench: Bench, floor: dict[str, PhaseResult], args) -> None:
     rows = []
     print(f"\n{'phase':<22} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'5xx':>5} {'floor ratio':>12}")
+          f"{'5xx':>5} {'floor near':>11} {'ratio':>7} {'end ratio':>10}")
     for r in bench.results:
         d = r.as_dict()
-        ratio = ""
+        next_rps = ratio = end_ratio = ""
         if not r.name.startswith("floor"):
-            fl = floor[FLOOR_OF.get(r.name, "get")]
-            d["floor_ratio"] = round(fl.rps / r.rps, 2) if r.rps else None
+            end = floor[FLOOR_OF.get(r.name, "get")]
+            d["floor_ratio_end"] = round(end.rps / r.rps, 2) if r.rps else None
+            end_ratio = f"{d['floor_ratio_end']}x"
+            adjacent = bench.adjacent.get(r.name)
+            floor_rps = end.rps
+            if adjacent:
+                floor_rps = sum(f.rps for f in adjacent) / len(adjacent)
+                d["floor_next_rps"] = [round(f.rps, 1) for f in adjacent]
+                next_rps = f"{floor_rps:.1f}"
+            d["floor_ratio"] = round(floor_rps / r.rps, 2) if r.rps else None
             ratio = f"{d['floor_ratio']}x"
         rows.append(d)
         print(f"{d['phase']:<22} {d['rps']:>9.1f} {d['p50_ms']:>8.2f} {d['p95_ms']:>8.2f} "
-              f"{d['p99_ms']:>8.2f} {d['errors_5xx']:>5} {ratio:>12}")
+              f"{d['p99_ms']:>8.2f} {d['errors_5xx']:>5} {next_rps:>11} {ratio:>7} "
+              f"{end_ratio:>10}")
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "python": platform.python_version()},
            "settings": vars(args), "phases": rows,
