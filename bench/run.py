@@ -71,6 +71,7 @@ class Bench:
         self.args = args
         self.results: list[PhaseResult] = []
         self.runs: list[str] = []
+        self.summary_bytes = 0  # length of a run summary (the size-matched floor)
         self.floor_base: str | None = None  # the floor app, served beside paddles
         # phase -> the floors of its kind measured just before and just after it
         self.adjacent: dict[str, list[PhaseResult]] = {}
@@ -129,6 +130,7 @@ class Bench:
             "PUT", f"/runs/{jobs[i % len(jobs)][0]}/jobs/{jobs[i % len(jobs)][1]}/",
             {"name": jobs[i % len(jobs)][0], "job_id": str(jobs[i % len(jobs)][1])}),
             threads=T, seconds=a.seconds))
+        self.summary_bytes = len(Client(base).request("GET", f"/runs/{self.runs[0]}/")[1])
         self.record(run_phase("run_summary_get", base, lambda c, i: c.request(
             "GET", f"/runs/{self.runs[i % len(self.runs)]}/"), threads=T, seconds=a.seconds))
         self.record(run_phase("runs_list_get", base, lambda c, i: c.request(
@@ -201,7 +203,15 @@ class Bench:
             put = self.record(run_phase("floor_wsgi_put", base, lambda c, i: c.request(
                 "PUT", "/runs/x/jobs/1/", {"name": "x", "job_id": "1"}),
                 threads=self.args.threads, seconds=self.args.seconds))
-        return {"get": get, "put": put}
+            floors = {"get": get, "put": put}
+            if self.summary_bytes:
+                # the trivial app answering as many bytes as a run summary: what moving the
+                # document alone costs the client, gunicorn and the kernel (not a target)
+                floors["doc"] = self.record(run_phase(
+                    "floor_wsgi_get_doc", base, lambda c, i: c.request(
+                        "GET", f"/runs/?bytes={self.summary_bytes}"),
+                    threads=self.args.threads, seconds=self.args.seconds))
+        return floors
 
     def sql_floor(self, dsn: str) -> None:
         """The hot paths' SQL straight through psycopg2, one connection per thread."""
@@ -320,10 +330,17 @@ def report(bench: Bench, floor: dict[str, PhaseResult], args) -> None:
                 next_rps = f"{floor_rps:.1f}"
             d["floor_ratio"] = round(floor_rps / r.rps, 2) if r.rps else None
             ratio = f"{d['floor_ratio']}x"
+            if r.name == "run_summary_get" and "doc" in floor and r.rps:
+                d["floor_ratio_same_size_end"] = round(floor["doc"].rps / r.rps, 2)
         rows.append(d)
         print(f"{d['phase']:<22} {d['rps']:>9.1f} {d['p50_ms']:>8.2f} {d['p95_ms']:>8.2f} "
               f"{d['p99_ms']:>8.2f} {d['errors_5xx']:>5} {next_rps:>11} {ratio:>7} "
               f"{end_ratio:>10}")
+    if "doc" in floor:
+        summary = next((r for r in rows if r["phase"] == "run_summary_get"), None)
+        if summary and "floor_ratio_same_size_end" in summary:
+            print(f"\nrun_summary_get against the trivial app answering as many bytes "
+                  f"({bench.summary_bytes}): {summary['floor_ratio_same_size_end']}x")
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "python": platform.python_version()},
            "settings": vars(args), "phases": rows,
