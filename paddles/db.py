@@ -242,8 +242,5 @@ class Prepared:
 
 
 def begin_write(session: Session) -> None:
-    """Mark the session's transaction as a writer (call before its first statement): on
-    SQLite it then begins with BEGIN IMMEDIATE. PostgreSQL needs nothing (the connection is
-    checked out at the first statement)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection(execution_options={WRITE_OPTION: True})
+    """Mark the session's transaction as a writer (call before its first statement)."""
+    session.connection(execution_options={WRITE_OPTION: True})
