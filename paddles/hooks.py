@@ -327,6 +327,7 @@ class WireMiddleware:
         # types (a multipart type without a boundary was a 500) and Pecan decodes JSON types
         # a second time into keyword arguments (non-UTF-8 bytes were an opaque 400).
         environ["CONTENT_TYPE"] = "application/octet-stream"
+        environ[REQUEST_BODY] = raw  # the handler's body (Resource._body), read once here
         for attempt in range(self.retries + 1):
             environ["wsgi.input"] = io.BytesIO(raw)
             environ["CONTENT_LENGTH"] = str(len(raw))
@@ -374,6 +375,7 @@ def url_problem(path: str, query: str) -> str | None:
 
 
 BODY_LIMIT = "paddles.body_limit"  # the route's largest body, for handlers that stream it
+REQUEST_BODY = "paddles.request_body"  # a buffered request's body (WireMiddleware)
 
 
 def _declared_length(environ) -> int:

@@ -7,6 +7,7 @@ from pecan.routing import lookup_controller
 from webob import Response, exc
 
 from .. import pecan_speedups
+from ..hooks import REQUEST_BODY
 
 pecan_speedups.install()
 _CHECKED_CLASSES: set[type] = set()
@@ -94,7 +95,10 @@ class Resource(RestController):
 
     @staticmethod
     def _body() -> bytes:
-        return request.body
+        """The request body: as WireMiddleware read it (webob's own reading of
+        `request.body`, which makes the input seekable and copies it, only without it)."""
+        body = request.environ.get(REQUEST_BODY)
+        return body if body is not None else request.body
 
 
 class _NoMethodOverride:
