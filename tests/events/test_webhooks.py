@@ -266,7 +266,8 @@ def test_a_failing_subscription_is_disabled_and_says_why(app, settings, receiver
 
 def test_a_delivery_is_given_up_after_the_retry_window(app, settings, receiver):
     receiver.plan = lambda attempt, request: 503
-    settings = dataclasses.replace(settings, webhook_retry_seconds=0.4)
+    # long enough for a second attempt even when a loaded machine slows the first one
+    settings = dataclasses.replace(settings, webhook_retry_seconds=1.5)
     sub = _subscribe(app, receiver.url)
     _message(app, 1)
     with Running(settings):
