@@ -104,12 +104,7 @@ class Bench:
               file=sys.stderr, flush=True)
 
     def floor_phase(self, kind: str, label: str) -> PhaseResult:
-        if kind == "put":
-            work = lambda c, i: c.request("PUT", "/runs/x/jobs/1/",  # noqa: E731
-                                          {"name": "x", "job_id": "1"})
-        else:
-            work = lambda c, i: c.request("GET", "/runs/")  # noqa: E731
-        result = run_phase(f"floor_wsgi_{kind}", self.floor_base, work,
+        result = run_phase(f"floor_wsgi_{kind}", self.floor_base, FLOOR_WORK[kind],
                            threads=self.args.threads, seconds=self.args.floor_seconds)
         self._print(result, label)
         return result
@@ -195,15 +190,11 @@ class Bench:
             threads=self.args.threads, seconds=self.args.seconds))
 
     def floor_phases(self, env: dict) -> dict[str, PhaseResult]:
-        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning"), "floor_app:application",
-                             cwd=REPO / "bench") as (_proc, port):
+        with floor_server(env) as (_proc, port):
             base = f"http://127.0.0.1:{port}"
-            get = self.record(run_phase("floor_wsgi_get", base, lambda c, i: c.request(
-                "GET", "/runs/"), threads=self.args.threads, seconds=self.args.seconds))
-            put = self.record(run_phase("floor_wsgi_put", base, lambda c, i: c.request(
-                "PUT", "/runs/x/jobs/1/", {"name": "x", "job_id": "1"}),
-                threads=self.args.threads, seconds=self.args.seconds))
-            floors = {"get": get, "put": put}
+            floors = {kind: self.record(run_phase(
+                f"floor_wsgi_{kind}", base, work, threads=self.args.threads,
+                seconds=self.args.seconds)) for kind, work in FLOOR_WORK.items()}
             if self.summary_bytes:
                 # the trivial app answering as many bytes as a run summary: what moving the
                 # document alone costs the client, gunicorn and the kernel (not a target)
@@ -286,8 +277,7 @@ def main(argv=None) -> int:
                            env=env, check=True)
         print(f"paddles on PostgreSQL ({dbname}), {args.threads} client threads",
               file=sys.stderr)
-        with server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning"), "floor_app:application",
-                             cwd=REPO / "bench") as (_floor, floor_port), \
+        with floor_server(env) as (_floor, floor_port), \
                 server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning")) as (_proc, port):
             if args.floor_seconds > 0:
                 bench.floor_base = f"http://127.0.0.1:{floor_port}"
@@ -307,6 +297,17 @@ def main(argv=None) -> int:
     return 0
 
 
+def floor_server(env: dict):
+    """The floor app (bench/floor_app.py) under gunicorn_config.py, as paddles is."""
+    return server.gunicorn(dict(env, PADDLES_LOG_LEVEL="warning"), "floor_app:application",
+                           cwd=REPO / "bench")
+
+
+# the floor app's requests: a GET and a heartbeat-shaped PUT
+FLOOR_WORK = {
+    "get": lambda c, i: c.request("GET", "/runs/"),
+    "put": lambda c, i: c.request("PUT", "/runs/x/jobs/1/", {"name": "x", "job_id": "1"}),
+}
 FLOOR_OF = {"heartbeat_put": "put", "status_running": "put", "status_finish": "put",
             "create_jobs": "put"}
 

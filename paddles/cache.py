@@ -99,6 +99,19 @@ def cached_json(request, key: Hashable, build: Callable[[], object]) -> Response
     return resp
 
 
+def cached_run_json(request, db, run_name: str, variant: tuple,
+                    build: Callable[[object], object], *, missing: str = "run not found"
+                    ) -> Response:
+    """`cached_json` for a document of the run named `run_name`, keyed on the run's state
+    (one narrow SELECT, services.runs.run_state) and `variant` (which document, and every
+    request parameter it depends on); `build(run)` renders it from the run row, which is
+    loaded only when the answer is not cached."""
+    from .services import runs as run_service
+    state = run_service.run_state(db, run_name, missing=missing)
+    return cached_json(request, (*variant, *state),
+                       lambda: build(run_service.get_run(db, run_name, missing=missing)))
+
+
 def _client_etags(request) -> set[str]:
     raw = request.headers.get("If-None-Match")
     if not raw:

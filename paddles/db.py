@@ -9,6 +9,7 @@ import weakref
 from pathlib import Path
 
 import orjson
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
@@ -185,7 +186,6 @@ def execute_alone(session: Session, statement: "Prepared", params: dict):
     if not _autocommit_capable(conn.engine):
         return conn.execute(statement.statement, params)
     raw = conn.connection.dbapi_connection
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
     if raw.autocommit or raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
         return conn.execute(statement.statement, params)
     raw.autocommit = True

@@ -4,10 +4,9 @@ from __future__ import annotations
 from pecan import expose, request
 
 from .. import schemas, serializers
-from ..cache import cached_json
+from ..cache import cached_run_json
 from ..errors import InvalidRequest
 from ..services import jobs as job_service
-from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource
 
@@ -22,15 +21,13 @@ class JobsController(Resource):
         params = self._params()
         fields = schemas.parse_fields(params.get("fields"), serializers.JOB_FIELD_NAMES)
         status = params.get("status")
-        db, missing = self._db(), "associated run was not found"
-        state = run_service.run_state(db, self._run_name, missing=missing)
-
-        def build():
-            run = run_service.get_run(db, self._run_name, missing=missing)
-            return serializers.job_list(job_service.list_jobs(db, run, status),
-                                        self._settings, fields)
-        return cached_json(request, ("jobs", *state, status,
-                                     None if fields is None else tuple(fields)), build)
+        db = self._db()
+        variant = ("jobs", status, None if fields is None else tuple(fields))
+        return cached_run_json(
+            request, db, self._run_name, variant,
+            lambda run: serializers.job_list(job_service.list_jobs(db, run, status),
+                                             self._settings, fields),
+            missing="associated run was not found")
 
     @expose("json")
     def post(self, **_):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pecan import expose, request
 
 from .. import filters, schemas, serializers
-from ..cache import cached_json
+from ..cache import cached_run_json
 from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
@@ -83,14 +83,10 @@ class RunController(Resource):
 
     @expose("json")
     def get(self, **_):
-        db, name = self._db(), self._name
-        state = run_service.run_state(db, name)
-
-        def build():
-            run = run_service.get_run(db, name)
-            return serializers.run_detail(run, job_service.jobs_in_id_order(db, run),
-                                          self._settings)
-        return cached_json(request, ("run", *state), build)
+        db = self._db()
+        return cached_run_json(request, db, self._name, ("run",), lambda run: serializers
+                               .run_detail(run, job_service.jobs_in_id_order(db, run),
+                                           self._settings))
 
     @expose("json")
     def delete(self, **_):
