@@ -7,6 +7,7 @@ import os
 import select
 import weakref
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -175,27 +176,101 @@ def _checkin_transactional(dbapi_conn, _record) -> None:
         dbapi_conn.autocommit = False
 
 
-def execute_alone(session: Session, statement: "Prepared", params: dict):
-    """Execute `statement` as a transaction of its own when nothing has been sent yet in the
-    session's transaction, on PostgreSQL with psycopg2 (autocommit: one round trip where
-    BEGIN, the statement and COMMIT were three), prepared on the server unless the engine
-    says not to. Its change is committed when this returns, whatever the request does next:
-    only for a request whose one change it is. Otherwise, and on SQLite, it runs in the
-    session's transaction as usual."""
+class Outcome(NamedTuple):
+    """What a statement run by `execute_alone` gave: its rows (a list of tuples, empty for a
+    statement that returns none) and its rowcount."""
+    rows: list
+    rowcount: int
+
+    def first(self):
+        return self.rows[0] if self.rows else None
+
+
+def execute_alone(session: Session, statement: "Prepared", params: dict) -> Outcome:
+    """Run `statement` as a transaction of its own when the session has sent nothing yet, on
+    PostgreSQL with psycopg2: in autocommit (one round trip where BEGIN, the statement and
+    COMMIT were three), prepared on the server unless the engine says not to. Its change is
+    committed when this returns, whatever the request does next: only for a request whose
+    one change it is, or for a read. Otherwise, and on SQLite, it runs in the session's
+    transaction as usual.
+
+    A session bound to an engine that has not begun a transaction runs it on a pooled
+    connection of its own, checked out and back in around it, without SQLAlchemy's
+    Connection and the session's transaction around it (`_run_pooled`): for a heartbeat or
+    a cached run document that was most of the request's database overhead."""
+    bind = session.get_bind()
+    if not _autocommit_capable(bind):
+        return _outcome(session.connection().execute(statement.statement, params))
+    if isinstance(bind, Engine) and not session.in_transaction():
+        return _run_pooled(bind, statement, params)
     conn = session.connection()
-    if not _autocommit_capable(conn.engine):
-        return conn.execute(statement.statement, params)
     raw = conn.connection.dbapi_connection
-    if raw.autocommit or raw.get_transaction_status() != TRANSACTION_STATUS_IDLE:
-        return conn.execute(statement.statement, params)
-    raw.autocommit = True
+    alone = not raw.autocommit and raw.get_transaction_status() == TRANSACTION_STATUS_IDLE
+    if not (alone or raw.autocommit):  # inside a transaction that has begun: plainly
+        return _outcome(conn.execute(statement.statement, params))
+    if alone:
+        raw.autocommit = True
     try:
-        if conn.get_execution_options().get(PREPARE_OPTION, True):
-            return statement.execute_prepared(conn, params)
-        return conn.execute(statement.statement, params)
+        return _outcome(_execute_autocommitted(conn, statement, params))
     finally:
-        if not raw.closed:
+        if alone and not raw.closed:
             raw.autocommit = False
+
+
+def _outcome(result) -> Outcome:
+    return Outcome(result.fetchall() if result.returns_rows else [], result.rowcount)
+
+
+def _execute_autocommitted(conn, statement: "Prepared", params: dict):
+    if conn.get_execution_options().get(PREPARE_OPTION, True):
+        return statement.execute_prepared(conn, params)
+    return conn.execute(statement.statement, params)
+
+
+def _run_pooled(engine: Engine, statement: "Prepared", params: dict) -> Outcome:
+    """`statement` on a connection checked out of the engine's pool for it alone, in
+    autocommit. With listeners on the engine's statements (tests counting queries), through
+    a SQLAlchemy Connection so that they see it; otherwise on the DBAPI cursor, with the same
+    SQL, the pool's checkout and checkin events, SQLAlchemy's exception classes, and a
+    connection found dead invalidated."""
+    if engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
+        with engine.connect() as conn:
+            conn.execution_options(**{AUTOCOMMIT_OPTION: True})
+            return _outcome(_execute_autocommitted(conn, statement, params))
+    prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
+    pooled = engine.raw_connection()
+    try:
+        raw = pooled.dbapi_connection
+        raw.autocommit = True
+        cursor = raw.cursor()
+        try:
+            values = statement.values(params)
+            if not prepare:
+                _cursor_execute(engine, pooled, cursor, statement.plain_sql, values)
+            else:
+                statement.run_prepared(
+                    pooled.info,
+                    lambda sql, values=None: _cursor_execute(engine, pooled, cursor, sql,
+                                                             values),
+                    values)
+            return Outcome(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+        finally:
+            cursor.close()
+    finally:
+        pooled.close()  # back to the pool, transactional again (_checkin_transactional)
+
+
+def _cursor_execute(engine: Engine, pooled, cursor, sql: str, values) -> None:
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        cursor.execute(sql, values)
+    except dbapi.Error as error:
+        dead = engine.dialect.is_disconnect(error, pooled.dbapi_connection, cursor)
+        if dead:
+            pooled.invalidate(error)
+        raise exc.DBAPIError.instance(sql, values, error, dbapi.Error,
+                                      connection_invalidated=dead,
+                                      dialect=engine.dialect) from error
 
 
 PREPARE_OPTION = "paddles_prepare"
@@ -216,29 +291,49 @@ class Prepared:
 
     @functools.cached_property
     def prepare_sql(self) -> str:
-        from sqlalchemy.dialects.postgresql import psycopg2 as pg
-        sql = str(self.statement.compile(dialect=pg.dialect()))
+        sql = self.plain_sql
         for position, param in enumerate(self.params, 1):
             sql = sql.replace(f"%({param})s", f"${position}")
         if "%" in sql:  # a parameter not in `params`, or an escaped percent sign
             raise ValueError(f"{self.name}: not all of the statement is parameters or SQL")
         return f"PREPARE {self.name} AS {sql}"
 
+    @functools.cached_property
+    def plain_sql(self) -> str:
+        """The statement as psycopg2 takes it with named parameters (no PREPARE)."""
+        from sqlalchemy.dialects.postgresql import psycopg2 as pg
+        return str(self.statement.compile(dialect=pg.dialect()))
+
+    def values(self, params: dict) -> dict:
+        return {p: params.get(p) for p in self.params}
+
     def execute_prepared(self, conn, params: dict):
+        """On a SQLAlchemy Connection in autocommit; its result."""
+        return self.run_prepared(conn.connection.info, conn.exec_driver_sql,
+                                 self.values(params))
+
+    def run_prepared(self, info: dict, execute, values: dict):
+        """EXECUTE, after PREPARE on a connection (whose pool `info` is given) that has not
+        prepared it; `execute(sql[, values])` runs SQL on that connection in autocommit."""
         key = ("paddles.prepared", self.name)
-        info = conn.connection.info
-        values = {p: params.get(p) for p in self.params}
         for attempt in (1, 2):
             if not info.get(key):
-                conn.exec_driver_sql(self.prepare_sql)
+                execute(self.prepare_sql)
                 info[key] = True
             try:
-                return conn.exec_driver_sql(self.execute_sql, values)
+                return execute(self.execute_sql, values)
             except exc.DBAPIError as error:  # autocommit: nothing else failed with it
                 if getattr(error.orig, "pgcode", None) != UNDEFINED_PREPARED_STATEMENT \
                         or attempt == 2:
                     raise
                 info.pop(key, None)
+
+
+def write_locks_up_front(factory: sessionmaker[Session]) -> bool:
+    """Whether a writing request should `begin_write` before its first statement: SQLite
+    (BEGIN IMMEDIATE), or a session not bound to an engine of ours."""
+    bind = factory.kw.get("bind")
+    return not isinstance(bind, Engine) or bind.dialect.name != "postgresql"
 
 
 def begin_write(session: Session) -> None:

@@ -18,7 +18,7 @@ from webob import Request as WebObRequest, Response
 from webob.exc import HTTPException
 
 from . import logs, metrics
-from .db import begin_write, reading
+from .db import begin_write, reading, write_locks_up_front
 from .errors import InsufficientStorage, PaddlesError
 from .streams import body_timed_out
 
@@ -99,6 +99,8 @@ class DBSessionHook(PecanHook):
         self.reader = {make_session: reading(make_session)}
         if make_read_session is not None:
             self.reader[make_read_session] = reading(make_read_session)
+        self.lock_up_front = {factory: write_locks_up_front(factory)
+                              for factory in (make_session, make_read_session) if factory}
 
     def on_route(self, state):
         request = state.request
@@ -112,9 +114,12 @@ class DBSessionHook(PecanHook):
             session = self.reader[make_session]()
         else:
             session = make_session()
-            # A streamed upload takes its write lock itself, after the body is in (SQLite
-            # would otherwise hold the database's write lock for as long as the client sends).
-            if STREAMED_BODY not in request.environ:
+            # SQLite: the write lock up front (BEGIN IMMEDIATE), except for a streamed
+            # upload, which takes it after the body is in (it would otherwise hold the
+            # database's write lock for as long as the client sends). PostgreSQL needs no
+            # such lock: the session begins at its first statement, and a request whose one
+            # statement runs alone (db.execute_alone: a heartbeat) never begins one.
+            if self.lock_up_front[make_session] and STREAMED_BODY not in request.environ:
                 begin_write(session)
         request.db = session
         request.session_factory = make_session  # for streamed exports (in a transaction)
@@ -124,7 +129,8 @@ class DBSessionHook(PecanHook):
         if session is None:
             return
         try:
-            if state.request.method not in READ_METHODS and state.response.status_int < 400:
+            if state.request.method not in READ_METHODS and state.response.status_int < 400 \
+                    and session.in_transaction():
                 session.commit()
         except DBAPIError as exc:
             session.rollback()

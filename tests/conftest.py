@@ -126,8 +126,11 @@ class QueryCounter:
         self.executed: list[tuple[str, object]] = []  # (statement, parameters), for EXPLAIN
 
     def __call__(self, conn, cursor, statement, parameters, *args):
+        # nor PREPARE: a prepared statement (db.Prepared) is prepared once per connection,
+        # so whether a request pays it depends on which pooled connection it got
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK",
-                                                      "SAVEPOINT", "RELEASE", "PRAGMA")):
+                                                      "SAVEPOINT", "RELEASE", "PRAGMA",
+                                                      "PREPARE")):
             self.statements.append(statement)
             self.executed.append((statement, parameters))
 
@@ -142,7 +145,7 @@ class QueryCounter:
 
 @pytest.fixture
 def queries(db_engine):
-    """Counts the SQL statements (not transaction control) the engine runs."""
+    """Counts the SQL statements (not transaction control, nor PREPARE) the engine runs."""
     counter = QueryCounter()
     event.listen(db_engine, "before_cursor_execute", counter)
     yield counter

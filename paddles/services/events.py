@@ -59,6 +59,8 @@ def record_event(session: Session, type: str, payload: Mapping[str, Any], *, sub
            "topic": topic or topic_for(type.split(".", 1)[0]), "type": type,
            "subject": subject, "username": username, "run_name": run_name, "job_id": job_id,
            "data": dict(payload)}
+    if not session.in_transaction():  # so that a rollback forgets the queue with the rest
+        session.begin()
     session.info.setdefault(PENDING, []).append(row)
     return row
 

@@ -1,0 +1,112 @@
+"""db.execute_alone: one statement as a transaction of its own, on a pooled connection of its
+own when the session has begun nothing (PostgreSQL with psycopg2), else in the session."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Integer, bindparam, event, exc, select, text
+from sqlalchemy.orm import sessionmaker
+
+from paddles.db import Prepared, execute_alone, make_engine
+from paddles.services import jobs as job_service
+
+from tests.factories import post_job, run_name
+
+DIVIDE = Prepared("paddles_test_divide",
+                  select(bindparam("a", type_=Integer) / bindparam("b", type_=Integer)),
+                  ("a", "b"))
+SUICIDE = Prepared("paddles_test_suicide",
+                   select(text("pg_terminate_backend(pg_backend_pid())"),
+                          bindparam("x", type_=Integer)), ("x",))
+
+
+@pytest.fixture
+def pooled(db_engine):
+    """A one-connection engine of its own (so the connection it hands back is the same),
+    with nothing listening to its statements (so the DBAPI lane is the one taken)."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the pooled lane is PostgreSQL's (SQLite runs in the session)")
+    engine = make_engine(db_engine.url, pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def _server_state(engine):
+    with engine.connect() as conn:
+        prepared = conn.exec_driver_sql(
+            "SELECT name FROM pg_prepared_statements").scalars().all()
+        return prepared, conn.connection.dbapi_connection.autocommit
+
+
+def test_rows_and_rowcount_from_the_dbapi_lane_and_the_connection_goes_back_clean(pooled):
+    session = sessionmaker(bind=pooled)()
+    out = execute_alone(session, DIVIDE, {"a": 6, "b": 3})
+    assert out.rows == [(2,)] and out.first() == (2,) and out.rowcount == 1
+    assert not session.in_transaction()  # the session itself began nothing
+    prepared, autocommit = _server_state(pooled)
+    assert prepared == ["paddles_test_divide"] and autocommit is False
+    assert execute_alone(session, DIVIDE, {"a": 9, "b": 3}).first() == (3,)  # prepared once
+
+
+def test_an_error_is_sqlalchemys_and_leaves_the_connection_usable(pooled):
+    session = sessionmaker(bind=pooled)()
+    with pytest.raises(exc.DataError) as caught:
+        execute_alone(session, DIVIDE, {"a": 1, "b": 0})
+    assert caught.value.orig.pgcode == "22012"  # division_by_zero
+    assert not caught.value.connection_invalidated
+    assert execute_alone(session, DIVIDE, {"a": 4, "b": 2}).first() == (2,)
+    assert _server_state(pooled)[1] is False
+
+
+def test_a_connection_that_dies_is_invalidated_and_replaced(pooled):
+    session = sessionmaker(bind=pooled)()
+    with pytest.raises(exc.OperationalError) as caught:  # the app answers 503
+        execute_alone(session, SUICIDE, {"x": 1})
+    assert caught.value.connection_invalidated
+    assert execute_alone(session, DIVIDE, {"a": 8, "b": 2}).first() == (4,)  # a new one
+
+
+def test_a_connection_that_lost_its_statements_prepares_again(pooled):
+    session = sessionmaker(bind=pooled)()
+    execute_alone(session, DIVIDE, {"a": 1, "b": 1})
+    with pooled.connect() as conn:
+        conn.connection.dbapi_connection.autocommit = True
+        conn.exec_driver_sql("DEALLOCATE ALL")
+    assert execute_alone(session, DIVIDE, {"a": 10, "b": 5}).first() == (2,)
+
+
+def test_without_prepared_statements_nothing_is_prepared(db_engine):
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    engine = make_engine(db_engine.url, pool_size=1, max_overflow=0,
+                         prepared_statements=False)
+    try:
+        session = sessionmaker(bind=engine)()
+        assert execute_alone(session, DIVIDE, {"a": 6, "b": 2}).first() == (3,)
+        assert _server_state(engine) == ([], False)
+    finally:
+        engine.dispose()
+
+
+def test_in_a_begun_transaction_it_runs_there_and_rolls_back_with_it(app, db_engine):
+    run = run_name()
+    post_job(app, run, job_id=1, status="running")
+    before = app.get(f"/runs/{run}/jobs/1/").json["updated"]
+    session = sessionmaker(bind=db_engine)()
+    session.execute(text("SELECT 1"))  # the transaction has sent something: not alone
+    job_service.update_job(session, run, "1", {"name": run})
+    session.rollback()
+    assert app.get(f"/runs/{run}/jobs/1/").json["updated"] == before
+
+
+def test_listeners_see_the_statement(pooled):
+    seen = []
+    listener = lambda conn, cursor, statement, *rest: seen.append(  # noqa: E731
+        (statement.split()[0], conn.connection.dbapi_connection.autocommit))
+    event.listen(pooled, "before_cursor_execute", listener)
+    try:
+        session = sessionmaker(bind=pooled)()
+        execute_alone(session, DIVIDE, {"a": 2, "b": 1})
+        execute_alone(session, DIVIDE, {"a": 2, "b": 1})
+    finally:
+        event.remove(pooled, "before_cursor_execute", listener)
+    assert seen == [("PREPARE", True), ("EXECUTE", True), ("EXECUTE", True)]
