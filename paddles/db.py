@@ -93,12 +93,15 @@ def _check_socket(dbapi_conn, conn_record, conn_proxy) -> None:
     A connection that dies later, mid-request, is invalidated by SQLAlchemy as before."""
     if dbapi_conn.closed:
         raise exc.DisconnectionError("connection closed")
-    poller = select.poll()
-    poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    poller = conn_record.info.get(_POLLER)  # one per connection: its socket never changes
+    if poller is None:
+        poller = conn_record.info[_POLLER] = select.poll()
+        poller.register(dbapi_conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
     if poller.poll(0):
         raise exc.DisconnectionError("the server ended the connection")
 
 
+_POLLER = "paddles.poller"
 PG_CONNECT_TIMEOUT = 5  # seconds
 
 

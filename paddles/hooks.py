@@ -5,9 +5,9 @@ import dataclasses
 import errno
 import io
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -136,7 +136,10 @@ class DBSessionHook(PecanHook):
             session.rollback()
             state.response = database_error_response(exc)
         finally:
-            session.close()
+            if session.in_transaction() or session.identity_map:
+                session.close()
+            # else it never began (a read or a heartbeat that ran alone, db.execute_alone):
+            # nothing to give back, and closing an unused Session is not free
 
     def on_error(self, state, exc):
         session = getattr(state.request, "db", None)
@@ -399,7 +402,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 def request_id_of(environ) -> str:
     given = environ.get("HTTP_X_REQUEST_ID") or ""
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    # 32 random hex digits, as uuid4().hex gave, without building a UUID
+    return given if given and _REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 class RequestObserver:

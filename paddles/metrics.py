@@ -55,8 +55,16 @@ SCRAPE_QUERY_TIMEOUT_MS = 2000
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     method = method if method in METHODS else "other"
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    series = _SERIES.get((method, route, status))
+    if series is None:  # labels() checks and converts its values, under a lock: once
+        series = _SERIES[method, route, status] = (REQUESTS.labels(method, route, str(status)),
+                                                   LATENCY.labels(method, route))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+# (method, route template, status) -> its counter and histogram series; bounded as the labels
+_SERIES: dict[tuple[str, str, int], tuple] = {}
 
 
 # ---- route templates --------------------------------------------------------------------

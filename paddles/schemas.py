@@ -13,6 +13,8 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from .errors import InvalidRequest, NotFound
 from .models.artifacts import TEST_STATUS_VALUES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
@@ -65,16 +67,38 @@ def parse_json(raw: bytes, *, required: bool = True) -> Any:
         if required:
             raise InvalidRequest(BAD_JSON)
         return None
-    try:
-        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError):
-        raise InvalidRequest(BAD_JSON) from None
-    if _SURROGATE_ESCAPE.search(raw) and any(
-            isinstance(item, str) and _SURROGATE.search(item) for item in walk_json(value)):
-        raise InvalidRequest(BAD_JSON)
+    value = _orjson_loads(raw)
+    if value is _UNDECIDED:
+        try:
+            value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except (ValueError, RecursionError):
+            raise InvalidRequest(BAD_JSON) from None
+        if _SURROGATE_ESCAPE.search(raw) and any(
+                isinstance(item, str) and _SURROGATE.search(item)
+                for item in walk_json(value)):
+            raise InvalidRequest(BAD_JSON)
     if _depth(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+_UNDECIDED = object()
+# 19 digits in a row may be an integer orjson would turn into a float (from 2**64 on)
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _orjson_loads(raw: bytes) -> Any:
+    """The body decoded by orjson, which is several times faster than the stdlib and refuses
+    the same things (NaN, Infinity, 1e400, lone surrogates); `_UNDECIDED` when the stdlib
+    must decide: a body orjson refuses (it is also refused there, or it is not UTF-8 but
+    UTF-16 or 32, which the stdlib reads), or one with integers orjson would not keep
+    exactly."""
+    if _LONG_DIGITS.search(raw):
+        return _UNDECIDED
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _UNDECIDED
 
 
 # a surrogate can only come in through a \\uD800-\\uDFFF escape (paired ones decode to one

@@ -17,7 +17,7 @@ from ..errors import Unavailable
 from ..openapi import _ok, _op, _p, _q
 from ..services import events as event_service
 from ..services import webhooks as webhook_service
-from .base import Resource, StreamedResponse
+from .base import Resource, StreamedResponse, child
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,11 @@ class SubscriptionsController(Resource):
 
 
 class SubscriptionController(Resource):
+    deliveries = child(lambda sub: DeliveriesController(sub._settings, sub._raw_id))
+
     def __init__(self, settings, sub_id: str):
         super().__init__(settings)
         self._raw_id = sub_id
-        self.deliveries = DeliveriesController(settings, sub_id)
 
     @property
     def _id(self) -> int:

@@ -8,7 +8,7 @@ from ..cache import cached_run_json
 from ..errors import InvalidRequest
 from ..services import jobs as job_service
 from .artifacts import ArtifactsController, TestsController, TimelineController
-from .base import Resource
+from .base import Resource, child
 
 
 class JobsController(Resource):
@@ -47,13 +47,16 @@ class JobsController(Resource):
 
 
 class JobController(Resource):
+    artifacts = child(lambda job: ArtifactsController(job._settings, job._run_name,
+                                                      job._job_id))
+    tests = child(lambda job: TestsController(job._settings, job._run_name, job._job_id))
+    timeline = child(lambda job: TimelineController(job._settings, job._run_name,
+                                                    job._job_id))
+
     def __init__(self, settings, run_name, job_id):
         super().__init__(settings)
         self._run_name = run_name
         self._job_id = job_id
-        self.artifacts = ArtifactsController(settings, run_name, job_id)
-        self.tests = TestsController(settings, run_name, job_id)
-        self.timeline = TimelineController(settings, run_name, job_id)
 
     @expose("json")
     def get(self, **_):

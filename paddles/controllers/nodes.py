@@ -10,7 +10,7 @@ from ..auth import principal_of
 from ..services import nodes as node_service
 from ..services.tokens import acting_owner
 from ..openapi import NODE, PAGING, _list, _ok, _op, _q
-from .base import Resource
+from .base import Resource, child
 
 
 def _as_owner() -> str | None:
@@ -101,12 +101,13 @@ class MachineTypesController(Resource):
 
 
 class NodeController(Resource):
+    lock = child(lambda node: NodeLockController(node._settings, node._name))
+    jobs = child(lambda node: NodeJobsController(node._settings, node._name))
+    job_stats = child(lambda node: NodeJobStatsController(node._settings, node._name))
+
     def __init__(self, settings, name):
         super().__init__(settings)
         self._name = name
-        self.lock = NodeLockController(settings, name)
-        self.jobs = NodeJobsController(settings, name)
-        self.job_stats = NodeJobStatsController(settings, name)
 
     @expose("json")
     def get(self, **_):

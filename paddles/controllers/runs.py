@@ -8,7 +8,7 @@ from ..cache import cached_run_json
 from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
-from .base import Resource
+from .base import Resource, child
 from .compare import CompareController
 from .jobs import JobsController
 
@@ -73,13 +73,14 @@ class RunFilterController(Resource):
 
 
 class RunController(Resource):
+    jobs = child(lambda run: JobsController(run._settings, run._name))
+    artifacts = child(lambda run: ArtifactsController(run._settings, run._name))
+    tests = child(lambda run: TestsController(run._settings, run._name))
+    compare = child(lambda run: CompareController(run._settings, run._name))
+
     def __init__(self, settings, name):
         super().__init__(settings)
         self._name = name
-        self.jobs = JobsController(settings, name)
-        self.artifacts = ArtifactsController(settings, name)
-        self.tests = TestsController(settings, name)
-        self.compare = CompareController(settings, name)
 
     @expose("json")
     def get(self, **_):

@@ -14,6 +14,7 @@ from pecan.rest import RestController
 from pecan.util import iscontroller
 
 from paddles import openapi
+from paddles.controllers.base import child
 from paddles.controllers.root import RootController
 from paddles.settings import load_settings
 
@@ -32,7 +33,10 @@ def _is_controller(value) -> bool:
 
 
 def _children(ctrl):
-    for name, value in vars(ctrl).items():
+    """Controllers held by the instance, and those its class builds on first use (child)."""
+    lazy = [n for n in dir(type(ctrl)) if isinstance(getattr(type(ctrl), n, None), child)]
+    for name in sorted(set(vars(ctrl)) | set(lazy)):
+        value = getattr(ctrl, name)
         if not name.startswith("_") and _is_controller(value):
             yield name, value
 
@@ -101,3 +105,28 @@ def test_every_served_route_is_documented_with_its_methods():
 def test_every_documented_route_is_in_the_tree():
     served, documented = served_routes(), documented_routes()
     assert sorted(p for p in documented if p not in served) == []
+
+
+def _resource_classes(cls=None):
+    from paddles.controllers.base import Resource
+    cls = cls or Resource
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _resource_classes(sub)
+
+
+def test_no_handler_takes_positional_arguments():
+    """Resource._route sends segments left over to a child and a URL that names the resource
+    to its handler at once, both on the grounds that no handler takes a positional argument
+    (each takes `**_`): a handler that did would need RestController's own routing."""
+    import inspect
+
+    from paddles import controllers  # noqa: F401  (every controller module imported)
+    from paddles.controllers import root  # noqa: F401
+    for cls in _resource_classes():
+        for name in HANDLERS:
+            handler = getattr(cls, name, None)
+            if handler is None or not callable(handler):
+                continue
+            params = list(inspect.signature(handler).parameters.values())[1:]
+            assert all(p.kind is p.VAR_KEYWORD for p in params), f"{cls.__name__}.{name}"

@@ -1,0 +1,45 @@
+"""schemas.parse_json: orjson decodes, the stdlib decides what orjson would not keep or read,
+and both give the same values and the same refusals."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from paddles.errors import InvalidRequest
+from paddles.schemas import BAD_JSON, parse_json
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(JSON_VALUES)
+def test_any_json_value_decodes_exactly_as_the_stdlib_does(value):
+    raw = json.dumps(value).encode()
+    assert parse_json(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"9223372036854775807", 2**63 - 1),
+    (b"18446744073709551615", 2**64 - 1),
+    (b"18446744073709551616", 2**64),           # orjson would make it a float
+    (b"[-1208925819614629174706176]", [-2**80]),
+    ('{"a": "\u00e9"}'.encode("utf-16"), {"a": "\u00e9"}),  # UTF-16: the stdlib reads it
+    (b'{"a": 1, "a": 2}', {"a": 2}),
+    (b'"\\ud83d\\ude00"', "\U0001F600"),          # a surrogate pair is one character
+])
+def test_values_orjson_alone_would_get_wrong_or_refuse(raw, expected):
+    value = parse_json(raw)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"[Infinity]", b"1e400", b'"\\ud800"', b'"\xff"',
+                                 b"{", b"[1,]"])
+def test_refused_either_way(raw):
+    with pytest.raises(InvalidRequest) as caught:
+        parse_json(raw)
+    assert caught.value.message == BAD_JSON
