@@ -113,7 +113,7 @@ def cached_run_json(request, db, run_name: str, variant: tuple,
 
 
 def _client_etags(request) -> set[str]:
-    raw = request.headers.get("If-None-Match")
+    raw = request.environ.get("HTTP_IF_NONE_MATCH")
     if not raw:
         return set()
     # a weak comparison (RFC 9110 13.1.2): W/"x" and "x" name the same representation
