@@ -15,7 +15,8 @@ and route template (the templates of the OpenAPI document, as metrics.route_temp
 finds them). Answers: 401 (no, malformed, unknown, expired or revoked credentials, with
 WWW-Authenticate) and 403 (a valid token without the role), both `{"message": ...}`.
 The token is looked up on every request (one indexed SELECT on the primary database), so
-a revocation holds from the next request on.
+a revocation holds from the next request on; an open event stream looks it up again at
+each read (controllers/events.EventStream).
 """
 from __future__ import annotations
 

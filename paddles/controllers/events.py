@@ -15,7 +15,9 @@ from .. import notify, openapi, schemas, serializers
 from ..db import make_session_factory
 from ..errors import Unavailable
 from ..openapi import _ok, _op, _p, _q
+from ..auth import principal_of
 from ..services import events as event_service
+from ..services import tokens as token_service
 from ..services import webhooks as webhook_service
 from .base import Resource, StreamedResponse, child
 
@@ -104,7 +106,9 @@ class EventStreamController(Resource):
         try:
             engine = db.get_bind()
             waker = notify.get_waker(engine, settings.events_poll_interval)
-            resp.app_iter = EventStream(make_session_factory(engine), waker, query, settings)
+            principal = principal_of(request.environ)
+            resp.app_iter = EventStream(make_session_factory(engine), waker, query, settings,
+                                        token=None if principal is None else principal.name)
         except BaseException:
             SLOTS.give_back()
             raise
@@ -113,13 +117,18 @@ class EventStreamController(Resource):
 
 class EventStream:
     """The WSGI body of one stream. `close()` (called by the server when the client goes or
-    the stream ends) gives the slot back, even when the body was never iterated."""
+    the stream ends) gives the slot back, even when the body was never iterated.
 
-    def __init__(self, sessions, waker, query, settings):
+    `token`: the name of the API token that opened it (auth on). The stream ends at its
+    next read once that token is revoked or expired: a revocation holds for a stream as it
+    does from the next request on."""
+
+    def __init__(self, sessions, waker, query, settings, *, token: str | None = None):
         self._sessions = sessions
         self._waker = waker
         self._query = query
         self._settings = settings
+        self._token = token
         self._closed = False
         self._gen = self._generate()
 
@@ -143,14 +152,21 @@ class EventStream:
             version = waker.version()
             try:
                 with self._sessions() as session:
-                    events, cursor = event_service.list_events(
-                        session, since=last, types=query["types"],
-                        run_name=query["run_name"], job_id=query["job_id"], limit=STREAM_BATCH)
+                    revoked = self._token is not None and not token_service.is_live(
+                        session, self._token)
+                    if not revoked:
+                        events, cursor = event_service.list_events(
+                            session, since=last, types=query["types"],
+                            run_name=query["run_name"], job_id=query["job_id"],
+                            limit=STREAM_BATCH)
             except DBAPIError as exc:  # the database went away (restart, failover): end the
                 # stream cleanly; the client resumes with Last-Event-ID, and nothing is lost
                 log.warning("event stream ended, database error: %s",
                             str(exc.orig or exc).strip().split("\n", 1)[0])
                 yield b": database unavailable; reconnect with Last-Event-ID\n\n"
+                return
+            if revoked:
+                yield b": token revoked or expired; the stream ends\n\n"
                 return
             last = cursor
             if events:

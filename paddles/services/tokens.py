@@ -123,10 +123,21 @@ def authenticate(session: Session, secret: str) -> Principal | None:
     row = session.execute(select(ApiToken.name, ApiToken.roles, ApiToken.owner,
                                  ApiToken.revoked, ApiToken.expires)
                           .where(ApiToken.secret_sha256 == digest(secret))).first()
-    if row is None or row.revoked is not None \
-            or (row.expires is not None and row.expires <= utcnow()):
+    if row is None or not _live(row.revoked, row.expires):
         return None
     return Principal(row.name, frozenset(row.roles or ()), row.owner)
+
+
+def is_live(session: Session, name: str) -> bool:
+    """Whether the token named `name` is still good: not revoked, not expired. For what
+    outlives the request it authenticated (an event stream)."""
+    row = session.execute(select(ApiToken.revoked, ApiToken.expires)
+                          .where(ApiToken.name == name)).first()
+    return row is not None and _live(row.revoked, row.expires)
+
+
+def _live(revoked, expires) -> bool:
+    return revoked is None and (expires is None or expires > utcnow())
 
 
 def acting_owner(principal: Principal | None) -> str | None:

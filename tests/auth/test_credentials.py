@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import webob
 
 from paddles.services import tokens
 from tests.auth.conftest import basic, bearer
@@ -46,6 +48,30 @@ def test_revoked_token_is_refused_on_the_next_request(auth_app, make_token, sess
     assert resp.json == {"message": "invalid, expired or revoked token"}
     assert 'Bearer realm="paddles", error="invalid_token"' in resp.headers.getall(
         "WWW-Authenticate")
+
+
+def test_an_open_event_stream_ends_once_its_token_is_revoked(auth_app_for, make_token,
+                                                               session_factory):
+    """A stream outlives the request that opened it: it looks its token up at each read
+    (each event batch or keep-alive) and ends, with a comment, once it is revoked."""
+    app = auth_app_for(events_keepalive=0.1, events_stream_max_seconds=30)
+    secret = make_token("streamer", "read")
+    environ = webob.Request.blank("/events/stream?since=0", headers={
+        **bearer(secret), "Accept": "text/event-stream"}).environ
+    started: list[str] = []
+    body = app.app(environ, lambda status, headers, exc_info=None: started.append(status))
+    try:
+        chunks = iter(body)
+        assert next(chunks).startswith(b"retry: ") and started[0].startswith("200")
+        assert next(chunks) == b": keep-alive\n\n"  # still open while the token is good
+        with session_factory.begin() as session:
+            tokens.revoke_token(session, "streamer")
+        began = time.monotonic()
+        rest = b"".join(chunks)
+    finally:
+        body.close()
+    assert rest.endswith(b": token revoked or expired; the stream ends\n\n")
+    assert time.monotonic() - began < 5  # not its 30 s limit
 
 
 @pytest.mark.parametrize("headers,message", [
