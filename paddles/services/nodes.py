@@ -68,9 +68,10 @@ def ensure_node(session: Session, name: str, machine_type: str | None) -> tuple[
 
 
 def update_node(session: Session, name: str, fields: Mapping[str, Any], *,
-                as_owner: str | None = None) -> Node:
+                as_owner: str | None = None,
+                missing: str = "attempted to update a non-existent node") -> Node:
     """PUT /nodes/NODE/: lock checks when the body carries `locked` (400/403, not 500)."""
-    node = _node_for_update(session, name, "attempted to update a non-existent node")
+    node = _node_for_update(session, name, missing)
     check_lock_change(node, fields, as_owner)
     before = events.node_snapshot(node)
     _apply(session, node, fields)
@@ -80,13 +81,9 @@ def update_node(session: Session, name: str, fields: Mapping[str, Any], *,
 
 def lock_node(session: Session, name: str, fields: Mapping[str, Any], *,
               as_owner: str | None = None) -> Node:
-    """PUT|POST /nodes/NODE/lock/: lock, unlock or update one node."""
-    node = _node_for_update(session, name, NOT_FOUND)
-    check_lock_change(node, fields, as_owner)
-    before = events.node_snapshot(node)
-    _apply(session, node, fields)
-    events.record_node_change(session, node, before)
-    return node
+    """PUT|POST /nodes/NODE/lock/: lock, unlock or update one node; the same change as
+    update_node, with upstream's 404 message for this route."""
+    return update_node(session, name, fields, as_owner=as_owner, missing=NOT_FOUND)
 
 
 def delete_node(session: Session, name: str) -> None:
