@@ -24,6 +24,8 @@ import orjson
 from pecan.hooks import PecanHook
 from webob import Response
 
+from .services import runs as run_service
+
 
 class ResponseCache:
     def __init__(self, max_bytes: int):
@@ -106,7 +108,6 @@ def cached_run_json(request, db, run_name: str, variant: tuple,
     (one narrow SELECT, services.runs.run_state) and `variant` (which document, and every
     request parameter it depends on); `build(run)` renders it from the run row, which is
     loaded only when the answer is not cached."""
-    from .services import runs as run_service
     state = run_service.run_state(db, run_name, missing=missing)
     return cached_json(request, (*variant, *state),
                        lambda: build(run_service.get_run(db, run_name, missing=missing)))

@@ -99,8 +99,7 @@ class DBSessionHook(PecanHook):
         self.reader = {make_session: reading(make_session)}
         if make_read_session is not None:
             self.reader[make_read_session] = reading(make_read_session)
-        self.lock_up_front = {factory: write_locks_up_front(factory)
-                              for factory in (make_session, make_read_session) if factory}
+        self.lock_up_front = write_locks_up_front(make_session)  # writes never use the replica
 
     def on_route(self, state):
         request = state.request
@@ -119,7 +118,7 @@ class DBSessionHook(PecanHook):
             # database's write lock for as long as the client sends). PostgreSQL needs no
             # such lock: the session begins at its first statement, and a request whose one
             # statement runs alone (db.execute_alone: a heartbeat) never begins one.
-            if self.lock_up_front[make_session] and STREAMED_BODY not in request.environ:
+            if self.lock_up_front and STREAMED_BODY not in request.environ:
                 begin_write(session)
         request.db = session
         request.session_factory = make_session  # for streamed exports (in a transaction)

@@ -53,6 +53,10 @@ UNMATCHED = "unmatched"
 SCRAPE_QUERY_TIMEOUT_MS = 2000
 
 
+# (method, route template, status) -> its counter and histogram series; bounded as the labels
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     method = method if method in METHODS else "other"
     series = _SERIES.get((method, route, status))
@@ -61,10 +65,6 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
                                                    LATENCY.labels(method, route))
     series[0].inc()
     series[1].observe(seconds)
-
-
-# (method, route template, status) -> its counter and histogram series; bounded as the labels
-_SERIES: dict[tuple[str, str, int], tuple] = {}
 
 
 # ---- route templates --------------------------------------------------------------------

@@ -86,9 +86,7 @@ def run_state(session: Session, name: str, *, missing: str = "run not found") ->
     row = execute_alone(session, _RUN_STATE, {"rs_name": name}).first()
     if row is None:
         raise RunNotFound(missing)
-    run_id, posted, version = row
-    if posted.tzinfo is None:  # SQLite keeps no zone
-        posted = posted.replace(tzinfo=dt.timezone.utc)
+    run_id, posted, version = row  # posted: aware (UTCDateTime, or psycopg2's timestamptz)
     return run_id, posted.astimezone(dt.timezone.utc).isoformat(), version
 
 
