@@ -57,6 +57,10 @@ def after_fork() -> None:
 def _make_engine(url: str, *, pool_size: int, max_overflow: int, lock_timeout: float | None,
                  **kw) -> Engine:
     parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        # `postgresql://` is psycopg2, the driver paddles installs (SQLAlchemy 2.1 would
+        # pick psycopg 3, which it does not)
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     # JSON columns are (de)coded with orjson: decoding JSONB was most of a run detail's cost
     kw.setdefault("json_serializer", _dump_json)
     kw.setdefault("json_deserializer", orjson.loads)

@@ -110,3 +110,17 @@ def test_listeners_see_the_statement(pooled):
     finally:
         event.remove(pooled, "before_cursor_execute", listener)
     assert seen == [("PREPARE", True), ("EXECUTE", True), ("EXECUTE", True)]
+
+
+def test_a_url_without_a_driver_is_psycopg2(db_engine):
+    """`postgresql://` (what users write) gets psycopg2, the driver paddles installs."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    url = db_engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        assert engine.dialect.driver == "psycopg2"
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    finally:
+        engine.dispose()
