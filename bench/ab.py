@@ -101,6 +101,8 @@ def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
         "heartbeat_put": lambda _r: heartbeat,
         "run_summary_get": lambda _r: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/"),
+        "run_summary_get_plain": lambda _r: lambda c, i: c.request(
+            "GET", f"/runs/{runs[i % len(runs)]}/", headers={"Accept-Encoding": "identity"}),
         "job_list_get": lambda _r: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/jobs/"),
         "runs_list_get": lambda _r: lambda c, i: c.request("GET", "/runs/?count=25"),

@@ -15,20 +15,30 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 
+# what `requests` sends unless told otherwise, so what teuthology and pulpito send
+CLIENT_HEADERS = {"Accept-Encoding": "gzip, deflate"}
+
+
 class Client:
-    """One keep-alive connection; reconnects when the server closes it."""
+    """One keep-alive connection; reconnects when the server closes it.
+
+    Every request carries CLIENT_HEADERS, as teuthology's do. Bodies are read whole, never
+    decoded: the load generator measures the server, and decoding JSON (or gzip) is the
+    client's work, on its own machine in a lab."""
 
     def __init__(self, base: str):
         parts = urlsplit(base)
         self.host, self.port = parts.hostname, parts.port
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
 
-    def request(self, method: str, path: str, body=None) -> tuple[int, bytes]:
+    def request(self, method: str, path: str, body=None, headers: dict | None = None
+                ) -> tuple[int, bytes]:
         data = None if body is None else (body if isinstance(body, bytes)
                                           else json.dumps(body).encode())
+        sent = CLIENT_HEADERS if headers is None else {**CLIENT_HEADERS, **headers}
         for attempt in (1, 2):
             try:
-                self.conn.request(method, path, body=data)
+                self.conn.request(method, path, body=data, headers=sent)
                 resp = self.conn.getresponse()
                 return resp.status, resp.read()
             except (http.client.HTTPException, ConnectionError, OSError):

@@ -12,6 +12,12 @@ The cache is bounded in bytes (setting `response_cache_size`; 0 turns it off) an
 the least recently used bodies; a body larger than an eighth of the bound is not kept.
 The same key gives the weak ETag, so `If-None-Match` is answered 304 even when the body
 was never cached in this process.
+
+A client that takes gzip (`Accept-Encoding`, as `requests` sends it: teuthology, pulpito)
+gets the body gzipped: compressed once per kept body, at the first such request, and kept
+beside it within the same bound. A 300-job run document shrinks from ~700 KB to a few
+tens of KB, so serving it costs far less than moving its bytes did. Both codings share the
+weak ETag (they are the same document, RFC 9110 8.8.1) and answer `Vary: Accept-Encoding`.
 """
 from __future__ import annotations
 
@@ -24,39 +30,63 @@ import orjson
 from pecan.hooks import PecanHook
 from webob import Response
 
+from .content_coding import Encoded, accepts_gzip, encode
 from .services import runs as run_service
 
 
 class ResponseCache:
+    """Bodies by key, each with its gzip form once asked for; the bytes of both count."""
+
     def __init__(self, max_bytes: int):
         self.max_bytes = max(0, int(max_bytes))
-        self._entries: collections.OrderedDict[Hashable, bytes] = collections.OrderedDict()
+        # key -> [body, (its gzip form, "gzip") or None until asked for]
+        self._entries: collections.OrderedDict[Hashable, list] = collections.OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable, *, gzip_ok: bool = False) -> Encoded | None:
+        """The body kept for `key` as sent to a client that takes gzip or not (the gzip
+        form is made outside the lock the first time it is asked for, then kept)."""
         with self._lock:
-            body = self._entries.get(key)
-            if body is None:
+            entry = self._entries.get(key)
+            if entry is None:
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
-            return body
+            body, packed = entry
+        if not gzip_ok:
+            return body, None
+        if packed is None:
+            packed = encode(body, True)
+            with self._lock:
+                if self._entries.get(key) is entry and entry[1] is None:
+                    entry[1] = packed
+                    self._bytes += _extra(packed)
+                    self._evict()
+        return packed
 
-    def put(self, key: Hashable, body: bytes) -> None:
+    def put(self, key: Hashable, body: bytes, *, gzip_ok: bool = False) -> Encoded:
+        """Keeps `body` (unless it is over an eighth of the bound), and returns it as sent
+        to a client that takes gzip or not."""
+        found = encode(body, gzip_ok)
         if len(body) * 8 > self.max_bytes:
-            return
+            return found
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old)
-            self._entries[key] = body
-            self._bytes += len(body)
-            while self._bytes > self.max_bytes:
-                _, dropped = self._entries.popitem(last=False)
-                self._bytes -= len(dropped)
+                self._bytes -= len(old[0]) + _extra(old[1])
+            packed = found if gzip_ok else None
+            self._entries[key] = [body, packed]
+            self._bytes += len(body) + _extra(packed)
+            self._evict()
+        return found
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes:
+            _, (body, packed) = self._entries.popitem(last=False)
+            self._bytes -= len(body) + _extra(packed)
 
     @property
     def size(self) -> int:
@@ -64,6 +94,11 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _extra(packed: Encoded | None) -> int:
+    """Bytes a gzip form adds (none when it is the body itself: too small to pack)."""
+    return len(packed[0]) if packed is not None and packed[1] is not None else 0
 
 
 class ResponseCacheHook(PecanHook):
@@ -91,13 +126,18 @@ def cached_json(request, key: Hashable, build: Callable[[], object]) -> Response
         resp = Response(status=304, charset=None)
     else:
         cache: ResponseCache | None = getattr(request, "response_cache", None)
-        body = cache.get(key) if cache is not None else None
-        if body is None:
+        gzip_ok = accepts_gzip(request.environ.get("HTTP_ACCEPT_ENCODING"))
+        found = cache.get(key, gzip_ok=gzip_ok) if cache is not None else None
+        if found is None:
             body = orjson.dumps(build())
-            if cache is not None:
-                cache.put(key, body)
+            found = cache.put(key, body, gzip_ok=gzip_ok) if cache is not None \
+                else encode(body, gzip_ok)
+        body, coding = found
         resp = Response(body=body, content_type="application/json", charset=None)
+        if coding is not None:
+            resp.headers["Content-Encoding"] = coding
     resp.headers["ETag"] = etag
+    resp.headers["Vary"] = "Accept-Encoding"
     return resp
 
 

@@ -163,11 +163,19 @@ def _add_conditional_gets(paths: dict) -> None:
         op["parameters"] = [*op["parameters"], {
             "name": "If-None-Match", "in": "header", "required": False,
             "description": "ETags the client holds (weak comparison); `*` matches any",
+            "schema": {"type": "string"}}, {
+            "name": "Accept-Encoding", "in": "header", "required": False,
+            "description": "with `gzip`, a body of 1400 bytes or more comes gzipped "
+                           "(`Content-Encoding: gzip`)",
             "schema": {"type": "string"}}]
         etag = {"ETag": {"description": "weak tag of this state of the run and its jobs, "
-                                        "the same from every server process",
-                         "schema": {"type": "string"}}}
-        op["responses"]["200"] = {**op["responses"]["200"], "headers": etag}
+                                        "the same from every server process and for "
+                                        "either coding",
+                         "schema": {"type": "string"}},
+                "Vary": {"description": "`Accept-Encoding`", "schema": {"type": "string"}}}
+        coding = {"Content-Encoding": {"description": "`gzip` when the client takes it",
+                                       "schema": {"type": "string"}}}
+        op["responses"]["200"] = {**op["responses"]["200"], "headers": {**etag, **coding}}
         op["responses"]["304"] = {"description": "not modified: the If-None-Match tag is "
                                                  "current; no body", "headers": etag}
 

@@ -21,11 +21,11 @@ from typing import BinaryIO, Iterable, Iterator
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
+from .content_coding import GZIP_WBITS
 from .errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from .parsers import SNIFF_SIZE
 
 READ_SIZE = 1 << 20
-GZIP_WBITS = 31  # zlib: gzip header and trailer
 MULTIPART_OVERHEAD = 1 << 20  # boundaries and part headers allowed beyond the size limit
 
 

@@ -14,6 +14,7 @@ from pecan import expose, request, response
 from webob import Response
 
 from .. import openapi, schemas, serializers, streams
+from ..content_coding import accepts_gzip
 from ..db import begin_write
 from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
 from ..hooks import BODY_LIMIT, STREAMED_BODY, StreamedBody
@@ -213,7 +214,7 @@ def _download(artifact, store) -> Response:
     head = request.method == "HEAD"
     if gzipped:
         headers["Vary"] = "Accept-Encoding"
-    if gzipped and not _accepts_gzip(request.headers.get("Accept-Encoding")):
+    if gzipped and not accepts_gzip(request.headers.get("Accept-Encoding")):
         # decompressed on the fly: the length is unknown up front, and ranges are not offered
         headers["Accept-Ranges"] = "none"
         chunks = None if head else streams.gunzip_chunks(_open(store, artifact, 0, None))
@@ -280,15 +281,6 @@ def _etag_matches(header: str | None, sha256: str) -> bool:
             tag = tag[2:]
         if tag.strip('"') == sha256:
             return True
-    return False
-
-
-def _accepts_gzip(header: str | None) -> bool:
-    for item in (header or "").split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
-            q = params.strip().lower()
-            return not re.fullmatch(r"q\s*=\s*0(\.0*)?", q)
     return False
 
 

@@ -7,9 +7,11 @@ processes have) must agree after writes through either.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 
 import pytest
+import webob
 import webtest
 from sqlalchemy import select, update
 
@@ -290,3 +292,93 @@ def test_a_job_changed_alone_through_the_orm_bumps_its_run(app, session_factory)
         loaded = s.scalar(select(Run).where(Run.name == run))
         loaded.user = loaded.user
     assert version_of(session_factory, run) == before + 2
+
+
+# ---- gzip for clients that take it ----------------------------------------------------------
+
+def raw_get(app, url, **headers):
+    """The response as the WSGI app sends it (webtest would decode a gzip body itself)."""
+    return webob.Request.blank(url, headers=headers).get_response(app.app)
+
+
+@pytest.mark.parametrize("path", DOCS[:2])
+def test_a_client_that_takes_gzip_gets_the_same_document_gzipped(app, fresh, path):
+    run = make_run(app, jobs=5)
+    url = path.format(run=run)
+    plain = raw_get(app, url)
+    assert "Content-Encoding" not in plain.headers and plain.headers["Vary"] == "Accept-Encoding"
+    for attempt in ("first, from the cache's body", "second, kept gzipped"):
+        packed = raw_get(app, url, **{"Accept-Encoding": "gzip, deflate"})  # as requests asks
+        assert packed.status_int == 200 and packed.headers["Content-Encoding"] == "gzip"
+        assert packed.headers["Vary"] == "Accept-Encoding"
+        assert packed.headers["ETag"] == plain.headers["ETag"]  # the same document
+        assert int(packed.headers["Content-Length"]) == len(packed.body) < len(plain.body) / 4
+        assert gzip.decompress(packed.body) == plain.body == fresh.get(url).body
+    uncached = raw_get(fresh, url, **{"Accept-Encoding": "gzip"})
+    assert uncached.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(uncached.body) == plain.body
+    # webtest clients (and requests) see the JSON either way
+    assert app.get(url, headers={"Accept-Encoding": "gzip"}).json == plain.json
+
+
+def test_gzip_first_asked_on_a_miss_is_kept_and_follows_writes(app, fresh):
+    run = make_run(app, jobs=5)
+    url = f"/runs/{run}/"
+    first = raw_get(app, url, **{"Accept-Encoding": "gzip"})  # nothing cached yet
+    assert gzip.decompress(first.body) == fresh.get(url).body
+    put_job(app, run, "2", status="running")
+    after = raw_get(app, url, **{"Accept-Encoding": "gzip"})
+    assert after.headers["ETag"] != first.headers["ETag"]
+    assert gzip.decompress(after.body) == fresh.get(url).body
+    assert json.loads(gzip.decompress(after.body))["jobs"][1]["status"] == "running"
+
+
+@pytest.mark.parametrize("header", [None, "", "identity", "gzip;q=0", "deflate, br",
+                                    "*;q=0", "gzip;q=nope"])
+def test_clients_that_do_not_take_gzip_get_it_plain(app, header):
+    run = make_run(app, jobs=5)
+    resp = raw_get(app, f"/runs/{run}/", **({} if header is None else
+                                            {"Accept-Encoding": header}))
+    assert "Content-Encoding" not in resp.headers and resp.json["name"] == run
+
+
+def test_a_small_document_is_not_gzipped_and_304_still_varies(app):
+    run = make_run(app, jobs=1)
+    url = f"/runs/{run}/jobs/?status=running"  # no running job: []
+    small = raw_get(app, url, **{"Accept-Encoding": "gzip"})
+    assert small.body == b"[]" and "Content-Encoding" not in small.headers
+    etag = small.headers["ETag"]
+    not_modified = raw_get(app, url, **{"Accept-Encoding": "gzip", "If-None-Match": etag})
+    assert not_modified.status_int == 304 and not_modified.body == b""
+    assert not_modified.headers["Vary"] == "Accept-Encoding"
+
+
+def test_head_with_gzip_has_the_headers_of_the_get(app):
+    run = make_run(app, jobs=5)
+    url = f"/runs/{run}/"
+    get = raw_get(app, url, **{"Accept-Encoding": "gzip"})
+    head = webob.Request.blank(url, method="HEAD", headers={"Accept-Encoding": "gzip"}) \
+        .get_response(app.app)
+    assert head.status_int == 200 and head.body == b""
+    assert head.headers["Content-Encoding"] == "gzip" and head.headers["ETag"] == get.headers["ETag"]
+
+
+def test_the_cache_counts_the_gzip_form_in_its_bound():
+    body = json.dumps([{"job_id": str(i), "status": "pass"} for i in range(200)]).encode()
+    cache = ResponseCache(len(body) * 9)
+    assert cache.put("a", body) == (body, None) and cache.size == len(body)
+    packed, coding = cache.get("a", gzip_ok=True)
+    assert coding == "gzip" and gzip.decompress(packed) == body
+    assert cache.size == len(body) + len(packed)
+    assert cache.get("a", gzip_ok=True)[0] is packed  # compressed once
+    assert cache.get("a") == (body, None)
+    cache.put("a", body)  # replaced: the old gzip form goes with it
+    assert cache.size == len(body)
+    found = cache.put("b", body, gzip_ok=True)  # a miss for a gzip client keeps both at once
+    assert found[1] == "gzip" and cache.size == 2 * len(body) + len(found[0])
+    assert cache.get("b", gzip_ok=True)[0] is found[0]
+    small = ResponseCache(1000)
+    assert small.put("s", b"[]", gzip_ok=True) == (b"[]", None) and small.size == 2
+    for i in range(10):  # eviction takes an entry's gzip form with it
+        cache.put(i, body, gzip_ok=True)
+    assert cache.size <= cache.max_bytes and len(cache) < 12
