@@ -13,7 +13,11 @@ import tempfile
 from pathlib import Path
 
 bind = os.environ.get("PADDLES_BIND", "127.0.0.1:8080")
-workers = int(os.environ.get("PADDLES_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
+# CPUs + 1 (at most 9), not gunicorn's 2 x CPUs + 1, which is for sync workers that serve
+# one request each: a gthread worker serves PADDLES_THREADS at once, and more processes than
+# that on few cores cost context switches and cache (on 2 vCPUs, 3 workers served heartbeats
+# 1.2x faster than 5; docs/performance.md, Round 6).
+workers = int(os.environ.get("PADDLES_WORKERS", min(multiprocessing.cpu_count() + 1, 9)))
 # gthread: each worker serves PADDLES_THREADS requests at once. An event stream
 # (GET /events/stream, Server-Sent Events) holds its thread while it is open, which would take
 # a whole sync worker; under gthread the app keeps at most half of a worker's threads for
