@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server  # noqa: E402
-from loadgen import PhaseResult, run_phase  # noqa: E402
+from loadgen import IDENTITY, PhaseResult, run_phase  # noqa: E402
 from run import ADMIN_URL, job_body  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
         "run_summary_get": lambda _r: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/"),
         "run_summary_get_plain": lambda _r: lambda c, i: c.request(
-            "GET", f"/runs/{runs[i % len(runs)]}/", headers={"Accept-Encoding": "identity"}),
+            "GET", f"/runs/{runs[i % len(runs)]}/", headers=IDENTITY),
         "job_list_get": lambda _r: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/jobs/"),
         "runs_list_get": lambda _r: lambda c, i: c.request("GET", "/runs/?count=25"),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 # what `requests` sends unless told otherwise, so what teuthology and pulpito send
 CLIENT_HEADERS = {"Accept-Encoding": "gzip, deflate"}
+IDENTITY = {"Accept-Encoding": "identity"}  # a client that does not take gzip (curl, urllib)
 
 
 class Client:

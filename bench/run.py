@@ -27,9 +27,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server  # noqa: E402
-from loadgen import Client, PhaseResult, run_phase  # noqa: E402
-
-IDENTITY = {"Accept-Encoding": "identity"}  # a client that does not take gzip
+from loadgen import IDENTITY, Client, PhaseResult, run_phase  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",

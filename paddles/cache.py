@@ -39,7 +39,7 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max(0, int(max_bytes))
-        # key -> [body, (its gzip form, "gzip") or None until asked for]
+        # key -> [body, its gzip form or None until asked for]
         self._entries: collections.OrderedDict[Hashable, list] = collections.OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -56,16 +56,12 @@ class ResponseCache:
             self._entries.move_to_end(key)
             self.hits += 1
             body, packed = entry
-        if not gzip_ok:
-            return body, None
-        if packed is None:
-            packed = encode(body, True)
-            with self._lock:
-                if self._entries.get(key) is entry and entry[1] is None:
-                    entry[1] = packed
-                    self._bytes += _extra(packed)
-                    self._evict()
-        return packed
+        if packed is not None and gzip_ok:
+            return packed, "gzip"
+        found = encode(body, gzip_ok)
+        if found[1] is not None:
+            self._keep_packed(key, entry, found[0])
+        return found
 
     def put(self, key: Hashable, body: bytes, *, gzip_ok: bool = False) -> Encoded:
         """Keeps `body` (unless it is over an eighth of the bound), and returns it as sent
@@ -76,17 +72,25 @@ class ResponseCache:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[0]) + _extra(old[1])
-            packed = found if gzip_ok else None
-            self._entries[key] = [body, packed]
-            self._bytes += len(body) + _extra(packed)
+                self._bytes -= len(old[0]) + len(old[1] or b"")
+            entry = self._entries[key] = [body, None]
+            self._bytes += len(body)
             self._evict()
+        if found[1] is not None:
+            self._keep_packed(key, entry, found[0])
         return found
+
+    def _keep_packed(self, key: Hashable, entry: list, packed: bytes) -> None:
+        with self._lock:
+            if self._entries.get(key) is entry and entry[1] is None:
+                entry[1] = packed
+                self._bytes += len(packed)
+                self._evict()
 
     def _evict(self) -> None:
         while self._bytes > self.max_bytes:
             _, (body, packed) = self._entries.popitem(last=False)
-            self._bytes -= len(body) + _extra(packed)
+            self._bytes -= len(body) + len(packed or b"")
 
     @property
     def size(self) -> int:
@@ -94,11 +98,6 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def _extra(packed: Encoded | None) -> int:
-    """Bytes a gzip form adds (none when it is the body itself: too small to pack)."""
-    return len(packed[0]) if packed is not None and packed[1] is not None else 0
 
 
 class ResponseCacheHook(PecanHook):
