@@ -7,6 +7,7 @@ from pecan import request as current_request
 from .. import openapi, schemas, serializers
 from ..errors import InvalidRequest
 from ..auth import principal_of
+from ..services import jobs as job_service
 from ..services import nodes as node_service
 from ..services.tokens import acting_owner
 from ..openapi import NODE, PAGING, _list, _ok, _op, _q
@@ -156,7 +157,7 @@ class NodeJobsController(Resource):
     def get_all(self, **_):
         params = self._params()
         limit, offset = schemas.parse_paging(params, 0)
-        rows = node_service.node_jobs(self._db(), self._name,
+        rows = job_service.node_jobs(self._db(), self._name,
                                       job_name=params.get("name") or None,
                                       status=params.get("status") or None,
                                       limit=limit or None, offset=offset)  # count=0: all

@@ -334,3 +334,19 @@ def list_recent_jobs(session: Session, query: Mapping[str, Any], *, limit: int |
 def status_is(value: str):
     """A filter on job status; a value that is no status matches nothing."""
     return Job.status == value if value in JOB_STATUS_VALUES else false()
+
+
+def node_jobs(session: Session, name: str, *, job_name: str | None = None,
+              status: str | None = None, limit: int | None = None,
+              offset: int = 0) -> list[Row]:
+    """Jobs whose targets included the node, newest posted first, with their run names."""
+    node_id = node_service.node_id_of(session, name)
+    stmt = (select_job_rows()
+            .join(job_nodes, job_nodes.c.job_id == Job.id)
+            .where(job_nodes.c.node_id == node_id))
+    if job_name is not None:
+        stmt = stmt.where(Job.name == job_name)
+    if status is not None:
+        stmt = stmt.where(status_is(status))
+    stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
+    return list(session.execute(stmt))

@@ -4,14 +4,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import ColumnElement, Row, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
 from ..models import Job, Node, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
 from . import events
-from . import jobs as job_service
 from .common import add_if_new
 
 NOT_FOUND = "node not found"
@@ -238,32 +237,16 @@ def unlock_many(session: Session, names: list[str], locked_by: str | None, *,
 
 # ---- jobs per node ----------------------------------------------------------------------------
 
-def _node_id(session: Session, name: str) -> int:
+def node_id_of(session: Session, name: str) -> int:
     node_id = session.scalar(select(Node.id).where(Node.name == name))
     if node_id is None:
         raise NodeNotFound(NOT_FOUND)
     return node_id
 
 
-def node_jobs(session: Session, name: str, *, job_name: str | None = None,
-              status: str | None = None, limit: int | None = None,
-              offset: int = 0) -> list[Row]:
-    """Jobs whose targets included the node, newest posted first, with their run names."""
-    node_id = _node_id(session, name)
-    stmt = (job_service.select_job_rows()
-            .join(job_nodes, job_nodes.c.job_id == Job.id)
-            .where(job_nodes.c.node_id == node_id))
-    if job_name is not None:
-        stmt = stmt.where(Job.name == job_name)
-    if status is not None:
-        stmt = stmt.where(job_service.status_is(status))
-    stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
-    return list(session.execute(stmt))
-
-
 def node_job_stats(session: Session, name: str) -> dict[str, int]:
     """All-time job counts of one node, every status key present."""
-    node_id = _node_id(session, name)
+    node_id = node_id_of(session, name)
     rows = session.execute(
         select(Job.status, func.count())
         .join(job_nodes, job_nodes.c.job_id == Job.id)
