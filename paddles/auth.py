@@ -10,9 +10,9 @@ A token is accepted in any of three places, first found wins:
    what requests sends for teuthology's `results_server: http://user:SECRET@host/`.
 (The Auth-Token header comes first so that a proxy's own basic auth can sit in front.)
 
-The route a request needs is decided by RULES, the one table below, keyed by HTTP method
-and route template (the templates of the OpenAPI document, as metrics.route_template
-finds them). Answers: 401 (no, malformed, unknown, expired or revoked credentials, with
+The role a request needs is decided by RULES, the access policy of the route table
+(paddles/routes.py), keyed by HTTP method and route template (as routes.route_template
+finds it). Answers: 401 (no, malformed, unknown, expired or revoked credentials, with
 WWW-Authenticate) and 403 (a valid token without the role), both `{"message": ...}`.
 The token is looked up on every request (one indexed SELECT on the primary database), so
 a revocation holds from the next request on; an open event stream looks it up again at
@@ -22,66 +22,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import fnmatch
 import logging
-from functools import lru_cache
 
 from sqlalchemy.exc import DBAPIError
 
-from . import metrics
+from . import routes
 from .hooks import PRINCIPAL_KEY, database_error_response, error_response
 from .services import tokens
-from .services.tokens import ADMIN, LOCK, READ, WRITE
+from .routes import PUBLIC, RULES, Rule, required_role, rule_for  # noqa: F401 (the policy)
+from .services.tokens import READ
 
 log = logging.getLogger(__name__)
 
-PUBLIC = "public"
 REALM = 'realm="paddles"'
-ANY = frozenset()  # a rule for every method
-READS = frozenset({"GET", "HEAD"})
-WRITES = frozenset({"POST", "PUT"})
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    methods: frozenset[str]  # ANY: all methods
-    routes: tuple[str, ...]  # route templates, fnmatch globs
-    role: str  # PUBLIC or a role of services/tokens.py
-
-
-# First match wins. A method or route no rule names needs `admin` (fail closed).
-RULES: tuple[Rule, ...] = (
-    # liveness and probes, the API description, the upstream error pseudo-routes
-    Rule(ANY, ("/", "/health/", "/ready/", "/metrics/", "/openapi.json", "/errors/*"), PUBLIC),
-    # webhook subscriptions: their URLs and deliveries may carry credentials
-    Rule(ANY, ("/subscriptions/*",), ADMIN),
-    # deletes of every kind: runs, jobs, nodes, artifacts
-    Rule(frozenset({"DELETE"}), ("*",), ADMIN),
-    # nodes: inventory changes, lock and unlock
-    Rule(WRITES, ("/nodes/*",), LOCK),
-    # queue peeks and counters that may carry their parameters in a POST body
-    Rule(READS | {"POST"}, ("/queue/pop_queue/", "/queue/stats/", "/queue/queued_jobs/"), READ),
-    # every other read
-    Rule(READS, ("*",), READ),
-    # reporting: runs, jobs, artifacts, message events, queues (not unknown routes)
-    Rule(WRITES, ("/runs/*", "/events/", "/queue/"), WRITE),
-)
-
-
-def rule_for(method: str, route: str) -> Rule | None:
-    for rule in RULES:
-        if (not rule.methods or method in rule.methods) \
-                and any(fnmatch.fnmatchcase(route, glob) for glob in rule.routes):
-            return rule
-    return None
-
-
-@lru_cache(maxsize=1024)
-def required_role(method: str, route: str) -> str:
-    """PUBLIC or the role a request to this route template needs."""
-    rule = rule_for(method, route)
-    return ADMIN if rule is None else rule.role
 
 
 class BadCredentials(Exception):
@@ -129,7 +82,7 @@ class AuthMiddleware:
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
-        route = metrics.route_template(environ.get("PATH_INFO") or "/")
+        route = routes.route_template(environ.get("PATH_INFO") or "/")
         role = required_role(method, route)
         if role == PUBLIC:
             return self.app(environ, start_response)

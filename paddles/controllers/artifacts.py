@@ -13,13 +13,11 @@ import re
 from pecan import expose, request, response
 from webob import Response
 
-from .. import openapi, schemas, serializers, streams
+from .. import schemas, serializers, streams
 from ..content_coding import accepts_gzip
 from ..db import begin_write
 from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
 from ..hooks import BODY_LIMIT, STREAMED_BODY, StreamedBody
-from ..models.artifacts import TEST_STATUS_VALUES
-from ..openapi import JOB, PAGING, RUN, _ok, _op, _p, _q
 from ..services import artifacts as artifact_service
 from ..storage import BlobMissing
 from .base import Resource, StreamedResponse
@@ -310,87 +308,3 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def _unsatisfiable(size: int) -> RangeNotSatisfiable:
     return RangeNotSatisfiable(f"range not satisfiable: the artifact has {size} bytes",
                                headers={"Content-Range": f"bytes */{size}"})
-
-
-# ---- OpenAPI ------------------------------------------------------------------------------
-
-def _openapi_paths() -> dict:
-    time = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
-    artifact = {"type": "object", "properties": {
-        "name": {"type": "string"}, "size": {"type": "integer"},
-        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        "content_type": {"type": "string"}, "content_encoding": {"type": ["string", "null"]},
-        "kind": {"enum": list(schemas.ARTIFACT_KINDS)}, "created": time,
-        "parse_status": {"enum": ["ok", "error", None]},
-        "parse_error": {"type": ["string", "null"]}, "href": {"type": "string"}}}
-    counts = {"type": "object", "properties": {
-        k: {"type": "integer"} for k in (*TEST_STATUS_VALUES, "total")}}
-    test = {"type": "object", "properties": {
-        "job_id": {"type": ["string", "null"]}, "test_id": {"type": "string"},
-        "status": {"enum": list(TEST_STATUS_VALUES)}, "start": time, "stop": time,
-        "duration": {"type": ["number", "null"]}, "worker": {"type": ["string", "null"]},
-        "tags": {"type": "array", "items": {"type": "string"}},
-        "message": {"type": ["string", "null"]}, "details_artifact": {"type": "string"},
-        "details": {"type": "object", "additionalProperties": {"type": "string"},
-                    "description": "attachments by name; only with ?details=true"}}}
-    tests = {"type": "object", "properties": {"counts": counts,
-                                              "tests": {"type": "array", "items": test}}}
-    kind = _q("kind", "subunit, junit, dstat, log or binary (default: detected)",
-              {"enum": list(schemas.ARTIFACT_KINDS)})
-    path = _p("path", "artifact PATH, may contain '/'")
-    raw = {"required": True, "content": {"*/*": {"schema": {"type": "string",
-                                                             "format": "binary"}}}}
-    form = {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "properties": {"file": {"type": "array", "items": {
-            "type": "string", "format": "binary"}}}}}}}
-    blob = {"description": "the bytes (206 for a Range, 304 for a matching If-None-Match)",
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
-    out: dict[str, dict] = {}
-    for prefix, scope_params, where in (
-            ("/runs/{name}/jobs/{job_id}", [RUN, JOB], "the job"),
-            ("/runs/{name}", [RUN], "the run itself (not its jobs)")):
-        post = _op(f"upload files as artifacts of {where} (multipart/form-data, one or more)",
-                   params=[*scope_params, kind], ok=_ok({"type": "array", "items": artifact}),
-                   errors=(400, 404, 408, 413, 415, 507))
-        post["requestBody"] = form
-        post["responses"]["201"] = _ok({"type": "array", "items": artifact}, "created")
-        put = _op(f"upload the raw body as artifact PATH of {where} (gzip: send "
-                  "Content-Encoding: gzip); 201 new, 200 replaced or unchanged",
-                  params=[*scope_params, path, kind], ok=_ok(artifact, "replaced or unchanged"),
-                  errors=(400, 404, 408, 413, 507))
-        put["requestBody"] = raw
-        put["responses"]["201"] = _ok(artifact, "created")
-        get = _op("download, streamed (HEAD too); ETag, If-None-Match, Range; gzip-stored "
-                  "artifacts decompressed unless the client accepts gzip",
-                  params=[*scope_params, path], ok=blob, errors=(400, 404, 416))
-        get["responses"]["206"] = blob
-        get["responses"]["304"] = {"description": "not modified"}
-        delete = _op("delete the artifact (its blob is reclaimed by `paddles purge`)",
-                     params=[*scope_params, path], errors=(400, 404))
-        delete["responses"] = {"204": {"description": "deleted"},
-                               **{k: v for k, v in delete["responses"].items() if k != "200"}}
-        out[prefix + "/artifacts/"] = {
-            "get": _op(f"artifacts of {where}", params=scope_params,
-                       ok=_ok({"type": "array", "items": artifact}), errors=(404,)),
-            "post": post}
-        out[prefix + "/artifacts/{path}"] = {"get": get, "put": put, "delete": delete}
-    test_params = [_q("status", "only test cases with this status",
-                      {"enum": list(TEST_STATUS_VALUES)}),
-                   _q("details", "include attachments (tracebacks, output)"), *PAGING]
-    out["/runs/{name}/jobs/{job_id}/tests/"] = {"get": _op(
-        "parsed test cases of the job, with per-status counts (of all its test cases)",
-        params=[RUN, JOB, *test_params], ok=_ok(tests), errors=(400, 404))}
-    out["/runs/{name}/tests/"] = {"get": _op(
-        "parsed test cases of the whole run, with per-status counts",
-        params=[RUN, *test_params], ok=_ok(tests), errors=(400, 404))}
-    out["/runs/{name}/jobs/{job_id}/timeline/"] = {"get": _op(
-        "the job's dstat series, from its latest parsed dstat artifact",
-        params=[RUN, JOB], ok=_ok({"type": "object", "properties": {
-            "columns": {"type": "array", "items": {"type": "string"}},
-            "rows": {"type": "array", "items": {"type": "array"}},
-            "artifact": {"type": "string"}}}), errors=(404,))}
-    return out
-
-
-openapi.EXTRA_PATHS.append(_openapi_paths)
-openapi.document.cache_clear()

@@ -11,10 +11,9 @@ from pecan import expose, request, response
 from sqlalchemy.exc import DBAPIError
 from webob import Response
 
-from .. import notify, openapi, schemas, serializers
+from .. import notify, schemas, serializers
 from ..db import make_session_factory
 from ..errors import Unavailable
-from ..openapi import _ok, _op, _p, _q
 from ..auth import principal_of
 from ..services import events as event_service
 from ..services import tokens as token_service
@@ -254,87 +253,3 @@ class DeliveriesController(Resource):
         query = schemas.parse_delivery_query(self._params())
         return [serializers.delivery_detail(d)
                 for d in webhook_service.list_deliveries(self._db(), sub_id, **query)]
-
-
-# ---- OpenAPI --------------------------------------------------------------------------------
-
-def _openapi_paths() -> dict:
-    event = schemas.EVENT_SCHEMA
-    sub = {"type": "object", "properties": {
-        **schemas.SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
-        "href": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
-        "failures": {"type": "integer"}, "last_event_id": {"type": "integer"}}}
-    delivery = {"type": "object", "properties": {
-        "id": {"type": "integer"}, "uuid": {"type": "string"},
-        "event_id": {"type": "integer"}, "event_type": {"type": "string"},
-        "status": {"enum": list(schemas.DELIVERY_STATUSES)},
-        "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
-        "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
-        "log": {"type": "array", "items": {"type": "object"}}}}
-    filters = [
-        _q("since", "replay events after this id (default 0; the stream: from now)",
-           {"type": "integer", "minimum": 0}),
-        _q("type", "event type or glob (job.*); repeat or comma-separate for several"),
-        _q("run", "only this run's events"), _q("job", "only this job id's events")]
-    sub_id = _p("id", "subscription id")
-
-    def created(summary, schema, body=None):
-        op = _op(summary, body=body, errors=(400,))
-        op["responses"]["201"] = op["responses"].pop("200")
-        op["responses"]["201"]["content"]["application/json"]["schema"] = schema
-        return op
-
-    no_content = _op("delete the subscription and its delivery log", params=[sub_id],
-                     errors=(404,))
-    no_content["responses"]["204"] = {"description": "deleted"}
-    del no_content["responses"]["200"]
-    stream = _op("Server-Sent Events: `id:` is the event id, `data:` the event as JSON; "
-                 "resumes after the Last-Event-ID header; keep-alive comments; the stream "
-                 "ends after a time limit (the client reconnects)",
-                 params=[*filters, {"name": "Last-Event-ID", "in": "header", "required": False,
-                                    "schema": {"type": "string"}}], errors=(400, 503))
-    stream["responses"]["200"] = {"description": "event stream", "content": {
-        "text/event-stream": {"schema": {
-            "description": "one Server-Sent Event (keep-alive comments carry none)",
-            "type": "object", "properties": {
-                "id": {"type": "string", "description": "the event id"},
-                "event": {"enum": list(schemas.EVENT_TYPES)},
-                "data": {"type": "string", "description": "the event as JSON"}}}}}}
-    return {
-        "/events/": {
-            "get": _op("replay events in id order; continue with since=next", params=[
-                *filters, _q("limit", f"page size (default {schemas.DEFAULT_EVENT_PAGE}, "
-                                      f"at most {schemas.MAX_EVENT_PAGE})",
-                             {"type": "integer", "minimum": 1})],
-                ok=_ok({"type": "object", "properties": {
-                    "events": {"type": "array", "items": event},
-                    "next": {"type": "integer", "description": "pass as since"},
-                    "next_href": {"type": "string"}}}), errors=(400,)),
-            "post": created("post a message event", event, body=schemas.MESSAGE_SCHEMA),
-        },
-        "/events/stream/": {"get": stream},
-        "/subscriptions/": {
-            "get": _op("webhook subscriptions", ok=_ok({"type": "array", "items": sub}),
-                       errors=()),
-            "post": created("create a webhook subscription (the answer shows the secret)",
-                            sub, body={**schemas.SUBSCRIPTION_SCHEMA, "required": ["url"]}),
-        },
-        "/subscriptions/{id}/": {
-            "get": _op("one subscription", params=[sub_id], ok=_ok(sub), errors=(404,)),
-            "put": _op("change a subscription (enabled: true re-enables it)",
-                       params=[sub_id], body=schemas.SUBSCRIPTION_SCHEMA, ok=_ok(sub),
-                       errors=(400, 404)),
-            "delete": no_content,
-        },
-        "/subscriptions/{id}/deliveries/": {"get": _op(
-            "delivery log, newest first: attempts, status codes, next retry",
-            params=[sub_id, _q("status", "pending, delivered or failed"),
-                    _q("before", "page back: deliveries with a smaller id",
-                       {"type": "integer"}),
-                    _q("limit", "page size", {"type": "integer", "minimum": 1})],
-            ok=_ok({"type": "array", "items": delivery}), errors=(400, 404))},
-    }
-
-
-openapi.EXTRA_PATHS.append(_openapi_paths)
-openapi.document.cache_clear()

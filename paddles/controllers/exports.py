@@ -17,11 +17,9 @@ import logging
 from pecan import expose, request
 from webob import Response, exc
 
-from .. import filters, openapi, schemas
+from .. import filters, schemas
 from ..errors import InvalidRequest
-from ..models.artifacts import TEST_STATUS_VALUES
-from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
-from ..openapi import RUN, _op, _q
+from ..models.statuses import JOB_STATUS_VALUES
 from ..services import exports as export_service
 from .base import Resource, StreamedResponse
 
@@ -159,54 +157,3 @@ class _Body:
             self._chunks.close()
         finally:
             self._session.close()
-
-
-# ---- OpenAPI --------------------------------------------------------------------------------
-
-_MEDIA = {"csv": "text/csv", "json": "application/json", "jsonl": "application/jsonl",
-          "junit.xml": "application/xml", "subunit": "application/vnd.subunit.v2",
-          "tar.gz": "application/gzip"}
-
-
-def _download(fmt: str) -> dict:
-    # JSON exports are one array of row objects; the other formats are opaque bytes
-    schema = {"type": "array", "items": {"type": "object"}} if fmt == "json" \
-        else {"type": "string", "format": "binary"}
-    return {"description": "the export, streamed, as an attachment (Content-Disposition)",
-            "content": {_MEDIA[fmt]: {"schema": schema}}}
-
-
-def _openapi_paths() -> dict:
-    run_filters = [
-        _q("branch", "runs of this branch"), _q("suite", "runs of this suite"),
-        _q("machine_type", "runs on this machine type"),
-        _q("status", "runs with this status", {"enum": list(RUN_STATUS_VALUES)}),
-        _q("user", "runs of this user"),
-        _q("sha1", "runs having a job whose sha1 starts with this"),
-        _q("flavor", "runs having a job of this flavor"),
-        _q("since", "scheduled from this day (YYYY-MM-DD, today, yesterday; midnight UTC) "
-                    "or ISO 8601 time"),
-        _q("until", "scheduled through this day (to its end) or up to this ISO 8601 time")]
-    job_status = _q("status", "only jobs with this status", {"enum": list(JOB_STATUS_VALUES)})
-    test_status = _q("status", "only test cases with this status",
-                     {"enum": list(TEST_STATUS_VALUES)})
-    gzip = _q("gzip", "gzip the data files inside (stackviz-export --gzip)",
-              {"type": "boolean"})
-    out: dict[str, dict] = {}
-    for fmt in export_service.FORMATS["runs"]:
-        op = _op(f"every run matching the filters, newest scheduled first, as {fmt}",
-                 params=run_filters, ok=_download(fmt), errors=(400,))
-        out[f"/exports/runs.{fmt}"] = {"get": op}
-    for kind, what, params in (("jobs", "the run's jobs in job_id order", [job_status]),
-                               ("tests", "the run's parsed test cases", [test_status]),
-                               ("stackviz", "a stackviz dataset of the run's test cases "
-                                            "(and dstat logs)", [gzip])):
-        for fmt in export_service.FORMATS[kind]:
-            op = _op(f"{what}, as {fmt}", params=[RUN, *params], ok=_download(fmt),
-                     errors=(400, 404))
-            out[f"/exports/runs/{{name}}/{kind}.{fmt}"] = {"get": op}
-    return out
-
-
-openapi.EXTRA_PATHS.append(_openapi_paths)
-openapi.document.cache_clear()

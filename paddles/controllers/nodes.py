@@ -4,13 +4,12 @@ from __future__ import annotations
 from pecan import expose
 from pecan import request as current_request
 
-from .. import openapi, schemas, serializers
+from .. import schemas, serializers
 from ..errors import InvalidRequest
 from ..auth import principal_of
 from ..services import jobs as job_service
 from ..services import nodes as node_service
 from ..services.tokens import acting_owner
-from ..openapi import NODE, PAGING, _list, _ok, _op, _q
 from .base import Resource, child
 
 
@@ -172,77 +171,3 @@ class NodeJobStatsController(Resource):
     @expose("json")
     def get_all(self, **_):
         return node_service.node_job_stats(self._db(), self._name)
-
-
-def _openapi_paths() -> dict:
-    """Node objects are inlined: the shared components have no Node schema."""
-
-    time = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
-    node = {"type": "object", "properties": {
-        **schemas.json_schema(schemas.NODE_FIELDS)["properties"],
-        "name": {"type": "string"}, "locked": {"type": "boolean"},
-        "is_vm": {"type": "boolean"}, "locked_since": time,
-        "vm_host": {"type": ["object", "null"], "description": "the host's full node"}}}
-    lock_record = {"type": "object", "properties": {
-        "name": {"type": "string"}, "locked": {"type": "boolean"},
-        "locked_by": {"type": ["string", "null"]}, "machine_type": {"type": ["string", "null"]},
-        "is_vm": {"type": "boolean"}}}
-    body = schemas.json_schema(schemas.NODE_FIELDS)
-    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
-    boolean = {"type": "string", "enum": ["t", "true", "y", "yes", "on", "1",
-                                          "f", "false", "n", "no", "off", "0"]}
-    return {
-        "/nodes/": {
-            "get": _op("nodes ordered by name", params=[
-                _q("machine_type", "exact, or several joined by |"),
-                _q("up", "boolean", boolean), _q("locked", "boolean", boolean),
-                _q("locked_by", "exact"), _q("os_type", "exact"), _q("os_version", "exact"),
-                _q("arch", "exact"), _q("count", "at most this many", {"type": "integer"})],
-                ok=_ok({"type": "array", "items": node}), errors=(400,)),
-            "post": _op("create a node", body={**body, "required": ["name"], "properties": {
-                **body["properties"], "name": {"type": "string", "maxLength": 256}}},
-                errors=(400,)),
-        },
-        "/nodes/machine_types/": {"get": _op(
-            "distinct node machine types, sorted",
-            ok=_ok({"type": "array", "items": {"type": "string"}}), errors=())},
-        "/nodes/job_stats/": {"get": _op(
-            "per-node status counts of recent jobs, smallest total first",
-            params=[_q("machine_type", "node machine type"),
-                    _q("since_days", "days back (default 14)", {"type": "integer"})],
-            ok=_ok({"type": "object", "additionalProperties": counts}), errors=(400,))},
-        "/nodes/lock_many/": {"post": _op(
-            "lock count free nodes, all or none", body={"type": "object", "required": list(
-                schemas.LOCK_MANY_KEYS), "properties": {
-                "count": {"type": "integer", "minimum": 1},
-                "locked_by": {"type": "string"}, "machine_type": {"type": "string"},
-                "description": {"type": ["string", "null"]}, "os_type": {"type": "string"},
-                "os_version": {"type": "string"}, "arch": {"type": "string"}}},
-            ok=_ok({"type": "array", "items": node}), errors=(400, 503))},
-        "/nodes/unlock_many/": {"post": _op(
-            "unlock named nodes, all or none", body={"type": "object", "required": list(
-                schemas.UNLOCK_MANY_KEYS), "properties": {
-                "names": {"type": "array", "items": {"type": "string"}},
-                "locked_by": {"type": "string"}}},
-            ok=_ok({"type": "array", "items": lock_record}), errors=(400, 403))},
-        "/nodes/{node}/": {
-            "get": _op("one node", params=[NODE], ok=_ok(node), errors=(404,)),
-            "put": _op("update a node (lock checks when locked is given)", params=[NODE],
-                       body=body, errors=(400, 403, 404)),
-            "delete": _op("delete a node (its jobs stay)", params=[NODE], errors=(404,)),
-        },
-        "/nodes/{node}/lock/": {
-            method: _op("lock, unlock or update one node", params=[NODE], body=body,
-                        ok=_ok(lock_record), errors=(400, 403, 404))
-            for method in ("put", "post")},
-        "/nodes/{node}/jobs/": {"get": _op(
-            "jobs that ran on the node, newest first (count=0: all)",
-            params=[NODE, *PAGING, _q("name", "job name"), _q("status", "job status")],
-            ok=_ok(_list("Job")), errors=(400, 404))},
-        "/nodes/{node}/job_stats/": {"get": _op(
-            "all-time job counts by status", params=[NODE], ok=_ok(counts), errors=(404,))},
-    }
-
-
-openapi.EXTRA_PATHS.append(_openapi_paths)
-openapi.document.cache_clear()

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from pecan import expose
 
-from .. import openapi, schemas, serializers
-from ..openapi import _list, _ok, _op, _q, _ref
+from .. import schemas, serializers
 from ..services import queue as queue_service
 from .base import Resource
 
@@ -70,42 +69,3 @@ class QueuedJobsController(QueueReader):
                                               user=params.get("user"),
                                               run_name=params.get("run_name"))
         return serializers.job_list(rows, self._settings)
-
-
-def _openapi_paths() -> dict:
-    time = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
-    queue = {"type": "object", "properties": {
-        "queue": {"type": "string"}, "paused": {"type": "boolean"},
-        "paused_by": {"type": ["string", "null"]}, "paused_since": time, "paused_until": time}}
-    body = schemas.json_schema(schemas.QUEUE_FIELDS)
-    body = {**body, "required": ["queue"],
-            "properties": {**body["properties"], "queue": {"type": "string", "maxLength": 32}}}
-    params = [_q("queue", "queue name (also read from a JSON-object body)")]
-    reads = {
-        "/queue/pop_queue/": ("best queued job of the queue, not claimed; null when none",
-                              _ok({"oneOf": [_ref("Job"), {"type": "null"}]}), (400, 503)),
-        "/queue/stats/": ("queued job count and pause state",
-                          _ok({"type": "object"}), (400,)),
-        "/queue/queued_jobs/": ("queued jobs of the queue, best first",
-                                _ok(_list("Job")), (400,)),
-    }
-    paths = {
-        "/queue/": {
-            "get": _op("queues", params=[_q("machine_type", "queue name; a|b means multi"),
-                                         _q("paused_by", "exact")],
-                       ok=_ok({"type": "array", "items": queue}), errors=()),
-            "post": _op("create a queue", body=body, errors=(400,)),
-            "put": _op("update, pause (pause_duration > 0) or unpause a queue", body=body,
-                       errors=(400, 403)),
-        },
-    }
-    for path, (summary, ok, errors) in reads.items():
-        extra = [_q("user", "job user"), _q("run_name", "run name")] \
-            if path == "/queue/queued_jobs/" else []
-        paths[path] = {method: _op(summary, params=params + extra, ok=ok, errors=errors)
-                       for method in ("get", "post")}
-    return paths
-
-
-openapi.EXTRA_PATHS.append(_openapi_paths)
-openapi.document.cache_clear()

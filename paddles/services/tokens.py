@@ -6,8 +6,8 @@ Role model (SECURITY.md):
 - `lock`: nodes: create, update, lock and unlock;
 - `admin`: deletes, webhook subscriptions and everything the other roles may do.
 `admin` implies every role; the other three are independent (a reporting token need not
-read), and a token holds any set of them. Which role each route needs is the one table in
-paddles/auth.py.
+read), and a token holds any set of them. Which role each route needs is RULES, the access
+policy of the route table (paddles/routes.py).
 
 A secret is `pdl_` plus 43 URL-safe characters (256 random bits), so it fits in a URL's
 user-info (`http://user:SECRET@host/`) unescaped. Only its sha256 is stored: the secret is
