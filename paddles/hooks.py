@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from webob import Request as WebObRequest, Response
 from webob.exc import HTTPException
 
-from . import logs, metrics
+from . import logs, metrics, routes
 from .db import begin_write, reading, write_locks_up_front
 from .errors import InsufficientStorage, PaddlesError
 from .streams import body_timed_out
@@ -67,26 +67,17 @@ class OrjsonRenderer:
 
 
 # Read-only routes served from the replica when one is configured (database_read_url): the
-# heavy reads of pulpito and reporting, where a replica a few seconds behind is harmless.
-# Not here: what teuthology reads right after writing (a run's jobs, nodes while locking,
-# queues), artifacts (fetched right after upload), events (NOTIFY is not replicated), and
-# /ready and /metrics (they are about the primary).
-READ_REPLICA_ROUTES = frozenset({
-    "/runs/", "/runs/{name}/", "/runs/queued/", "/runs/date/from/{start}/to/{end}/",
-    "/runs/{filter}/{value}/.../", "/runs/{name}/tests/", "/runs/{name}/compare/",
-    "/runs/{name}/jobs/{job_id}/tests/", "/runs/{name}/jobs/{job_id}/timeline/", "/jobs/",
-    "/nodes/job_stats/", "/nodes/{node}/jobs/", "/nodes/{node}/job_stats/",
-    *(f"/runs/{name}/{suffix}" for name in ("branch", "suite", "machine_type", "status",
-                                             "user", "sha1", "flavors", "date")
-      for suffix in ("", "{value}/")),
-})
+# heavy reads of pulpito and reporting, where a replica a few seconds behind is harmless
+# (`replica` in the route table, paddles/routes.py). Not those: what teuthology reads right
+# after writing (a run's jobs, nodes while locking, queues), artifacts (fetched right after
+# upload), events (NOTIFY is not replicated), and /ready and /metrics (about the primary).
+READ_REPLICA_ROUTES = routes.REPLICA_ROUTES
 
 
 def reads_from_replica(method: str, path: str) -> bool:
     if method not in ("GET", "HEAD"):
         return False
-    route = metrics.route_template(path)
-    return route in READ_REPLICA_ROUTES or route.startswith("/exports/")
+    return routes.route_template(path) in READ_REPLICA_ROUTES
 
 
 class DBSessionHook(PecanHook):
@@ -212,8 +203,6 @@ def _first_line(exc: DBAPIError) -> str:
 
 
 _SLASHES = re.compile(r"/{2,}")
-# Uploads whose body the app streams to disk: not buffered, not retried, hidden from webob.
-ARTIFACT_UPLOAD = re.compile(r"/runs/[^/]+/(?:jobs/[^/]+/)?artifacts(?:/|$)")
 STREAMED_BODY = "paddles.streamed_body"
 
 
@@ -297,7 +286,9 @@ class WireMiddleware:
             status, headers, body = _raw_error(400, problem)
             start_response(status, finish(status, headers))
             return body
-        streamed = method in ("PUT", "POST") and ARTIFACT_UPLOAD.match(path) is not None
+        # uploads whose body the app streams to disk: not buffered, not retried, hidden
+        # from webob (`streamed` in the route table)
+        streamed = method in ("PUT", "POST") and routes.is_streamed(path)
         route, limit = (self.body_limits.for_path(path) if self.body_limits is not None
                         else (path, self.max_body_size))
         environ[BODY_LIMIT] = limit
@@ -410,7 +401,7 @@ class RequestObserver:
 
     Timed from arrival to the end of the response body (the server closes the body), so a
     streamed download or export counts its whole transfer. Labelled by route template
-    (metrics.route_template), never by raw path.
+    (routes.route_template), never by raw path.
     """
 
     def __init__(self, app):

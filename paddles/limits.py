@@ -1,6 +1,6 @@
 """Request body size limits per route: small for the JSON routes, large for artifact uploads.
 
-A route is named by its OpenAPI template (`/runs/{name}/jobs/`, as metrics.route_template
+A route is named by its OpenAPI template (`/runs/{name}/jobs/`, as routes.route_template
 finds it). WireMiddleware answers 413 `{"message"}` before reading a byte when the declared
 Content-Length is over the route's limit; an upload sent chunked is cut off at the limit
 by the spooler (paddles/streams.py), which takes its limit from here too.
@@ -16,33 +16,24 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from . import metrics
+from . import routes
 
 KIB, MIB = 1024, 1024 ** 2
 
+# Each route names its limit in the route table (paddles/routes.py, `body_limit`).
 # Teuthology's job documents carry the whole job config (overrides, tasks, roles): a few
 # hundred KiB at the very most. Everything else is a handful of fields.
-DEFAULT_BODY_LIMITS: dict[str, int] = {
-    "/runs/": 64 * KIB,
-    "/runs/{name}/jobs/": 2 * MIB,
-    "/runs/{name}/jobs/{job_id}/": 2 * MIB,
-    "/nodes/": 64 * KIB,
-    "/nodes/{node}/": 64 * KIB,
-    "/nodes/{node}/lock/": 64 * KIB,
-    "/nodes/lock_many/": 64 * KIB,
-    "/nodes/unlock_many/": 1 * MIB,  # a list of node names
-    "/queue/": 64 * KIB,
-    "/queue/pop_queue/": 64 * KIB,
-    "/queue/stats/": 64 * KIB,
-    "/queue/queued_jobs/": 64 * KIB,
-    "/events/": 1 * MIB,
-    "/subscriptions/": 64 * KIB,
-    "/subscriptions/{id}/": 64 * KIB,
+DEFAULT_SIZES: dict[str, int] = {
+    "json": 64 * KIB,  # a handful of fields
+    "job": 2 * MIB,  # a job document
+    "names": 1 * MIB,  # a list of node names (unlock_many)
+    "events": 1 * MIB,  # a message event
 }
-ARTIFACT_ROUTES = frozenset({
-    "/runs/{name}/artifacts/", "/runs/{name}/artifacts/{path}",
-    "/runs/{name}/jobs/{job_id}/artifacts/", "/runs/{name}/jobs/{job_id}/artifacts/{path}",
-})
+DEFAULT_BODY_LIMITS: dict[str, int] = {
+    route.template: DEFAULT_SIZES[route.body_limit] for route in routes.TABLE
+    if route.body_limit in DEFAULT_SIZES}
+ARTIFACT_ROUTES = frozenset(route.template for route in routes.TABLE
+                            if route.body_limit == "artifact")
 _SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)i?b?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "k": KIB, "m": MIB, "g": 1024 ** 3}
 
@@ -80,9 +71,7 @@ def parse_body_limits(value: str | Mapping[str, str | int] | None) -> dict[str, 
 
 
 def _known_routes() -> set[str]:
-    from . import openapi
-
-    return set(openapi.document()["paths"])
+    return {route.template for route in routes.TABLE if route.documented}
 
 
 class BodyLimits:
@@ -97,5 +86,5 @@ class BodyLimits:
 
     def for_path(self, path: str) -> tuple[str, int]:
         """(route template, limit in bytes) for a request path."""
-        route = metrics.route_template(path)
+        route = routes.route_template(path)
         return route, self.table.get(route, self.default)

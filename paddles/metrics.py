@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from functools import lru_cache
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
                                Gauge, Histogram, disable_created_metrics, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
+
+from . import routes
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ POOL_CAPACITY = Gauge("paddles_db_pool_capacity",
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
-UNMATCHED = "unmatched"
+UNMATCHED = routes.UNMATCHED
 # seconds a scrape's database queries may take (PostgreSQL statement_timeout)
 SCRAPE_QUERY_TIMEOUT_MS = 2000
 
@@ -69,46 +69,9 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
 
 # ---- route templates --------------------------------------------------------------------
 
-# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one label
-_FILTER_CHAIN = re.compile(r"/runs/(?:branch|suite|machine_type|status|user|sha1|flavors)"
-                           r"/[^/]+(?:/[^/]+/[^/]+)+")
-RUN_FILTER_CHAIN = "/runs/{filter}/{value}/.../"
-
-
-@lru_cache(maxsize=1)
-def _templates() -> tuple[tuple[re.Pattern, str], ...]:
-    """Every documented route as a regex, most specific first (more literal segments)."""
-    from . import openapi
-
-    compiled = []
-    for template in openapi.document()["paths"]:
-        pattern = ""
-        for part in re.split(r"(\{\w+\})", template.rstrip("/")):
-            if part == "{path}":
-                pattern += r".+"
-            elif part.startswith("{"):
-                pattern += r"[^/]+"
-            else:
-                pattern += re.escape(part)
-        literals = sum("{" not in seg for seg in template.strip("/").split("/"))
-        compiled.append((literals, re.compile(pattern + "/?"), template))
-    compiled.sort(key=lambda item: -item[0])
-    return tuple((regex, template) for _, regex, template in compiled)
-
-
-@lru_cache(maxsize=4096)
-def route_template(path: str) -> str:
-    """The documented route a path belongs to, e.g. `/runs/{name}/jobs/{job_id}/`."""
-    if path in ("", "/"):
-        return "/"
-    if path == "/openapi.json":
-        return path
-    for regex, template in _templates():
-        if regex.fullmatch(path):
-            return template
-    if _FILTER_CHAIN.fullmatch(path.rstrip("/")):
-        return RUN_FILTER_CHAIN
-    return UNMATCHED
+# The route label is the request's template in the route table (paddles/routes.py).
+route_template = routes.route_template
+RUN_FILTER_CHAIN = routes.RUN_FILTER_CHAIN
 
 
 # ---- database pool ----------------------------------------------------------------------
