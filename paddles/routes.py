@@ -611,13 +611,25 @@ def _compile(template: str) -> re.Pattern:
     return re.compile(pattern + "/?")
 
 
-def _matchers() -> tuple[tuple[re.Pattern, str], ...]:
-    """The documented routes, most specific first (more literal segments, then in table
-    order)."""
+def _first_segment(path: str) -> str:
+    return path[1:].partition("/")[0] if path.startswith("/") else ""
+
+
+def _matchers() -> dict[str, tuple[tuple[re.Pattern, str], ...]]:
+    """The documented routes by first path segment (`runs`, `nodes`, ...; every template
+    starts with a literal one), most specific first: more literal segments, then in table
+    order. A lookup tries the few routes of its path's first segment, not all of them."""
     documented = sorted((route for route in TABLE if route.documented),
                         key=lambda r: -sum("{" not in seg
                                            for seg in r.template.strip("/").split("/")))
-    return tuple((_compile(route.template), route.template) for route in documented)
+    by_segment: dict[str, list] = {}
+    for route in documented:
+        if route.template == "/":
+            continue  # route_template answers "" and "/" before any regex
+        first = _first_segment(route.template)
+        assert first and "{" not in first, route.template
+        by_segment.setdefault(first, []).append((_compile(route.template), route.template))
+    return {first: tuple(matchers) for first, matchers in by_segment.items()}
 
 
 _MATCHERS = _matchers()
@@ -633,7 +645,7 @@ def route_template(path: str) -> str:
         return "/"
     if path == "/openapi.json":
         return path
-    for regex, template in _MATCHERS:
+    for regex, template in _MATCHERS.get(_first_segment(path), ()):
         if regex.fullmatch(path):
             return template
     stripped = path.rstrip("/")
