@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 description of the API, built from the same field tables the validators use."""
+"""The OpenAPI 3.1 description of the API, generated from the route table (paddles/routes.py),
+the components below and the field tables the validators use (paddles/schemas.py)."""
 from __future__ import annotations
 
 import copy
