@@ -2,8 +2,10 @@
 
 A route is named by its OpenAPI template (`/runs/{name}/jobs/`, as metrics.route_template
 finds it). WireMiddleware answers 413 `{"message"}` before reading a byte when the declared
-Content-Length is over the route's limit; an upload sent chunked is cut off at the limit
-by the spooler (paddles/streams.py), which takes its limit from here too.
+Content-Length is over the route's limit; a JSON body sent chunked is read up to the limit
+and one byte more, then answered 413 if longer (hooks.read_unsized_body); an upload sent
+chunked is cut off at the limit by the spooler (paddles/streams.py), which takes its limit
+from here too.
 
 Configure with `body_limits` (env PADDLES_BODY_LIMITS), a comma-separated list of
 `ROUTE=SIZE` overriding the defaults below, SIZE in bytes or with a K, M or G suffix
