@@ -39,6 +39,9 @@ setup(
     packages=find_packages(include=["paddles", "paddles.*"]),
     install_requires=[
         "pecan>=1.8,<2",
+        # 1.8.9 and later depend on legacy-cgi on Python 3.13, which removed the cgi module
+        # WebOb imports (Pylons/webob#469)
+        "WebOb>=1.8.9",
         "SQLAlchemy>=2.0.30,<2.2",
         "alembic>=1.13",
         "psycopg2-binary>=2.9.9",
