@@ -1,6 +1,8 @@
 """Settings: environment over config file over defaults; derived defaults."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from paddles.settings import bind_problem, load_settings, redact_url
@@ -58,3 +60,11 @@ def test_bind_problem(bind, ok):
 def test_redacted_database_url_hides_the_password():
     assert redact_url("postgresql+psycopg2://u:s3cret@db/paddles") == \
         "postgresql+psycopg2://u:***@db/paddles"
+
+
+def test_the_config_template_loads_with_the_defaults(tmp_path, monkeypatch):
+    template = Path(__file__).resolve().parents[2] / "config.py.in"
+    monkeypatch.chdir(tmp_path)  # no ./config.py behind the defaults
+    loaded, default = load_settings(template, environ={}), load_settings(environ={})
+    assert loaded.bind == default.bind == "127.0.0.1:8080"
+    assert loaded == default
