@@ -73,8 +73,9 @@ def _check_values(settings):
         zoneinfo.ZoneInfo(settings.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"timezone {settings.timezone!r} is unknown")
-    if bind_problem(str(settings.bind)):
-        problems.append(bind_problem(str(settings.bind)))
+    bind = bind_problem(str(settings.bind))
+    if bind:
+        problems.append(bind)
     if settings.artifacts_storage not in ("local", "s3"):
         problems.append("artifacts_storage must be local or s3")
     elif settings.artifacts_storage == "s3" and not settings.s3_bucket:
