@@ -7,7 +7,7 @@ import pecan
 
 from .cache import ResponseCache, ResponseCacheHook
 from .db import make_engine, make_session_factory
-from . import metrics
+from . import metrics, pecan_speedups
 from .limits import BodyLimits
 from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, Request, RequestObserver,
                     StorageHook, WireMiddleware)
@@ -43,6 +43,7 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         read_session_factory = make_session_factory(read_engine)
     from .controllers.root import RootController
 
+    pecan_speedups.install()  # Pecan's routing, cached (idempotent)
     app = pecan.Pecan(
         RootController(settings),
         hooks=[DBSessionHook(session_factory, read_session_factory), ErrorHook(),
