@@ -7,7 +7,7 @@ from itertools import chain
 from sqlalchemy import bindparam, delete, event, select, update
 from sqlalchemy.orm import Session
 
-from ..db import Prepared, execute_alone
+from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
@@ -82,7 +82,7 @@ def run_state(session: Session, name: str, *, missing: str = "run not found") ->
     narrow SELECT and no ORM object: (id, posted, version). The version moves with every
     change; `posted` tells apart a run re-created under a reused id (SQLite). Prepared on
     PostgreSQL, and on a pooled connection of its own when the request has run nothing else
-    (db.execute_alone): a cached run document costs this one round trip."""
+    (pg.execute_alone): a cached run document costs this one round trip."""
     row = execute_alone(session, _RUN_STATE, {"rs_name": name}).first()
     if row is None:
         raise RunNotFound(missing)

@@ -215,3 +215,65 @@ def test_webob_http_method_not_allowed_carries_allow():
     assert list(e.allow) == ["GET"] and e.headers["Allow"] == "GET", \
         "re-check Resource._route and ErrorHook (paddles/hooks.py) against this webob"
 
+
+
+# ---- paddles/pg.py: psycopg2 and SQLAlchemy below the Session ----------------------------------
+
+RECHECK_PG = "re-check paddles/pg.py (the psycopg2 fast path) against this {}"
+
+
+def test_psycopg2_connection_api():
+    """pg.py switches autocommit on the connection itself, asks it whether a transaction is
+    open, polls its socket at checkout, and retries on a lost prepared statement's SQLSTATE."""
+    import psycopg2
+    import psycopg2.extensions as ext
+    for name in ("autocommit", "get_transaction_status", "closed", "fileno"):
+        assert hasattr(ext.connection, name), f"connection.{name}: " + RECHECK_PG.format(
+            "psycopg2")
+    assert ext.TRANSACTION_STATUS_IDLE == 0, RECHECK_PG.format("psycopg2")
+    assert hasattr(psycopg2.Error, "pgcode"), RECHECK_PG.format("psycopg2")
+
+
+def test_only_pg_imports_psycopg2():
+    """psycopg2 is imported by paddles/pg.py alone (SQLAlchemy's dialect aside)."""
+    import pathlib
+    import paddles
+    root = pathlib.Path(paddles.__file__).parent
+    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                       if any(line.lstrip().startswith(("import psycopg2", "from psycopg2"))
+                              for line in p.read_text().splitlines()))
+    assert importers == ["pg.py"]
+
+
+def test_sqlalchemy_below_the_session():
+    """The raw path of pg._run_pooled: a pooled DBAPI connection from the engine, the
+    dialect's disconnect test, SQLAlchemy's own exception wrapping, and the engine's
+    statement listeners (when a test listens, the fast path steps aside)."""
+    from sqlalchemy import create_engine, exc as sa_exc
+    from sqlalchemy.orm import sessionmaker
+    from sqlalchemy.pool import PoolProxiedConnection
+    recheck = RECHECK_PG.format("SQLAlchemy")
+    params = inspect.signature(sa_exc.DBAPIError.instance).parameters
+    for name in ("statement", "params", "orig", "dbapi_base_err", "connection_invalidated",
+                 "dialect"):
+        assert name in params, f"DBAPIError.instance({name}): {recheck}"
+    local = create_engine("sqlite://")
+    try:
+        pooled = local.raw_connection()
+        assert isinstance(pooled, PoolProxiedConnection), recheck
+        for name in ("dbapi_connection", "info", "invalidate", "close"):
+            assert hasattr(pooled, name), f"{name}: {recheck}"
+        assert isinstance(pooled.info, dict), recheck
+        pooled.close()
+    finally:
+        local.dispose()
+    engine = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
+    try:
+        assert _params(engine.dialect.is_disconnect) == ["e", "connection", "cursor"], recheck
+        assert engine.dialect.loaded_dbapi.Error.__module__.startswith("psycopg2"), recheck
+        assert hasattr(engine.dispatch, "before_cursor_execute"), recheck
+        assert hasattr(engine.dispatch, "after_cursor_execute"), recheck
+    finally:
+        engine.dispose()
+    maker = sessionmaker()
+    assert isinstance(maker.kw, dict), "sessionmaker.kw: re-check paddles/db.py (reading)"
