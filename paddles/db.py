@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import pg
+from .services import events, runs
 
 # Execution option a write request sets on its connection; SQLite then takes the write lock
 # up front (BEGIN IMMEDIATE) instead of failing to upgrade a read lock under contention.
@@ -114,8 +115,27 @@ def _sqlite_engine(url, lock_timeout: float, **kw) -> Engine:
     return engine
 
 
-def make_session_factory(engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+def make_session_factory(bind, *, topic_prefix: str | None = None) -> sessionmaker[Session]:
+    """The factory of paddles' sessions (the app's, the commands', the tests'): the
+    services' session listeners (run versions at flush, events at commit) are registered on
+    it, not on the Session class, and its sessions write event topics under `topic_prefix`
+    (settings.event_topic_prefix; None: the default)."""
+    return _listened(sessionmaker(bind=bind, expire_on_commit=False, autoflush=True,
+                                  info=events.session_info(topic_prefix)))
+
+
+def with_topic_prefix(factory: sessionmaker[Session],
+                      topic_prefix: str | None) -> sessionmaker[Session]:
+    """`factory`'s sessions (same options), as paddles' own, writing topics under
+    `topic_prefix`: what the app makes of a session factory it is given."""
+    info = {**factory.kw.get("info", {}), **events.session_info(topic_prefix)}
+    return _listened(sessionmaker(**dict(factory.kw, info=info)))
+
+
+def _listened(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    runs.listen(factory)
+    events.listen(factory)
+    return factory
 
 
 def reading(factory: sessionmaker[Session]) -> sessionmaker[Session]:
@@ -130,8 +150,8 @@ def reading(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     bind = factory.kw.get("bind")
     if not isinstance(bind, Engine) or not pg.autocommit_capable(bind):
         return factory
-    return sessionmaker(**dict(factory.kw, bind=bind.execution_options(
-        **{pg.AUTOCOMMIT_OPTION: True})))
+    return _listened(sessionmaker(**dict(factory.kw, bind=bind.execution_options(
+        **{pg.AUTOCOMMIT_OPTION: True}))))
 
 
 def write_locks_up_front(factory: sessionmaker[Session]) -> bool:
