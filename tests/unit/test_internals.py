@@ -277,3 +277,38 @@ def test_sqlalchemy_below_the_session():
         engine.dispose()
     maker = sessionmaker()
     assert isinstance(maker.kw, dict), "sessionmaker.kw: re-check paddles/db.py (reading)"
+
+
+# ---- the pins that go with these internals ----------------------------------------------------
+
+def test_pins_and_constraints_agree():
+    """setup.py pins the libraries whose internals are used to one minor version, and
+    constraints.txt (what make install and CI install) holds a version inside each range."""
+    import ast
+    import pathlib
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name as canonical
+    from packaging.version import Version
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    call = next(node for node in ast.walk(ast.parse((repo / "setup.py").read_text()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    requires = next(ast.literal_eval(k.value) for k in call.keywords
+                    if k.arg == "install_requires")
+    ranges = {canonical(r.name): r.specifier for r in map(Requirement, requires)}
+    pinned = {}
+    for line in (repo / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            req = Requirement(line)
+            pinned[canonical(req.name)] = Version(next(iter(req.specifier)).version)
+    for name in ("pecan", "webob", "sqlalchemy", "psycopg2-binary"):
+        spec = ranges[name]
+        upper = [s for s in spec if s.operator == "<"]
+        lower = [s for s in spec if s.operator == ">="]
+        assert upper and lower, f"{name}: pin it to a minor version in setup.py"
+        low, high = Version(lower[0].version), Version(upper[0].version)
+        assert (high.major, high.minor) == (low.major, low.minor + 1), \
+            f"{name}: {spec} spans more than one minor version"
+        assert pinned[name] in spec, f"{name}: constraints.txt {pinned[name]} not in {spec}"
+    for name, spec in ranges.items():
+        assert name in pinned and pinned[name] in spec, f"{name}: constraints.txt"
