@@ -1,4 +1,5 @@
-"""Engine and session construction: the only place that knows database quirks."""
+"""Engine and session construction: the only place that knows database quirks (the psycopg2
+fast path below SQLAlchemy is paddles/pg.py, which db.make_engine attaches to its engines)."""
 from __future__ import annotations
 
 import json
