@@ -27,8 +27,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python setup.py
-	$(BIN)/pip install -q -e '.[test]'
+$(STAMP): $(BIN)/python setup.py constraints.txt
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

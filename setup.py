@@ -38,13 +38,15 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["paddles", "paddles.*"]),
     install_requires=[
-        "pecan>=1.8,<2",
-        # 1.8.9 and later depend on legacy-cgi on Python 3.13, which removed the cgi module
-        # WebOb imports (Pylons/webob#469)
-        "WebOb>=1.8.9",
-        "SQLAlchemy>=2.0.30,<2.2",
+        # pinned to a minor version: paddles relies on their internals (pecan_speedups.py,
+        # controllers/base.py, pg.py; tests/unit/test_internals.py says what to re-check).
+        # WebOb 1.8.9 and later depend on legacy-cgi on Python 3.13, which removed the cgi
+        # module WebOb imports (Pylons/webob#469)
+        "pecan>=1.8.0,<1.9",
+        "WebOb>=1.8.11,<1.9",
+        "SQLAlchemy>=2.1.9,<2.2",
         "alembic>=1.13",
-        "psycopg2-binary>=2.9.9",
+        "psycopg2-binary>=2.9.13,<2.10",
         "gunicorn>=22.0",
         "orjson>=3.10",
         "PyYAML>=6",

@@ -74,7 +74,7 @@ class Settings:
     # PostgreSQL (SQLite then keeps its 30 s busy timeout)
     db_lock_timeout: float = 30.0
     # the heartbeat's statement is parsed and planned once per connection (PREPARE), then
-    # only run (EXECUTE); turn off behind PgBouncer in transaction mode (db.Prepared)
+    # only run (EXECUTE); turn off behind PgBouncer in transaction mode (pg.Prepared)
     db_prepared_statements: bool = True
     # per-route request body limits, "ROUTE=SIZE,..." over the defaults (paddles/limits.py)
     body_limits: str = ""
