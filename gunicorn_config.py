@@ -12,7 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-bind = os.environ.get("PADDLES_BIND", "127.0.0.1:8080")
+from paddles.settings import load_settings
+
+# The one bind setting, as `paddles serve` and the app read it: $PADDLES_BIND, else `bind` (or
+# upstream's server host/port) in config.py, else 127.0.0.1:8080.
+bind = load_settings().bind
 # CPUs + 1 (at most 9), not gunicorn's 2 x CPUs + 1, which is for sync workers that serve
 # one request each: a gthread worker serves PADDLES_THREADS at once, and more processes than
 # that on few cores cost context switches and cache (on 2 vCPUs, 3 workers served heartbeats

@@ -1,4 +1,35 @@
+import glob
+import os
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# Files read at run time that stay at the top of the repository (the project's layout):
+# a wheel carries copies under paddles/_data/, where paddles/resources.py finds them once
+# installed. Keep this list equal to paddles.resources.SHIPPED (tests/deploy/test_wheel.py).
+SHIPPED = ("alembic/env.py", "alembic/script.py.mako", "alembic/versions/*.py",
+           "gunicorn_config.py", "config.py.in", "alembic.ini.in")
+
+
+class BuildWithRepoFiles(build_py):
+    """build_py, plus the migrations, gunicorn_config.py and the templates as package data."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):  # an editable install reads the checkout
+            return
+        here = os.path.dirname(os.path.abspath(__file__))
+        for pattern in SHIPPED:
+            names = sorted(glob.glob(os.path.join(here, pattern)))
+            if not names:
+                raise FileNotFoundError(f"{pattern}: nothing to package")
+            for name in names:
+                target = os.path.join(self.build_lib, "paddles", "_data",
+                                      os.path.relpath(name, here))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copyfile(name, target)
+
 
 setup(
     name="paddles",
@@ -7,10 +38,15 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["paddles", "paddles.*"]),
     install_requires=[
-        "pecan>=1.8,<2",
-        "SQLAlchemy>=2.0.30,<2.2",
+        # pinned to a minor version: paddles relies on their internals (pecan_speedups.py,
+        # controllers/base.py, pg.py; tests/unit/test_internals.py says what to re-check).
+        # WebOb 1.8.9 and later depend on legacy-cgi on Python 3.13, which removed the cgi
+        # module WebOb imports (Pylons/webob#469)
+        "pecan>=1.8.0,<1.9",
+        "WebOb>=1.8.11,<1.9",
+        "SQLAlchemy>=2.1.9,<2.2",
         "alembic>=1.13",
-        "psycopg2-binary>=2.9.9",
+        "psycopg2-binary>=2.9.13,<2.10",
         "gunicorn>=22.0",
         "orjson>=3.10",
         "PyYAML>=6",
@@ -37,4 +73,5 @@ setup(
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},
+    cmdclass={"build_py": BuildWithRepoFiles},
 )

@@ -6,8 +6,8 @@ import logging
 import pecan
 
 from .cache import ResponseCache, ResponseCacheHook
-from .db import make_engine, make_session_factory
-from . import metrics
+from .db import make_engine, make_session_factory, with_topic_prefix
+from . import metrics, pecan_speedups
 from .limits import BodyLimits
 from .hooks import (DBSessionHook, ErrorHook, OrjsonRenderer, Request, RequestObserver,
                     StorageHook, WireMiddleware)
@@ -25,24 +25,28 @@ def setup_app(config=None):
 
 def make_app(settings: Settings, *, session_factory=None, read_session_factory=None,
              extra_hooks=()):
-    from .services import events
-    events.configure(settings.event_topic_prefix)
+    prefix = settings.event_topic_prefix  # of the event topics the app's sessions write
     if session_factory is None:
         engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                              max_overflow=settings.db_max_overflow,
                              lock_timeout=settings.db_lock_timeout or None,
                              prepared_statements=settings.db_prepared_statements)
         metrics.instrument_engine(engine, settings.db_pool_size + settings.db_max_overflow)
-        session_factory = make_session_factory(engine)
+        session_factory = make_session_factory(engine, topic_prefix=prefix)
+    else:  # a factory given (tests): its sessions as the app's own
+        session_factory = with_topic_prefix(session_factory, prefix)
     if read_session_factory is None and settings.database_read_url:
         read_engine = make_engine(settings.database_read_url, pool_size=settings.db_pool_size,
                                   max_overflow=settings.db_max_overflow,
                                   lock_timeout=settings.db_lock_timeout or None)
         metrics.instrument_engine(read_engine,
                                   settings.db_pool_size + settings.db_max_overflow)
-        read_session_factory = make_session_factory(read_engine)
+        read_session_factory = make_session_factory(read_engine, topic_prefix=prefix)
+    elif read_session_factory is not None:
+        read_session_factory = with_topic_prefix(read_session_factory, prefix)
     from .controllers.root import RootController
 
+    pecan_speedups.install()  # Pecan's routing, cached (idempotent)
     app = pecan.Pecan(
         RootController(settings),
         hooks=[DBSessionHook(session_factory, read_session_factory), ErrorHook(),

@@ -97,7 +97,8 @@ class Dispatcher:
         self.settings = settings
         self.concurrency = max(1, concurrency or settings.dispatch_concurrency)
         self.engine = make_engine(settings.database_url, pool_size=2, max_overflow=2)
-        self.sessions = make_session_factory(self.engine)
+        self.sessions = make_session_factory(self.engine,
+                                             topic_prefix=settings.event_topic_prefix)
         self.waker = notify.get_waker(self.engine, settings.dispatch_poll_interval)
         self.lease = 2 * settings.webhook_timeout + 1  # an attempt in flight keeps its row
         self.stopping = threading.Event()

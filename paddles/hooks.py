@@ -299,6 +299,13 @@ class WireMiddleware:
             return body
         if streamed:
             hide_body(environ)
+        elif unsized_body(environ):
+            # chunked (no Content-Length): read here, up to the limit and one byte more
+            problem = read_unsized_body(environ, limit, route)
+            if problem is not None:
+                status, headers, body = problem
+                start_response(status, finish(status, headers))
+                return body
         if method in ("GET", "HEAD") or streamed:
             # reads never retry, nor do artifact uploads: stream straight through
             def start(status, headers, exc_info=None):
@@ -311,16 +318,18 @@ class WireMiddleware:
         return body
 
     def _call_with_retries(self, environ):
-        length = environ.get("CONTENT_LENGTH") or "0"
-        try:
-            length_value = int(length)
-        except ValueError:
-            return _raw_error(400, "invalid Content-Length")
-        try:
-            raw = environ["wsgi.input"].read(length_value) if length_value else b""
-        except TimeoutError:
-            status, headers, body = _raw_error(408, body_timed_out().message)
-            return status, [*headers, ("Connection", "close")], body
+        raw = environ.get(REQUEST_BODY)  # a chunked body, read already (read_unsized_body)
+        if raw is None:
+            length = environ.get("CONTENT_LENGTH") or "0"
+            try:
+                length_value = int(length)
+            except ValueError:
+                return _raw_error(400, "invalid Content-Length")
+            try:
+                raw = environ["wsgi.input"].read(length_value) if length_value else b""
+            except TimeoutError:
+                status, headers, body = _raw_error(408, body_timed_out().message)
+                return status, [*headers, ("Connection", "close")], body
         # Bodies here are JSON whatever the client calls them (spec 1), decoded by the
         # handler (schemas.parse_json). Hide the type from Pecan and webob: they parse form
         # types (a multipart type without a boundary was a 500) and Pecan decodes JSON types
@@ -348,6 +357,53 @@ class WireMiddleware:
                 return captured["status"], captured["headers"], [body]
             time.sleep(0.01 * (2 ** attempt))
         raise AssertionError("unreachable")
+
+
+def unsized_body(environ) -> bool:
+    """The request has a body of no declared length: sent chunked (`Transfer-Encoding`, which
+    gunicorn decodes and ends: `wsgi.input_terminated`). Without a Content-Length or a
+    Transfer-Encoding a request has no body (RFC 9112 6.3)."""
+    if (environ.get("CONTENT_LENGTH") or "").strip():
+        return False
+    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+UNSIZED_READ = 1 << 20  # bytes asked of wsgi.input at a time for a chunked body
+
+
+def read_unsized_body(environ, limit: int, route: str):
+    """Read a chunked body whole, never more than `limit` + 1 bytes, and put it where a body
+    with a Content-Length would be (wsgi.input, CONTENT_LENGTH, REQUEST_BODY): None. Over the
+    limit, cut short, or timed out: the (status, headers, body) to answer instead."""
+    stream, parts, size = environ["wsgi.input"], [], 0
+    try:
+        while size <= limit:
+            chunk = stream.read(min(UNSIZED_READ, limit + 1 - size))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+    except TimeoutError:
+        return _closing_error(408, body_timed_out().message)
+    except Exception as exc:  # gunicorn's NoMoreData, InvalidChunkSize...: client gone or bad
+        log.info("chunked request body unreadable: %s", exc)
+        return _closing_error(400, "request body ended early or is not valid chunked "
+                                   "transfer coding")
+    if size > limit:
+        return _closing_error(
+            413, f"request body is larger than {limit} bytes, the limit for {route}")
+    raw = b"".join(parts)
+    del parts
+    environ["wsgi.input"] = io.BytesIO(raw)
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    environ[REQUEST_BODY] = raw
+    return None
+
+
+def _closing_error(status: int, message: str):
+    """An error answered before the body was read whole: the connection cannot be reused."""
+    status_line, headers, body = _raw_error(status, message)
+    return status_line, [*headers, ("Connection", "close")], body
 
 
 def bound_client_io(environ, timeout: float | None) -> None:

@@ -2,8 +2,10 @@
 
 A route is named by its OpenAPI template (`/runs/{name}/jobs/`, as routes.route_template
 finds it). WireMiddleware answers 413 `{"message"}` before reading a byte when the declared
-Content-Length is over the route's limit; an upload sent chunked is cut off at the limit
-by the spooler (paddles/streams.py), which takes its limit from here too.
+Content-Length is over the route's limit; a JSON body sent chunked is read up to the limit
+and one byte more, then answered 413 if longer (hooks.read_unsized_body); an upload sent
+chunked is cut off at the limit by the spooler (paddles/streams.py), which takes its limit
+from here too.
 
 Configure with `body_limits` (env PADDLES_BODY_LIMITS), a comma-separated list of
 `ROUTE=SIZE` overriding the defaults below, SIZE in bytes or with a K, M or G suffix
@@ -21,11 +23,14 @@ from . import routes
 KIB, MIB = 1024, 1024 ** 2
 
 # Each route names its limit in the route table (paddles/routes.py, `body_limit`).
-# Teuthology's job documents carry the whole job config (overrides, tasks, roles): a few
-# hundred KiB at the very most. Everything else is a handful of fields.
+# Teuthology's job documents carry the whole job config (overrides, tasks, roles): usually
+# a few hundred KiB, but a 2.4 MB one (40,000 override keys) is on record, and teuthology
+# loses a job's results when it gets a 413. Upstream paddles has no limit: jobs and runs get
+# the max_body_size (16 MiB), the largest body read into memory. Everything else is a
+# handful of fields.
 DEFAULT_SIZES: dict[str, int] = {
     "json": 64 * KIB,  # a handful of fields
-    "job": 2 * MIB,  # a job document
+    "job": 16 * MIB,  # a job document, or a run (/runs/)
     "names": 1 * MIB,  # a list of node names (unlock_many)
     "events": 1 * MIB,  # a message event
 }

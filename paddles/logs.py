@@ -44,6 +44,11 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     root.setLevel(level.upper())
+    # alembic logs at INFO when it is imported (plugin setup, in every gunicorn worker) and per
+    # step of a migration: only its warnings, unless `paddles migrate` asks for the steps
+    # (migrations.upgrade) or the level is DEBUG
+    logging.getLogger("alembic").setLevel(
+        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
 
 
 def access(method: str, route: str, path: str, status: int, duration_ms: float,

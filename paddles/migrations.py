@@ -1,19 +1,20 @@
 """Alembic driven from code, so `paddles migrate` needs no alembic.ini on disk."""
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import logging
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import resources
 
 
 def alembic_config(database_url: str, connection=None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(_script_location()))
+    cfg.set_main_option("script_location", str(resources.path("alembic")))
     cfg.set_main_option("file_template",
                         "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s")
     cfg.attributes["database_url"] = database_url
@@ -22,16 +23,22 @@ def alembic_config(database_url: str, connection=None) -> Config:
     return cfg
 
 
-def _script_location() -> Path:
-    """alembic/ beside the package in a checkout; packaged copy in an installed wheel."""
-    for candidate in (ROOT / "alembic", Path(__file__).resolve().parent / "alembic"):
-        if (candidate / "env.py").exists():
-            return candidate
-    raise FileNotFoundError("alembic migrations directory not found")
+def upgrade(database_url: str, revision: str = "head", *, verbose: bool = False) -> None:
+    """`verbose`: log alembic's line per migration applied (`paddles migrate`); otherwise
+    alembic says only warnings (logs.configure_logging)."""
+    with _migration_steps_logged() if verbose else contextlib.nullcontext():
+        command.upgrade(alembic_config(database_url), revision)
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+@contextlib.contextmanager
+def _migration_steps_logged():
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def current_revision(engine) -> str | None:

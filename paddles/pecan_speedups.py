@@ -9,7 +9,10 @@
    on the path of every request (five a heartbeat) before it checks whether the class was
    already scanned, which is all the work it does for a scanned class: skipped for those.
 
-Applied once, on import of paddles.controllers.base; tests/api/test_wire.py covers routing.
+Installed by the app factory (paddles.app.make_app), not on import: `install()` may be
+called any number of times. tests/unit/test_internals.py checks that every internal patched
+here still has the shape relied on (it fails on a Pecan upgrade that moves one);
+tests/api/test_wire.py covers routing.
 """
 from __future__ import annotations
 
@@ -44,8 +47,17 @@ def detect_custom_path_segments_once(obj):
     _original_detect(obj)
 
 
+PATCHED_MODULES = (pecan.util, pecan.core, pecan.rest, pecan.routing, pecan.decorators)
+
+
 def install() -> None:
+    """Put the caches in place of Pecan's functions (idempotent)."""
     pecan.routing._detect_custom_path_segments = detect_custom_path_segments_once
-    for module in (pecan.util, pecan.core, pecan.rest, pecan.routing, pecan.decorators):
+    for module in PATCHED_MODULES:
         if getattr(module, "getargspec", None) is _original:
             module.getargspec = cached_getargspec
+
+
+def installed() -> bool:
+    return pecan.routing._detect_custom_path_segments is detect_custom_path_segments_once \
+        and all(m.getargspec is cached_getargspec for m in PATCHED_MODULES)

@@ -172,7 +172,7 @@ def _run_routes() -> list[Route]:
             "post": op("create an empty run", body={"type": "object", "required": ["name"],
                        "properties": {"name": {"type": "string", "maxLength": 512}}},
                        errors=(400,)),
-        }, body_limit="json", replica=True),
+        }, body_limit="job", replica=True),
         Route("/runs/queued/", {"get": op("runs having a queued job, scheduled ascending",
                                           ok=ok(list_of("RunSummary")), errors=())},
               replica=True),

@@ -25,8 +25,9 @@ class Settings:
     job_log_href_templ: str = DEFAULT_LOG_HREF
     default_latest_runs_count: int = 25
     timezone: str = "UTC"
-    server_host: str = "127.0.0.1"
-    server_port: int = 8080
+    # where the server listens (gunicorn's bind): HOST:PORT, [IPv6]:PORT or unix:PATH; the
+    # one setting for `paddles serve`, `make run` and gunicorn under supervisord alike
+    bind: str = "127.0.0.1:8080"
     max_body_size: int = 16 * 1024 * 1024
     db_pool_size: int = 5
     db_max_overflow: int = 10
@@ -73,7 +74,7 @@ class Settings:
     # PostgreSQL (SQLite then keeps its 30 s busy timeout)
     db_lock_timeout: float = 30.0
     # the heartbeat's statement is parsed and planned once per connection (PREPARE), then
-    # only run (EXECUTE); turn off behind PgBouncer in transaction mode (db.Prepared)
+    # only run (EXECUTE); turn off behind PgBouncer in transaction mode (pg.Prepared)
     db_prepared_statements: bool = True
     # per-route request body limits, "ROUTE=SIZE,..." over the defaults (paddles/limits.py)
     body_limits: str = ""
@@ -88,8 +89,7 @@ _ENV = {
     "job_log_href_templ": ("PADDLES_JOB_LOG_HREF_TEMPL", str),
     "default_latest_runs_count": ("PADDLES_DEFAULT_LATEST_RUNS_COUNT", int),
     "timezone": ("PADDLES_TIMEZONE", str),
-    "server_host": ("PADDLES_SERVER_HOST", str),
-    "server_port": ("PADDLES_SERVER_PORT", int),
+    "bind": ("PADDLES_BIND", str),
     "max_body_size": ("PADDLES_MAX_BODY_SIZE", int),
     "db_pool_size": ("PADDLES_DB_POOL_SIZE", int),
     "db_max_overflow": ("PADDLES_DB_MAX_OVERFLOW", int),
@@ -148,11 +148,10 @@ def _from_config_file(path: Path) -> dict[str, Any]:
     """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``, ``paddles``)."""
     ns = runpy.run_path(str(path))
     found: dict[str, Any] = {}
-    server = ns.get("server") or {}
-    if "host" in server:
-        found["server_host"] = server["host"]
-    if "port" in server:
-        found["server_port"] = int(server["port"])
+    server = ns.get("server") or {}  # upstream's shape; paddles = {"bind": ...} wins over it
+    if "host" in server or "port" in server:
+        host, port = Settings.bind.rsplit(":", 1)
+        found["bind"] = f"{server.get('host') or host}:{server.get('port') or port}"
     url = (ns.get("sqlalchemy") or {}).get("url")
     if url:
         found["database_url"] = url
@@ -195,8 +194,16 @@ def setting_sources(path: str | Path | None = None,
             for field in dataclasses.fields(Settings)}
 
 
+# variables earlier versions read; set, they are an error rather than silently ignored
+_REPLACED = {"PADDLES_SERVER_HOST": "PADDLES_BIND=HOST:PORT",
+             "PADDLES_SERVER_PORT": "PADDLES_BIND=HOST:PORT"}
+
+
 def _gather(path, environ, overrides) -> tuple[dict[str, Any], dict[str, str]]:
     environ = os.environ if environ is None else environ
+    for var, instead in _REPLACED.items():
+        if environ.get(var):
+            raise ValueError(f"{var} is no longer read: set {instead}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     cfg = Path(path) if path else config_path(environ)
@@ -225,6 +232,30 @@ def _gather(path, environ, overrides) -> tuple[dict[str, Any], dict[str, str]]:
         values["database_url"] = default_database_url(data_dir)
         sources["database_url"] = "derived (SQLite in data_dir)"
     return values, sources
+
+
+def bind_problem(bind: str) -> str | None:
+    """What is wrong with a bind address (gunicorn's HOST:PORT, [IPv6]:PORT, unix:PATH or
+    fd://N), or None."""
+    if bind.startswith("unix:") and len(bind) > 5:
+        return None
+    if bind.startswith("fd://") and bind[5:].isdigit():
+        return None
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return f"bind {bind!r} is not HOST:PORT, [IPv6]:PORT or unix:PATH"
+    return None
+
+
+def bind_url(bind: str) -> str:
+    """The address a person can open, for start-up messages."""
+    return bind if bind.startswith(("unix:", "fd://")) else f"http://{bind}/"
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for a log line: the password masked."""
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def default_database_url(data_dir: str) -> str:

@@ -55,8 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, SyntaxError) as exc:  # a bad config file or variable
         print(f"paddles {args.command}: configuration error: {exc}", file=sys.stderr)
         return 1
-    from ..services import events
-    events.configure(settings.event_topic_prefix)
     try:
         return args._run(args, settings) or 0
     except KeyboardInterrupt:

@@ -28,7 +28,8 @@ def transaction(settings, *, write: bool = True, dry_run: bool = False) -> Itera
     """
     engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
     try:
-        with make_session_factory(engine).begin() as session:
+        with make_session_factory(
+                engine, topic_prefix=settings.event_topic_prefix).begin() as session:
             if write and not dry_run:
                 begin_write(session)  # SQLite: take the write lock up front
             yield session

@@ -20,7 +20,7 @@ from ..db import make_engine, make_session_factory
 from ..limits import parse_body_limits
 from ..logs import FORMATS
 from ..services import health
-from ..settings import setting_sources
+from ..settings import bind_problem, setting_sources
 from ..storage import make_blob_store
 
 SECRETS = ("s3_secret_access_key",)
@@ -73,6 +73,9 @@ def _check_values(settings):
         zoneinfo.ZoneInfo(settings.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         problems.append(f"timezone {settings.timezone!r} is unknown")
+    bind = bind_problem(str(settings.bind))
+    if bind:
+        problems.append(bind)
     if settings.artifacts_storage not in ("local", "s3"):
         problems.append("artifacts_storage must be local or s3")
     elif settings.artifacts_storage == "s3" and not settings.s3_bucket:

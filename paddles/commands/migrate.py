@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import migrations
+from ..settings import redact_url
 
 
 def register(sub):
@@ -14,12 +15,7 @@ def register(sub):
 
 
 def run(args, settings) -> int:
-    print(f"migrating {_redact(settings.database_url)} to {args.revision}", file=sys.stderr)
-    migrations.upgrade(settings.database_url, args.revision)
+    print(f"migrating {redact_url(settings.database_url)} to {args.revision}", file=sys.stderr)
+    migrations.upgrade(settings.database_url, args.revision, verbose=True)
     print("schema is current", file=sys.stderr)
     return 0
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    return make_url(url).render_as_string(hide_password=True)

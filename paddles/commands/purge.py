@@ -63,7 +63,7 @@ def run(args, settings) -> int:
     cutoff = utcnow() - args.artifacts_older_than
     store = make_blob_store(settings)
     engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
-    sessions = make_session_factory(engine)
+    sessions = make_session_factory(engine, topic_prefix=settings.event_topic_prefix)
     try:
         if args.dry_run:
             with sessions() as session:
@@ -102,7 +102,7 @@ def run(args, settings) -> int:
 def purge_events(args, settings) -> None:
     cutoff = utcnow() - args.events_older_than
     engine = make_engine(settings.database_url, pool_size=1, max_overflow=0)
-    sessions = make_session_factory(engine)
+    sessions = make_session_factory(engine, topic_prefix=settings.event_topic_prefix)
     try:
         with sessions() as session:
             total = event_service.count_events_before(session, cutoff)

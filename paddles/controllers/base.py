@@ -7,10 +7,8 @@ from pecan.routing import lookup_controller
 from pecan.util import getargspec, iscontroller
 from webob import Response, exc
 
-from .. import pecan_speedups
 from ..hooks import REQUEST_BODY
 
-pecan_speedups.install()
 # the handlers a request for the resource itself goes to, by method (RestController's order)
 _HANDLERS = {"GET": ("get_all", "get"), "HEAD": ("get_all", "get"), "POST": ("post",),
              "PUT": ("put",), "DELETE": ("delete",)}
@@ -19,7 +17,8 @@ _CHECKED_CLASSES: set[type] = set()
 
 class Resource(RestController):
     # RestController answers HEAD with 405; serve it as GET (webob then drops the body).
-    # This leans on a Pecan internal; tests/api/test_wire.py keeps it honest.
+    # This leans on a Pecan internal; tests/api/test_wire.py and tests/unit/test_internals.py
+    # keep it honest.
     _handle_head = RestController._handle_get
 
     def __new__(cls, *args, **kwargs):

@@ -72,12 +72,22 @@ class _ExportBase(Resource):
     @staticmethod
     def _respond(build) -> Response:
         """Open the export's own session, build the export with it (a 4xx comes out here,
-        before any byte is sent), and hand both to the response body."""
+        before any byte is sent), produce its first bytes, and hand the rest and the session
+        to the response body. Producing the first bytes here runs the export's first query:
+        a failure there is still an error response, JSON with its 5xx (ErrorHook), where
+        from the body it would be the server's HTML 500 page."""
         session = request.session_factory()
+        chunks = None
         try:
             export = build(session)
+            chunks = export.chunks()
+            first = _first_chunk(chunks)
         except BaseException:
-            session.close()
+            try:
+                if chunks is not None:
+                    chunks.close()
+            finally:
+                session.close()
             raise
         resp = StreamedResponse(status=200, content_type=None, charset=None)
         resp.headers["Content-Type"] = export.content_type
@@ -85,7 +95,7 @@ class _ExportBase(Resource):
             export.filename)
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Cache-Control"] = "no-store"
-        resp.app_iter = _Body(export.chunks(), session)
+        resp.app_iter = _Body(chunks, session, first)
         resp.content_length = None  # unknown: sent chunked
         return resp
 
@@ -132,24 +142,43 @@ class RunExportController(_ExportBase):
 
 # ---- the streamed body ----------------------------------------------------------------------
 
-class _Body:
-    """WSGI body: the export's chunks; close() ends them and closes the export's session,
-    whether or not they were read to the end."""
+def _first_chunk(chunks) -> bytes:
+    """The first non-empty chunk (b"" for an empty export): until then the server has sent
+    nothing (PEP 3333 sends the headers with the first non-empty chunk)."""
+    for chunk in chunks:
+        if chunk:
+            return chunk
+    return b""
 
-    def __init__(self, chunks, session):
+
+class _Body:
+    """WSGI body: the export's first chunk (produced by the handler), then the rest;
+    close() ends them and closes the export's session, whether or not they were read to the
+    end.
+
+    A failure after the first chunk raises out of the iteration: the server then drops the
+    connection without ending the body (gunicorn: no terminating zero-length chunk), so the
+    client sees a broken download, never a complete-looking file (docs/exports.md)."""
+
+    def __init__(self, chunks, session, first: bytes = b""):
         self._chunks = chunks
         self._session = session
+        self._first = first
 
     def __iter__(self):
         return self
 
     def __next__(self) -> bytes:
+        if self._first:
+            first, self._first = self._first, b""
+            return first
         try:
             return next(self._chunks)
         except StopIteration:
             raise
         except Exception:
-            log.exception("export failed after its response started; the body is cut short")
+            log.exception("export failed after its response started; the connection is "
+                          "cut, the body left unterminated")
             raise
 
     def close(self) -> None:

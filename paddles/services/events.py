@@ -18,6 +18,10 @@ PostgreSQL NOTIFY, delivered at commit, which wakes event streams and the dispat
 
 Record events outside `session.begin_nested()` blocks: a savepoint rolled back does not
 take back an event recorded inside it.
+
+Both listeners, and the topic prefix (settings.event_topic_prefix, in `Session.info`), are
+on the session factory paddles builds (db.make_session_factory calls `listen`), not on the
+Session class: a Session made otherwise records nothing at commit.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, delete, event, func, insert, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Event, utcnow
 
@@ -36,17 +40,16 @@ CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
 # pg_advisory_xact_lock key that orders event commits ("paddEVNT")
 ADVISORY_KEY = 0x7061646445564E54
 DEFAULT_TOPIC_PREFIX = "org.paddles"
-
-_config = {"topic_prefix": DEFAULT_TOPIC_PREFIX}
-
-
-def configure(topic_prefix: str | None) -> None:
-    """The process's topic prefix (one configuration per process: app factory and CLI)."""
-    _config["topic_prefix"] = (topic_prefix or DEFAULT_TOPIC_PREFIX).strip(".")
+TOPIC_PREFIX = "paddles.topic_prefix"  # Session.info key: settings.event_topic_prefix
 
 
-def topic_for(kind: str) -> str:
-    return f"{_config['topic_prefix']}.{kind}"
+def session_info(topic_prefix: str | None) -> dict[str, str]:
+    """The `info` of a session factory whose sessions write topics under `topic_prefix`."""
+    return {TOPIC_PREFIX: (topic_prefix or DEFAULT_TOPIC_PREFIX).strip(".")}
+
+
+def topic_for(session: Session, kind: str) -> str:
+    return f"{session.info.get(TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX)}.{kind}"
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -56,7 +59,7 @@ def record_event(session: Session, type: str, payload: Mapping[str, Any], *, sub
                  username: str | None = None, topic: str | None = None) -> dict[str, Any]:
     """Queue an event for this session's transaction; it is inserted at commit."""
     row = {"uuid": str(uuid.uuid4()), "time": utcnow(),
-           "topic": topic or topic_for(type.split(".", 1)[0]), "type": type,
+           "topic": topic or topic_for(session, type.split(".", 1)[0]), "type": type,
            "subject": subject, "username": username, "run_name": run_name, "job_id": job_id,
            "data": dict(payload)}
     if not session.in_transaction():  # so that a rollback forgets the queue with the rest
@@ -83,13 +86,17 @@ def flush_events(session: Session) -> list[int]:
     return list(result.scalars())
 
 
-@event.listens_for(Session, "before_commit")
+def listen(factory: sessionmaker) -> None:
+    """Pending events inserted at commit, forgotten at rollback, for `factory`'s sessions."""
+    event.listen(factory, "before_commit", _flush_on_commit)
+    event.listen(factory, "after_transaction_end", _forget_on_end)
+
+
 def _flush_on_commit(session: Session) -> None:
     if session.info.get(PENDING):
         flush_events(session)
 
 
-@event.listens_for(Session, "after_transaction_end")
 def _forget_on_end(session: Session, transaction) -> None:
     if transaction.parent is None:  # the outermost transaction: committed or rolled back
         session.info.pop(PENDING, None)
@@ -110,7 +117,7 @@ def post_message(session: Session, *, message: Any, topic: str | None, run_name:
                **({"job": job_id} if job_id else {}), **(dict(data) if data else {})}
     row = record_event(session, "message", payload, subject=subject, run_name=run_name,
                        job_id=job_id, username=username,
-                       topic=topic_for("message") + (f".{topic}" if topic else ""))
+                       topic=topic_for(session, "message") + (f".{topic}" if topic else ""))
     (event_id,) = flush_events(session)
     return Event(id=event_id, **row)
 

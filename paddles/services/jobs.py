@@ -9,7 +9,7 @@ from sqlalchemy import (JSON, Row, Select, Text, bindparam, cast, delete, false,
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from ..db import Prepared, execute_alone
+from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
@@ -154,7 +154,7 @@ def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str
 @functools.cache
 def _pg_heartbeat(with_name: bool) -> Prepared:
     """The PostgreSQL heartbeat statement, parameters hb_run, hb_job, hb_now (and hb_name),
-    prepared on the server (db.Prepared)."""
+    prepared on the server (pg.Prepared)."""
     params = ("hb_run", "hb_job", "hb_now", "hb_name")[:4 if with_name else 3]
     return Prepared(f"paddles_heartbeat{'_named' if with_name else ''}",
                     _pg_heartbeat_statement(with_name), params)
@@ -165,7 +165,7 @@ def _pg_heartbeat_statement(with_name: bool):
     run_name = bindparam("hb_run", type_=Run.__table__.c.name.type)
     job_id = bindparam("hb_job", type_=Job.__table__.c.job_id.type)
     # the run is touched only when its job exists: the statement commits on its own
-    # (db.execute_alone), so a 404 must have changed nothing
+    # (pg.execute_alone), so a 404 must have changed nothing
     job_exists = select(Job.id).where(Job.run_id == Run.id, Job.job_id == job_id).exists()
     touch_run = (update(Run).where(Run.name == run_name, job_exists, _ASYNC_COMMIT)
                  .values(updated=now, version=Run.version + literal_column("1"))

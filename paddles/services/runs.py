@@ -5,9 +5,9 @@ import datetime as dt
 from itertools import chain
 
 from sqlalchemy import bindparam, delete, event, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import Prepared, execute_alone
+from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Run, RunStatus, utcnow
 from ..run_names import parse_run_name
@@ -19,11 +19,15 @@ from .common import add_if_new, fetch_one
 # runs.version moves on every change to a run or its jobs, in the same transaction, so a
 # reader holding (run id, version) knows the run detail it built is still current
 # (paddles/cache.py). ORM changes are caught here, at flush; the Core statements that write
-# runs or jobs (the heartbeat) bump it themselves with VERSION_BUMP.
+# runs or jobs (the heartbeat) bump it themselves with VERSION_BUMP. The listener is on the
+# session factory paddles builds (db.make_session_factory calls `listen`).
 VERSION_BUMP = Run.version + 1
 
 
-@event.listens_for(Session, "before_flush")
+def listen(factory: sessionmaker) -> None:
+    event.listen(factory, "before_flush", bump_run_versions)
+
+
 def bump_run_versions(session: Session, _context, _instances) -> None:
     from ..models import Job
     bumped: set[int] = set()
@@ -82,7 +86,7 @@ def run_state(session: Session, name: str, *, missing: str = "run not found") ->
     narrow SELECT and no ORM object: (id, posted, version). The version moves with every
     change; `posted` tells apart a run re-created under a reused id (SQLite). Prepared on
     PostgreSQL, and on a pooled connection of its own when the request has run nothing else
-    (db.execute_alone): a cached run document costs this one round trip."""
+    (pg.execute_alone): a cached run document costs this one round trip."""
     row = execute_alone(session, _RUN_STATE, {"rs_name": name}).first()
     if row is None:
         raise RunNotFound(missing)

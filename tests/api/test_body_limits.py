@@ -27,13 +27,15 @@ def _padded(size: int, **fields) -> bytes:
 
 def test_defaults_are_small_for_json_and_large_for_uploads():
     table = limits.BodyLimits(load_settings(environ={}, database_url="sqlite://")).table
-    assert table["/runs/"] == 64 * 1024
-    assert table["/runs/{name}/jobs/"] == 2 * 1024 ** 2
+    assert table["/runs/"] == 16 * 1024 ** 2
+    assert table["/runs/{name}/jobs/"] == 16 * 1024 ** 2
+    assert table["/runs/{name}/jobs/{job_id}/"] == 16 * 1024 ** 2
+    assert table["/nodes/"] == 64 * 1024
     assert table["/runs/{name}/jobs/{job_id}/artifacts/{path}"] == 2 * 1024 ** 3
 
 
 def test_job_body_over_its_limit_is_413_and_nothing_is_written(app):
-    limit = 2 * 1024 ** 2
+    limit = 16 * 1024 ** 2
     app.post(f"/runs/{RUN}/jobs/", _padded(limit, job_id="1"), status=200)
     resp = app.post(f"/runs/{RUN}/jobs/", _padded(limit + 1, job_id="2"), status=413)
     assert resp.json == {"message": f"request body is larger than {limit} bytes, the limit "
@@ -42,10 +44,15 @@ def test_job_body_over_its_limit_is_413_and_nothing_is_written(app):
     assert [j["job_id"] for j in app.get(f"/runs/{RUN}/jobs/").json] == ["1"]
 
 
-def test_run_post_has_a_smaller_limit_than_jobs(app):
-    body = b'{"name": "r1", "pad": "' + b"x" * (64 * 1024) + b'"}'
+def test_run_post_over_its_limit_is_413(app):
+    body = b'{"name": "r1", "pad": "' + b"x" * (16 * 1024 ** 2) + b'"}'
     assert app.post("/runs/", body, status=413).json["message"].endswith("/runs/")
     assert app.get("/runs/").json == []
+
+
+def test_node_post_has_a_smaller_limit_than_jobs(app):
+    body = b'{"name": "n1", "pad": "' + b"x" * (64 * 1024) + b'"}'
+    assert app.post("/nodes/", body, status=413).json["message"].endswith("/nodes/")
 
 
 def test_limits_are_configurable(database_url, session_factory, tmp_path):

@@ -75,10 +75,24 @@ def test_unwritable_storage_fails(monkeypatch, tmp_path, capsys, database_url):
 
 
 def test_a_bad_variable_is_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setenv("PADDLES_SERVER_PORT", "eighty")
+    monkeypatch.setenv("PADDLES_DB_POOL_SIZE", "eighty")
     assert main(["check-config"]) == 1
     err = capsys.readouterr().err
-    assert "configuration error" in err and "PADDLES_SERVER_PORT='eighty'" in err
+    assert "configuration error" in err and "PADDLES_DB_POOL_SIZE='eighty'" in err
+
+
+def test_a_replaced_server_variable_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("PADDLES_SERVER_PORT", "8380")
+    assert main(["check-config"]) == 1
+    err = capsys.readouterr().err
+    assert "PADDLES_SERVER_PORT is no longer read: set PADDLES_BIND=HOST:PORT" in err
+
+
+def test_a_bad_bind_fails(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PADDLES_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PADDLES_BIND", "127.0.0.1:http")
+    assert main(["check-config", "--no-settings"]) == 1
+    assert "bind '127.0.0.1:http' is not HOST:PORT" in capsys.readouterr().out
 
 
 def test_a_configured_replica_is_checked_too(cli, monkeypatch, tmp_path, database_url):

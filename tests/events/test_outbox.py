@@ -179,12 +179,9 @@ def test_topic_prefix_is_configurable(settings, session_factory):
     custom = webtest.TestApp(make_app(settings.__class__(**{
         **settings.__dict__, "event_topic_prefix": "org.example.paddles"}),
         session_factory=session_factory))
-    try:
-        post_job(custom, run_name(), "1")
-        assert {e["topic"] for e in new_events(custom)} == {"org.example.paddles.run",
-                                                            "org.example.paddles.job"}
-    finally:
-        event_service.configure(settings.event_topic_prefix)
+    post_job(custom, run_name(), "1")
+    assert {e["topic"] for e in new_events(custom)} == {"org.example.paddles.run",
+                                                        "org.example.paddles.job"}
 
 
 def test_topic_prefix_from_the_environment(monkeypatch, database_url):

@@ -1,4 +1,4 @@
-"""db.execute_alone: one statement as a transaction of its own, on a pooled connection of its
+"""pg.execute_alone: one statement as a transaction of its own, on a pooled connection of its
 own when the session has begun nothing (PostgreSQL with psycopg2), else in the session."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import Integer, bindparam, event, exc, select, text
 from sqlalchemy.orm import sessionmaker
 
-from paddles.db import Prepared, execute_alone, make_engine
+from paddles.db import make_engine
+from paddles.pg import Prepared, execute_alone
 from paddles.services import jobs as job_service
 
 from tests.factories import post_job, run_name

@@ -1,4 +1,4 @@
-"""The PostgreSQL pool's checkout check (paddles.db._check_socket), which replaced the
+"""The PostgreSQL pool's checkout check (paddles.pg._check_socket), which replaced the
 pre-ping: a pooled connection the server ended is replaced on checkout, with no failed
 statement and no `SELECT 1` round trip for a live one."""
 from __future__ import annotations
