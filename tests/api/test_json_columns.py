@@ -116,6 +116,23 @@ def test_targets_objects_and_null_read_back(app, targets):
     _other_reads(app)
 
 
+@pytest.mark.parametrize("value", [[], ["ubuntu@smithi001"], "ubuntu@smithi001", "", 7, 1.5,
+                                   True, False], ids=repr)
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_targets_that_are_not_an_object_are_400(app, value, method):
+    """Spec 6.2: targets is an object `{"user@host": "<ssh key>"}` (or null)."""
+    if method == "post":
+        res = app.post_json(f"/runs/{RUN}/jobs/", {"job_id": "1", "targets": value},
+                            status=400)
+    else:
+        _job(app)
+        app.put_json(f"/runs/{RUN}/jobs/1", {"targets": {"u@smithi009": "k"}})
+        res = app.put_json(f"/runs/{RUN}/jobs/1", {"targets": value, "kernel": 1}, status=400)
+        job = app.get(f"/runs/{RUN}/jobs/1/").json  # nothing of the refused write stored
+        assert job["targets"] == {"u@smithi009": "k"} and job["kernel"] is None
+    assert res.json == {"message": "targets must be an object or null"}
+
+
 def run_cli(database_url, monkeypatch, capsys, *argv) -> tuple[str, str]:
     """`paddles ARGV` in-process on the database; asserts exit 0; (stdout, stderr)."""
     monkeypatch.setenv("PADDLES_DATABASE_URL", database_url)
