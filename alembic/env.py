@@ -29,8 +29,27 @@ def run_migrations_online() -> None:
         return
     engine = make_engine(_url())
     with engine.connect() as conn:
-        _run(conn)
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table by dropping it: with foreign keys on, that drop
+            # would cascade into the rows referencing it. The pragma only takes effect
+            # outside a transaction, so it goes to the driver before anything begins.
+            _foreign_keys(conn, False)
+        try:
+            _run(conn)
+        finally:
+            if sqlite:
+                conn.rollback()  # nothing left open (the migrations committed)
+                _foreign_keys(conn, True)
     engine.dispose()
+
+
+def _foreign_keys(conn, on: bool) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
 
 
 def _run(connection) -> None:

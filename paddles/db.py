@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import weakref
 from pathlib import Path
 
@@ -25,6 +26,27 @@ def _dump_json(value) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # integers beyond 64 bits: the stdlib writes them exactly
         return json.dumps(value)
+
+
+# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
+_LONG_DIGITS = {str: re.compile(r"[0-9]{19}"), bytes: re.compile(rb"[0-9]{19}")}
+
+
+def load_json(value: str | bytes):
+    """A JSON column's text, decoded: by orjson, or by the stdlib when the text may hold an
+    integer orjson would not keep exactly (the request parser keeps integers of any size)."""
+    if _LONG_DIGITS[type(value)].search(value):
+        return json.loads(value)
+    return orjson.loads(value)
+
+
+def _load_sqlite_json(value):
+    """A JSON column's value on SQLite. Columns are declared TEXT (models.base.SQLiteJSONText)
+    since migration 0008; a database not yet migrated may still hold a number that NUMERIC
+    affinity made of the JSON text: that number is the value."""
+    if isinstance(value, (int, float)):
+        return value
+    return load_json(value)
 
 
 # every engine this process made, so a forked child can drop the parent's connections
@@ -62,9 +84,10 @@ def _make_engine(url: str, *, pool_size: int, max_overflow: int, lock_timeout: f
         parsed = parsed.set(drivername="postgresql+psycopg2")
     # JSON columns are (de)coded with orjson: decoding JSONB was most of a run detail's cost
     kw.setdefault("json_serializer", _dump_json)
-    kw.setdefault("json_deserializer", orjson.loads)
     if parsed.get_backend_name() == "sqlite":
+        kw.setdefault("json_deserializer", _load_sqlite_json)
         return _sqlite_engine(parsed, 30.0 if lock_timeout is None else lock_timeout, **kw)
+    kw.setdefault("json_deserializer", load_json)
     socket_check = parsed.get_backend_name() == "postgresql" and \
         parsed.get_driver_name() == "psycopg2" and "pool_pre_ping" not in kw
     if not socket_check:

@@ -26,7 +26,7 @@ MAX_JSON_DEPTH = 64
 
 @dataclasses.dataclass(frozen=True)
 class Field:
-    kind: str  # str, text, int, bool, json, status, datetime, time, number
+    kind: str  # str, text, int, bool, json, object, status, datetime, time, number
     max_length: int | None = None
 
 
@@ -46,7 +46,7 @@ JOB_FIELDS: dict[str, Field] = {
     "success": BOOL, "branch": _s(128), "seed": INT, "sha1": _s(40), "subset": _s(32),
     "suite": _s(256), "suite_branch": _s(128), "suite_path": _s(256),
     "suite_relpath": _s(256), "suite_repo": _s(256), "suite_sha1": _s(40),
-    "targets": JSONF, "tasks": JSONF, "timestamp": Field("datetime"),
+    "targets": Field("object"), "tasks": JSONF, "timestamp": Field("datetime"),
     "teuthology_branch": _s(64), "verbose": BOOL, "pcp_grafana_url": TEXT, "priority": INT,
     "user": _s(64), "queue": _s(32), "package_source": _s(32),
 }
@@ -245,9 +245,11 @@ def convert(key: str, field: Field, value: Any) -> Any:
                 or not math.isfinite(value):
             raise InvalidRequest(f"{key} must be a number")
         return value
+    if kind == "object" and not isinstance(value, dict):
+        raise InvalidRequest(f"{key} must be an object or null")
     if _has_nul(value):
         raise InvalidRequest(f"{key} must not contain NUL characters")
-    return value  # json: stored as sent
+    return value  # json, object: stored as sent
 
 
 def status_message() -> str:
@@ -572,6 +574,7 @@ _KIND_SCHEMA: dict[str, Callable[[Field], dict]] = {
     "int": lambda f: {"type": ["integer", "null"]},
     "bool": lambda f: {"type": ["boolean", "null"]},
     "json": lambda f: {},
+    "object": lambda f: {"type": ["object", "null"]},
     "status": lambda f: {"enum": list(JOB_STATUS_VALUES)},
     "datetime": lambda f: {"type": ["string", "null"], "example": "2024-01-15_20:00:03"},
     "time": lambda f: {"type": ["string", "null"], "example": "2024-01-15 20:00:03"},

@@ -74,7 +74,8 @@ def _status_value(value) -> str:
     return value.value
 
 
-_JOB_CONVERTERS = {"json": orjson.Fragment, "status": _status_value, "datetime": wire_time}
+_JOB_CONVERTERS = {"json": orjson.Fragment, "object": orjson.Fragment, "status": _status_value,
+                   "datetime": wire_time}
 
 
 @lru_cache(maxsize=16)

@@ -6,7 +6,9 @@ import enum
 from typing import Annotated, Any
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, String, TypeDecorator
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 NAMING_CONVENTION = {
@@ -40,7 +42,23 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class SQLiteJSONText(sqlite.JSON):
+    """SQLite's JSON, declared TEXT in the schema.
+
+    A column declared `JSON` has NUMERIC affinity on SQLite: the JSON text `7`, `1.0` or
+    `1e5` is stored as a number (`1.0` as the integer 1), and reads back as an int or float
+    instead of the text the column was given. TEXT affinity stores every JSON text as it was
+    written, so a number reads back as the same bytes (migration 0008 converted the tables).
+    """
+
+
+@compiles(SQLiteJSONText, "sqlite")
+def _json_declared_text(type_, compiler, **kw) -> str:
+    return "TEXT"
+
+
+# PostgreSQL: JSONB; SQLite: JSON text with TEXT affinity (see SQLiteJSONText)
+JSONType = JSON().with_variant(JSONB(), "postgresql").with_variant(SQLiteJSONText(), "sqlite")
 
 
 def str_enum(cls: type[enum.Enum], name: str) -> Enum:
