@@ -3,7 +3,7 @@
 /exports/runs.{csv,json,jsonl}                     runs, filtered like the list routes
 /exports/runs/NAME/jobs.{csv,json,jsonl}           a run's jobs (?status=)
 /exports/runs/NAME/tests.{csv,json,junit.xml,subunit}   its test cases (?status=)
-/exports/runs/NAME/stackviz.tar.gz                 a stackviz dataset (?gzip=1)
+/exports/runs/NAME/stackviz.tar.gz                 a stackviz dataset (?gzip=1, ?layout=legacy)
 
 The body is produced while it is sent. The request's session is closed by DBSessionHook
 when the handler returns, so each export opens a session of its own from the app's
@@ -23,6 +23,7 @@ from ..models.artifacts import TEST_STATUS_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from ..openapi import RUN, _op, _q
 from ..services import exports as export_service
+from ..services import stackviz as stackviz_service
 from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class RunExportController(_ExportBase):
     def __init__(self, settings, run_name: str, kind: str, fmt: str):
         super().__init__(settings)
         self._run_name, self._kind, self._fmt = run_name, kind, fmt
-        self.ALLOWED = ("gzip",) if kind == "stackviz" else ("status",)
+        self.ALLOWED = ("gzip", "layout") if kind == "stackviz" else ("status",)
 
     @expose()
     def get_all(self, **_):
@@ -118,9 +119,13 @@ class RunExportController(_ExportBase):
         if self._kind == "stackviz":
             compress = schemas.parse_bool("gzip", query["gzip"]) if "gzip" in query \
                 else False
+            layout = query.get("layout", "current")
+            if layout not in stackviz_service.LAYOUTS:
+                raise InvalidRequest("layout must be one of "
+                                     + ", ".join(stackviz_service.LAYOUTS))
             store = request.blobs
-            return self._respond(lambda db: export_service.export_stackviz(
-                db, store, name, compress=compress))
+            return self._respond(lambda db: stackviz_service.export_stackviz(
+                db, store, name, compress=compress, layout=layout))
         status = query.get("status")
         if self._kind == "jobs":
             if status is not None and status not in JOB_STATUS_VALUES:
@@ -192,6 +197,10 @@ def _openapi_paths() -> dict:
                      {"enum": list(TEST_STATUS_VALUES)})
     gzip = _q("gzip", "gzip the data files inside (stackviz-export --gzip)",
               {"type": "boolean"})
+    layout = _q("layout", "current: what today's stackviz front end reads (config.json "
+                          "with datasets and artifacts; the default); legacy: the pre-2016 "
+                          "layout ({\"tempest\": [...]}, tree files)",
+                {"enum": list(stackviz_service.LAYOUTS)})
     out: dict[str, dict] = {}
     for fmt in export_service.FORMATS["runs"]:
         op = _op(f"every run matching the filters, newest scheduled first, as {fmt}",
@@ -200,7 +209,7 @@ def _openapi_paths() -> dict:
     for kind, what, params in (("jobs", "the run's jobs in job_id order", [job_status]),
                                ("tests", "the run's parsed test cases", [test_status]),
                                ("stackviz", "a stackviz dataset of the run's test cases "
-                                            "(and dstat logs)", [gzip])):
+                                            "(and dstat logs)", [gzip, layout])):
         for fmt in export_service.FORMATS[kind]:
             op = _op(f"{what}, as {fmt}", params=[RUN, *params], ok=_download(fmt),
                      errors=(400, 404))
