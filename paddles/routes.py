@@ -30,6 +30,7 @@ from .models.artifacts import TEST_STATUS_VALUES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from .services.compare import CATEGORIES as COMPARE_CATEGORIES
 from .services.exports import FORMATS as EXPORT_FORMATS
+from .services.stackviz import LAYOUTS as STACKVIZ_LAYOUTS
 from .services.tokens import ADMIN, LOCK, READ, WRITE
 
 UNMATCHED = "unmatched"  # the template of a path no route matches
@@ -336,6 +337,10 @@ def _export_routes() -> list[Route]:
                         {"enum": list(TEST_STATUS_VALUES)})
     gzip = query("gzip", "gzip the data files inside (stackviz-export --gzip)",
                  {"type": "boolean"})
+    layout = query("layout", "current: what today's stackviz front end reads (config.json "
+                             "with datasets and artifacts; the default); legacy: the pre-2016 "
+                             "layout ({\"tempest\": [...]}, tree files)",
+                   {"enum": list(STACKVIZ_LAYOUTS)})
     routes = []
     for fmt in EXPORT_FORMATS["runs"]:
         routes.append(Route(f"/exports/runs.{fmt}", {"get": op(
@@ -344,7 +349,7 @@ def _export_routes() -> list[Route]:
     for kind, what, params in (("jobs", "the run's jobs in job_id order", [job_status]),
                                ("tests", "the run's parsed test cases", [test_status]),
                                ("stackviz", "a stackviz dataset of the run's test cases "
-                                            "(and dstat logs)", [gzip])):
+                                            "(and dstat logs)", [gzip, layout])):
         for fmt in EXPORT_FORMATS[kind]:
             routes.append(Route(f"/exports/runs/{{name}}/{kind}.{fmt}", {"get": op(
                 f"{what}, as {fmt}", params=[RUN, *params], ok=_download(fmt),

@@ -3,7 +3,7 @@
     paddles export runs [--branch B] [--status S] [--since DAY] ... [-f csv|json|jsonl]
     paddles export jobs RUN [--status S] [-f csv|json|jsonl]
     paddles export tests RUN [--status S] [-f csv|json|junit.xml|subunit]
-    paddles export stackviz RUN [--gzip]
+    paddles export stackviz RUN [--gzip] [--layout current|legacy]
 
 Same code as the HTTP routes (paddles.services.exports), so the bytes are the same. Without
 --format the format comes from the -o file name's suffix, else CSV (stackviz: tar.gz).
@@ -25,6 +25,7 @@ from ..db import make_engine, make_session_factory
 from ..models.artifacts import TEST_STATUS_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from ..services import exports as export_service
+from ..services import stackviz as stackviz_service
 from ..storage import make_blob_store
 
 BINARY_FORMATS = ("subunit", "tar.gz")
@@ -57,6 +58,9 @@ def register(sub):
     stackviz.add_argument("run", help="run name")
     stackviz.add_argument("--gzip", action="store_true",
                           help="gzip the data files inside (stackviz-export --gzip)")
+    stackviz.add_argument("--layout", choices=stackviz_service.LAYOUTS, default="current",
+                          help="current: what today's stackviz front end reads (default); "
+                               "legacy: the pre-2016 layout")
 
     for p in (runs, *(kinds.choices[k] for k in ("jobs", "tests", "stackviz"))):
         kind = p.prog.rsplit(" ", 1)[-1]
@@ -92,8 +96,8 @@ def _build(args, settings, session, fmt):
         return export_service.export_jobs(session, settings, args.run, fmt, args.status)
     if args.what == "tests":
         return export_service.export_tests(session, settings, args.run, fmt, args.status)
-    return export_service.export_stackviz(session, make_blob_store(settings), args.run,
-                                          compress=args.gzip)
+    return stackviz_service.export_stackviz(session, make_blob_store(settings), args.run,
+                                            compress=args.gzip, layout=args.layout)
 
 
 class _Progress:

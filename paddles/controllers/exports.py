@@ -3,7 +3,7 @@
 /exports/runs.{csv,json,jsonl}                     runs, filtered like the list routes
 /exports/runs/NAME/jobs.{csv,json,jsonl}           a run's jobs (?status=)
 /exports/runs/NAME/tests.{csv,json,junit.xml,subunit}   its test cases (?status=)
-/exports/runs/NAME/stackviz.tar.gz                 a stackviz dataset (?gzip=1)
+/exports/runs/NAME/stackviz.tar.gz                 a stackviz dataset (?gzip=1, ?layout=legacy)
 
 The body is produced while it is sent. The request's session is closed by DBSessionHook
 when the handler returns, so each export opens a session of its own from the app's
@@ -21,6 +21,7 @@ from .. import filters, schemas
 from ..errors import InvalidRequest
 from ..models.statuses import JOB_STATUS_VALUES
 from ..services import exports as export_service
+from ..services import stackviz as stackviz_service
 from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class RunExportController(_ExportBase):
     def __init__(self, settings, run_name: str, kind: str, fmt: str):
         super().__init__(settings)
         self._run_name, self._kind, self._fmt = run_name, kind, fmt
-        self.ALLOWED = ("gzip",) if kind == "stackviz" else ("status",)
+        self.ALLOWED = ("gzip", "layout") if kind == "stackviz" else ("status",)
 
     @expose()
     def get_all(self, **_):
@@ -126,9 +127,13 @@ class RunExportController(_ExportBase):
         if self._kind == "stackviz":
             compress = schemas.parse_bool("gzip", query["gzip"]) if "gzip" in query \
                 else False
+            layout = query.get("layout", "current")
+            if layout not in stackviz_service.LAYOUTS:
+                raise InvalidRequest("layout must be one of "
+                                     + ", ".join(stackviz_service.LAYOUTS))
             store = request.blobs
-            return self._respond(lambda db: export_service.export_stackviz(
-                db, store, name, compress=compress))
+            return self._respond(lambda db: stackviz_service.export_stackviz(
+                db, store, name, compress=compress, layout=layout))
         status = query.get("status")
         if self._kind == "jobs":
             if status is not None and status not in JOB_STATUS_VALUES:

@@ -1,5 +1,5 @@
 """Exports: runs, jobs and test results as byte streams (CSV, JSON, JSON Lines, JUnit XML,
-subunit v2, a stackviz dataset as tar.gz).
+subunit v2; the stackviz dataset is in stackviz.py).
 
 One implementation, two doors: the HTTP controller and `paddles export` both build an
 `Export` here and iterate `Export.chunks()`. Building one checks its input (unknown run:
@@ -15,13 +15,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import gzip as gzip_module
 import io
 import json
 import logging
 import re
-import tarfile
-import tempfile
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
@@ -31,16 +28,13 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import RunNotFound
-from ..models import Artifact, Job, Run, TestCase, TestStatus, Timeline
+from ..models import Artifact, Job, Run, TestCase, TestStatus
 from ..models.statuses import COUNT_KEYS, JOB_STATUS_VALUES
 from ..serializers import artifacts_href
 from ..settings import Settings
-from ..storage import BlobMissing
-from ..streams import gunzip_chunks
 
 BATCH = 1000            # rows fetched per round trip (yield_per)
 CHUNK = 64 * 1024       # bytes gathered before a chunk is handed out
-SPOOL_MEMORY = 1 << 20  # stackviz members above this go to a temporary file
 
 FORMATS = {
     "runs": ("csv", "json", "jsonl"),
@@ -556,285 +550,6 @@ def _subunit_chunks(rows: Iterable) -> Iterator[bytes]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
-
-
-# ---- stackviz -------------------------------------------------------------------------------
-
-STACKVIZ_STATUS = {"pass": "pass", "xfail": "pass", "skip": "skip", "fail": "fail",
-                   "error": "fail", "uxsuccess": "fail"}
-_TAGS_SUFFIX = re.compile(r"^(.+)\[(.+)\]$")
-_SCENARIO = re.compile(r"^(.+) \((.+)\)$")
-
-
-def stackviz_name(test_id: str) -> str:
-    """The name stackviz shows: `[...]` parameters dropped, `name (scenario)` as
-    `scenario.name`."""
-    match = _TAGS_SUFFIX.match(test_id)
-    if match:
-        return match.group(1)
-    match = _SCENARIO.match(test_id)
-    if match:
-        return f"{match.group(2)}.{match.group(1)}"
-    return test_id
-
-
-def _detail_key(name: str) -> str:
-    return re.sub(r"\W", "", name) or "attachment"
-
-
-@dataclasses.dataclass
-class _Dataset:
-    index: int
-    job_id: str | None
-    job_pk: int | None
-    dstat: Artifact | None = None
-
-    @property
-    def source(self) -> str:
-        return "run" if self.job_id is None else safe_filename(self.job_id)
-
-    def base(self) -> str:
-        return f"tempest_{self.source}_{self.index}"
-
-
-class _TarSink:
-    """Where tarfile writes: the bytes are taken out after each member."""
-
-    def __init__(self):
-        self.parts: list[bytes] = []
-
-    def write(self, data) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
-class _Member:
-    """One file of the tarball, written to memory then (past SPOOL_MEMORY) a temporary file;
-    gzipped as it is written when asked."""
-
-    def __init__(self, name: str, compress: bool):
-        self.name = name + (".gz" if compress else "")
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
-        self._gzip = (gzip_module.GzipFile(filename="", mode="wb", fileobj=self.file,
-                                           mtime=0) if compress else None)
-
-    def write(self, data: bytes) -> None:
-        (self._gzip or self.file).write(data)
-
-    def add_to(self, tar: tarfile.TarFile, mtime: float) -> None:
-        if self._gzip is not None:
-            self._gzip.close()
-        size = self.file.tell()
-        self.file.seek(0)
-        info = tarfile.TarInfo(self.name)
-        info.size, info.mtime, info.mode = size, mtime, 0o644
-        tar.addfile(info, self.file)
-        self.file.close()
-
-
-def export_stackviz(session: Session, store, run_name: str, *, compress: bool = False) -> Export:
-    """A stackviz dataset per job with test cases (and one for the run's own, if any), as
-    stackviz-export writes it: config.json, tempest_<source>_<id>_{raw,details,tree}.json
-    and, for a job with a parsed dstat artifact, its dstat CSV; `compress` gzips the data
-    files (not config.json), as stackviz-export --gzip does."""
-    run = _get_run(session, run_name)
-    conds = [TestCase.run_id == run.id]
-
-    def count():
-        return session.scalar(select(func.count()).select_from(TestCase).where(*conds))
-
-    def produce(progress):
-        datasets = _datasets(session, run)
-        mtime = (run.updated or run.scheduled or dt.datetime.now(dt.timezone.utc)).timestamp()
-        sink = _TarSink()
-        tar = tarfile.open(fileobj=sink, mode="w|gz")
-        try:
-            dstat_names = _dstat_names(datasets)
-            config = {"tempest": [_config_entry(run_name, d, compress, dstat_names)
-                                  for d in datasets]}
-            member = _Member("config.json", False)
-            member.write(_dumps(config))
-            member.add_to(tar, mtime)
-            yield sink.take()
-            rows = iter(_counted(_stream_rows(session, _test_select(conds, details=True)),
-                                 progress))
-            state = {"pending": next(rows, _NOTHING)}
-            known = {d.job_id for d in datasets}
-            for dataset in datasets:
-                job_rows = _rows_of(rows, state, dataset.job_id, known)
-                yield from _write_dataset(tar, sink, dataset, job_rows, compress, mtime)
-                if dataset.dstat is not None:
-                    member = _Member(dstat_names[dataset.index], compress)
-                    _copy_blob(store, dataset.dstat, member)
-                    member.add_to(tar, mtime)
-                    yield sink.take()
-            for _ in rows:  # test cases added meanwhile: read the cursor to its end
-                pass
-        finally:
-            tar.close()
-        yield sink.take()
-
-    return Export(f"{run_name}-stackviz.tar.gz", CONTENT_TYPES["tar.gz"], produce, count)
-
-
-def _datasets(session: Session, run: Run) -> list[_Dataset]:
-    """Jobs with test cases, in the order test cases stream (run-level first)."""
-    rows = session.execute(
-        select(TestCase.job_id, Job.job_id).select_from(TestCase)
-        .outerjoin(Job, Job.id == TestCase.job_id).where(TestCase.run_id == run.id)
-        .group_by(TestCase.job_id, Job.job_id, Job.sort_key)
-        .order_by(TestCase.job_id.is_not(None), Job.sort_key)).all()
-    datasets = [_Dataset(i, job_id, pk) for i, (pk, job_id) in enumerate(rows)]
-    latest: dict[int, Artifact] = {}
-    for job_pk, artifact in session.execute(
-            select(Timeline.job_id, Artifact)
-            .join(Artifact, Artifact.id == Timeline.artifact_id)
-            .where(Timeline.run_id == run.id, Timeline.job_id.is_not(None))
-            .order_by(Artifact.created, Artifact.id)):
-        latest[job_pk] = artifact  # the job's most recent parsed dstat artifact wins
-    for dataset in datasets:
-        if dataset.job_pk is not None:
-            dataset.dstat = latest.get(dataset.job_pk)
-    return datasets
-
-
-def _dstat_names(datasets: list[_Dataset]) -> dict[int, str]:
-    """`dstat_log.csv` when one dataset has a dstat log; with several, one file each."""
-    having = [d for d in datasets if d.dstat is not None]
-    if len(having) == 1:
-        return {having[0].index: "dstat_log.csv"}
-    return {d.index: f"dstat_log_{d.source}_{d.index}.csv" for d in having}
-
-
-def _config_entry(run_name: str, dataset: _Dataset, compress: bool,
-                  dstat_names: dict[int, str]) -> dict:
-    suffix = ".gz" if compress else ""
-    base = dataset.base()
-    entry = {"id": dataset.index,
-             "name": f"{run_name} " + ("(run)" if dataset.job_id is None
-                                       else f"job {dataset.job_id}"),
-             "raw": f"{base}_raw.json{suffix}", "tree": f"{base}_tree.json{suffix}",
-             "details": f"{base}_details.json{suffix}"}
-    if dataset.index in dstat_names:
-        entry["dstat"] = dstat_names[dataset.index] + suffix
-    return entry
-
-
-def _rows_of(rows: Iterator, state: dict, job_id: str | None, known: set) -> Iterator:
-    """The rows of one dataset from the ordered stream; rows of a job the dataset list has
-    not seen (test cases added while exporting) are skipped."""
-    while True:
-        row = state["pending"]
-        if row is _NOTHING:
-            return
-        if row.job_id not in known:
-            state["pending"] = next(rows, _NOTHING)
-            continue
-        if row.job_id != job_id:
-            return
-        yield row
-        state["pending"] = next(rows, _NOTHING)
-
-
-def _raw_entry(row) -> dict:
-    start = iso_time(row.start)
-    stop = iso_time(row.stop) if row.stop is not None else start
-    tags = list(row.tags or ()) or ([row.worker] if row.worker else [])
-    return {"name": stackviz_name(row.test_id), "status": STACKVIZ_STATUS[row.status.value],
-            "tags": tags, "details": {}, "duration": float(row.duration or 0.0),
-            "timestamps": [start, stop]}
-
-
-def _write_dataset(tar, sink: _TarSink, dataset: _Dataset, rows: Iterable, compress: bool,
-                   mtime: float) -> Iterator[bytes]:
-    """raw and details stream into their members; the tree (names only, and the raw
-    fields of each leaf) is built in memory for the one dataset."""
-    base = dataset.base()
-    raw = _Member(f"{base}_raw.json", compress)
-    details = _Member(f"{base}_details.json", compress)
-    tree = _Tree()
-    raw.write(b"[")
-    details.write(b"{")
-    first = True
-    for row in rows:
-        entry = _raw_entry(row)
-        sep = b"" if first else b", "
-        first = False
-        raw.write(sep + _dumps(entry))
-        logs = {"status": entry["status"], "timestamps": entry["timestamps"]}
-        for key, text in (row.details or {}).items():
-            key = _detail_key(key)
-            logs[key if key not in logs else f"{key}_attachment"] = text
-        details.write(sep + _dumps(entry["name"]) + b": " + _dumps(logs))
-        tree.add(entry)
-    raw.write(b"]")
-    details.write(b"}")
-    raw.add_to(tar, mtime)
-    yield sink.take()
-    member = _Member(f"{base}_tree.json", compress)
-    member.write(_dumps(tree.root))
-    member.add_to(tar, mtime)
-    yield sink.take()
-    details.add_to(tar, mtime)
-    yield sink.take()
-
-
-class _Tree:
-    """Test names split on `.` into {"name", "children": [...]} nodes, as stackviz's tree
-    file has them; a leaf also carries the test's raw fields and `name_full`. When names do
-    not all share their first part, the root is named "" and holds one child per first
-    part."""
-
-    def __init__(self):
-        self.root: dict = {}
-        self._children: dict[int, dict[str, dict]] = {}
-
-    def add(self, entry: dict) -> None:
-        parts = entry["name"].split(".")
-        root = self.root
-        if not root:
-            root["name"] = parts[0]
-        if root["name"] != parts[0]:
-            if root["name"] != "":
-                old = dict(root)
-                self._children[id(old)] = self._children.pop(id(root), {})
-                root.clear()
-                root.update(name="", children=[old])
-                self._children[id(root)] = {old["name"]: old}
-            parts = ["", *parts]
-        node = root
-        for part in parts[1:]:
-            index = self._children.setdefault(id(node), {})
-            child = index.get(part)
-            if child is None:
-                child = {"name": part}
-                node.setdefault("children", []).append(child)
-                index[part] = child
-            node = child
-        node.update({k: v for k, v in entry.items() if k != "name"}, name_full=entry["name"])
-
-
-def _copy_blob(store, artifact: Artifact, member: _Member) -> None:
-    """The artifact's bytes as uploaded (decompressed when stored gzip)."""
-    try:
-        chunks = store.open_range(artifact.sha256, 0, None)
-    except BlobMissing:
-        log.error("artifact %s (id %s) names blob %s, which storage does not have; its "
-                  "stackviz dstat file is left empty", artifact.name, artifact.id,
-                  artifact.sha256)
-        return
-    if artifact.content_encoding == "gzip":
-        chunks = gunzip_chunks(chunks)
-    for chunk in chunks:
-        member.write(chunk)
 
 
 def _check_format(kind: str, fmt: str) -> None:

@@ -2,7 +2,10 @@
 errors; progress only when asked (stderr is not a terminal here)."""
 from __future__ import annotations
 
+import io
+import json
 import logging
+import tarfile
 
 import pytest
 
@@ -71,11 +74,29 @@ def test_output_file_and_format_from_its_suffix(app, cli, run, tmp_path):
     assert jobs.read_bytes() == app.get(f"/exports/runs/{run}/jobs.jsonl").body
     stackviz = tmp_path / "dataset.tar.gz"
     _, err = cli("stackviz", run, "--gzip", "-o", str(stackviz), "--progress")
-    assert stackviz.read_bytes()[:2] == b"\x1f\x8b"
+    assert stackviz.read_bytes() == app.get(f"/exports/runs/{run}/stackviz.tar.gz?gzip=1").body
     assert err.startswith("\rexport stackviz: ") and "11/11 rows (100%)" in err
     assert err.endswith("\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "dataset.tar.gz", "jobs.jsonl", "tests.junit.xml"]  # no leftover temporary files
+
+
+def _untar(body: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def test_stackviz_writes_the_http_archive(app, cli, run):
+    for argv, query in (((), ""), (("--layout", "current"), ""),
+                        (("--layout", "legacy"), "?layout=legacy"),
+                        (("--layout", "legacy", "--gzip"), "?layout=legacy&gzip=1")):
+        out, err = cli("stackviz", run, *argv)
+        assert out == app.get(f"/exports/runs/{run}/stackviz.tar.gz{query}").body
+        files = _untar(out)
+        assert ("datasets" in json.loads(files["config.json"])) == ("legacy" not in argv)
+    with pytest.raises(SystemExit) as exit_info:
+        cli("stackviz", run, "--layout", "2015")
+    assert exit_info.value.code == 2
 
 
 def test_errors_leave_no_file(cli, run, tmp_path):
