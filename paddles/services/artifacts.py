@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import mimetypes
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from .. import parsers
@@ -28,6 +29,8 @@ from . import events
 from . import jobs as job_service
 from . import runs as run_service
 from .common import fetch_one
+
+log = logging.getLogger(__name__)
 
 INSERT_BATCH = 1000
 # what an upload's Content-Type says when the client did not really say anything
@@ -169,8 +172,28 @@ def _clear_parsed(session: Session, artifact_id: int) -> None:
 
 def _store_parsed(session: Session, scope: Scope, artifact: Artifact,
                   parsed: parsers.ParseResult | None) -> None:
+    """The parsed rows, in a savepoint: a value the database refuses (the parsers make their
+    text storable; this is for what they miss) leaves the artifact stored with parse_status
+    "error", not a 500 that loses the upload."""
     if parsed is None:
         return
+    try:
+        with session.begin_nested():
+            _insert_parsed(session, scope, artifact, parsed)
+    except (StatementError, ValueError, OverflowError, UnicodeError) as exc:
+        if isinstance(exc, DBAPIError) and not isinstance(exc, DataError):
+            raise  # lost connection, deadlock, lock timeout...: not about the values
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("artifact %s: parsed results not stored: %s: %s", artifact.name,
+                    type(cause).__name__, (str(cause).strip().splitlines() or [""])[0])
+        artifact.parse_status = ParseStatus.ERROR
+        artifact.parse_error = (f"{artifact.kind.value}: parsed results could not be stored "
+                                f"({type(cause).__name__})")
+        session.flush()
+
+
+def _insert_parsed(session: Session, scope: Scope, artifact: Artifact,
+                   parsed: parsers.ParseResult) -> None:
     job_pk = scope.job.id if scope.job else None
     rows = [dict(artifact_id=artifact.id, run_id=scope.run.id, job_id=job_pk,
                  test_id=t.test_id, status=TestStatus(t.status), start=t.start, stop=t.stop,

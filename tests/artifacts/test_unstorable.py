@@ -10,6 +10,9 @@ import io
 import pytest
 from subunit.v2 import StreamResultToBytes
 
+from paddles import parsers
+from paddles.parsers import ParsedTest, ParseResult
+
 T0 = dt.datetime(2024, 1, 15, 20, 0, 0, tzinfo=dt.timezone.utc)
 REPLACED = "\ufffd"
 
@@ -107,3 +110,21 @@ def test_junit_huge_or_infinite_time(app, job_url):
     assert tests["a"]["duration"] == 1e300
     assert tests["b"]["duration"] is None and tests["c"]["duration"] == 2.5
 
+
+def test_a_value_the_database_refuses_is_a_parse_error(app, job_url, monkeypatch):
+    """Whatever a parser still gets wrong: its rows are not stored, the artifact is, with
+    the reason (the upload used to fail whole, with a 500)."""
+    far = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))  # no UTC value
+
+    def bad_parser(stream):
+        return ParseResult(tests=[ParsedTest("t.ok", "pass"),
+                                  ParsedTest("t.bad", "pass", start=far)])
+
+    monkeypatch.setitem(parsers._PARSERS, "junit", bad_parser)
+    body = b'<testsuite><testcase name="a"/></testsuite>'
+    art = _put(app, f"{job_url}/artifacts/junit.xml", body)
+    assert (art["kind"], art["parse_status"]) == ("junit", "error")
+    assert art["parse_error"] == "junit: parsed results could not be stored (OverflowError)"
+    assert app.get(f"{job_url}/tests/").json["counts"]["total"] == 0
+    listed = app.get(f"{job_url}/artifacts/").json
+    assert [(a["name"], a["parse_status"]) for a in listed] == [("junit.xml", "error")]
