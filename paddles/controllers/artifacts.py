@@ -73,8 +73,8 @@ class _Scoped(Resource):
             prepared = [artifact_service.prepare_upload(store, upload, name, kind)
                         for upload, name in zip(uploads, names)]
             begin_write(db)
-            return [artifact_service.save_artifact(db, store, self._run_name, self._job_id, p)
-                    for p in prepared]
+            return artifact_service.save_artifacts(db, store, self._run_name, self._job_id,
+                                                   prepared)
         finally:
             for upload in uploads:
                 upload.discard()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from .. import parsers
-from ..errors import ArtifactNotFound, JobNotFound, NotFound, RunNotFound
+from ..errors import ArtifactNotFound, NotFound, PaddlesError
 from ..models import (Artifact, ArtifactKind, Blob, Job, ParseStatus, Run, TestCase, TestStatus,
                       Timeline, utcnow)
 from ..models.artifacts import TEST_STATUS_VALUES
@@ -33,6 +33,7 @@ from .common import fetch_one
 log = logging.getLogger(__name__)
 
 INSERT_BATCH = 1000
+INSERT_ATTEMPTS = 3  # of a new artifact's row, when concurrent requests keep taking its name
 # what an upload's Content-Type says when the client did not really say anything
 MEANINGLESS_TYPES = ("", "application/x-www-form-urlencoded", "multipart/form-data")
 KIND_TYPES = {"subunit": "application/vnd.subunit.v2", "junit": "application/xml",
@@ -97,9 +98,33 @@ def content_type_for(given: str | None, name: str, kind: str) -> str:
     return KIND_TYPES[kind]
 
 
+def save_artifacts(session: Session, store: BlobStore, run_name: str, job_id: str | None,
+                   prepared: list[PreparedUpload]) -> list[tuple[Artifact, str]]:
+    """Create or replace every artifact of one request (distinct names), in its order:
+    [(artifact, created|replaced|unchanged)].
+
+    Locks are taken in one order by every upload: the blob rows first (by sha256), then the
+    artifact rows (by name). Two PUTs of one PATH used to deadlock on PostgreSQL (a 503):
+    one held the artifact row and waited for its blob's row, which the other held while it
+    waited for the artifact row it had just found taken by a third.
+    """
+    for sha256 in sorted({p.upload.sha256 for p in prepared}):
+        _lock_blob(session, store, next(p.upload for p in prepared
+                                        if p.upload.sha256 == sha256))
+    saved = {p.name: _save(session, run_name, job_id, p)
+             for p in sorted(prepared, key=lambda p: p.name)}
+    return [saved[p.name] for p in prepared]
+
+
 def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str | None,
                   prepared: PreparedUpload) -> tuple[Artifact, str]:
     """Create or replace artifact `prepared.name`: (artifact, created|replaced|unchanged)."""
+    return save_artifacts(session, store, run_name, job_id, [prepared])[0]
+
+
+def _save(session: Session, run_name: str, job_id: str | None,
+          prepared: PreparedUpload) -> tuple[Artifact, str]:
+    """save_artifacts for one upload, its blob's row already locked."""
     scope = get_scope(session, run_name, job_id)  # the job may have gone while the body came
     upload = prepared.upload
     existing = _find(session, scope, prepared.name, for_update=True)
@@ -107,9 +132,10 @@ def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str
                                  existing.content_type) == (
             upload.sha256, upload.content_encoding, prepared.kind, prepared.content_type):
         return existing, "unchanged"
-    _lock_blob(session, store, upload)
     outcome = "replaced"
-    if existing is None:
+    attempts = 0
+    while existing is None:
+        attempts += 1
         artifact = Artifact(run_id=scope.run.id, job_id=scope.job.id if scope.job else None,
                             name=prepared.name)
         _fill(artifact, prepared)
@@ -117,11 +143,17 @@ def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str
             with session.begin_nested():
                 session.add(artifact)
             outcome = "created"
-        except IntegrityError:  # a concurrent upload of the same name won, or the job went
+            break
+        except IntegrityError:
+            # a concurrent upload of the same name won: replace its row; or the run or job
+            # went (404); or that row was deleted again since the insert saw it (a DELETE
+            # racing both uploads, once a 404 "run not found"): insert once more
             existing = _find(session, scope, prepared.name, for_update=True)
             if existing is None:
-                raise (JobNotFound("job not found") if job_id is not None
-                       else RunNotFound("run not found")) from None
+                scope = get_scope(session, run_name, job_id)
+                if attempts == INSERT_ATTEMPTS:
+                    raise PaddlesError("the artifact was changed by concurrent requests; "
+                                       "retry", status=409) from None
     if existing is not None:
         _clear_parsed(session, existing.id)
         _fill(existing, prepared)
