@@ -262,12 +262,23 @@ class _Stream:
 
 def _response(status, artifact, headers, chunks, *, length) -> Response:
     resp = StreamedResponse(status=status, content_type=None, charset=None)
-    resp.headers["Content-Type"] = artifact.content_type
+    resp.headers["Content-Type"] = _served_type(artifact.content_type)
     for key, value in headers.items():
         resp.headers[key] = value
     resp.app_iter = _Stream(chunks if chunks is not None else ())
     resp.content_length = length  # None: unknown (sent chunked)
     return resp
+
+
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")
+
+
+def _served_type(content_type: str) -> str:
+    """The stored type, unless a header cannot carry it: a guess from a `data:` name could be
+    any text before that was fixed (gunicorn refused the response, a 500 on every GET)."""
+    if _HEADER_SAFE.fullmatch(content_type or ""):
+        return content_type
+    return "application/octet-stream"
 
 
 def _etag_matches(header: str | None, sha256: str) -> bool:

@@ -92,7 +92,9 @@ def content_type_for(given: str | None, name: str, kind: str) -> str:
     if given.split(";", 1)[0].strip().lower() not in MEANINGLESS_TYPES:
         return given[:255]
     if kind in ("log", "binary"):
-        guessed = mimetypes.guess_type(name, strict=False)[0]
+        # the name as a path, never a URL: mimetypes reads `data:TYPE,...` as a data URL and
+        # returns TYPE as written (any text: a non-Latin-1 one made every download a 500)
+        guessed = mimetypes.guess_type("./" + name, strict=False)[0]
         if guessed and guessed not in ("application/gzip", "application/x-gzip"):
             return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
     return KIND_TYPES[kind]

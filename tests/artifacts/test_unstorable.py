@@ -1,16 +1,19 @@
-"""Parsed content the database could not take was a 500 that lost the upload (issue #18,
-item 7: what fuzzing the artifact routes found). An upload is stored whatever its content;
-what its parser read is stored too, made storable, or else the artifact says why not
-(parse_status "error"). SQLite and PostgreSQL."""
+"""What the database or a header could not take was a 500 (issue #18, item 7: what fuzzing
+the artifact routes found). An upload is stored whatever its content; what its parser read
+is stored too, made storable, or else the artifact says why not (parse_status "error"); a
+type guessed from its name is one a header can carry. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
 import io
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import update
 from subunit.v2 import StreamResultToBytes
 
 from paddles import parsers
+from paddles.models import Artifact
 from paddles.parsers import ParsedTest, ParseResult
 
 T0 = dt.datetime(2024, 1, 15, 20, 0, 0, tzinfo=dt.timezone.utc)
@@ -128,3 +131,31 @@ def test_a_value_the_database_refuses_is_a_parse_error(app, job_url, monkeypatch
     assert app.get(f"{job_url}/tests/").json["counts"]["total"] == 0
     listed = app.get(f"{job_url}/artifacts/").json
     assert [(a["name"], a["parse_status"]) for a in listed] == [("junit.xml", "error")]
+
+
+# ---- a Content-Type guessed from the name ---------------------------------------------------
+
+@pytest.mark.parametrize("name", ["data:\u0100/x,y", "data:t/" + "a" * 300 + ",y"])
+def test_a_data_url_name_is_not_a_type(app, job_url, name):
+    """mimetypes read a name beginning `data:` as a data URL and returned its TYPE as
+    written: a non-Latin-1 one made gunicorn refuse every download (a 500), a long one was a
+    400 on PostgreSQL (and kept whole on SQLite). The name is a path, never a URL."""
+    url = f"{job_url}/artifacts/{quote(name)}"
+    art = app.put(url, b"hello\n", status=201).json  # no Content-Type: guessed
+    assert art["content_type"] == "text/plain; charset=utf-8"
+    resp = app.get(url)
+    assert resp.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert resp.body == b"hello\n"
+
+
+def test_a_stored_type_no_header_can_carry_is_served_as_octet_stream(app, job_url, session):
+    """Rows stored before the fix keep their guess; their downloads work again."""
+    url = f"{job_url}/artifacts/old.log"
+    app.put(url, b"hello\n", status=201)
+    session.execute(update(Artifact).where(Artifact.name == "old.log")
+                    .values(content_type="\u0100/x"))
+    session.commit()
+    resp = app.get(url)
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    assert resp.body == b"hello\n"
+    assert app.head(url).headers["Content-Type"] == "application/octet-stream"
