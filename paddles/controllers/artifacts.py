@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import quote
 
 from pecan import expose, request, response
 from webob import Response
@@ -158,7 +159,7 @@ class ArtifactController(_Scoped):
         data = serializers.artifact_detail(artifact, self._href())
         if outcome == "created":
             response.status = 201
-            response.headers["Location"] = data["href"]
+            response.headers["Location"] = _header_safe_url(data["href"])
         return data
 
     @expose()
@@ -271,6 +272,15 @@ def _response(status, artifact, headers, chunks, *, length) -> Response:
 
 
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]+")
+# what a header value cannot carry (RFC 9110 5.5: SP, HTAB, VCHAR, obs-text), as gunicorn checks
+_NOT_IN_HEADER = re.compile(r"[^ \t\x21-\x7e\x80-\xff]")
+
+
+def _header_safe_url(href: str) -> str:
+    """`href` for a header: a run name or job id beyond Latin-1 (the artifact name is quoted
+    already) percent-encoded as UTF-8. Raw, gunicorn refused the response: the 201 of the
+    first PUT of an artifact to such a run was a 500, the app having logged a 201."""
+    return _NOT_IN_HEADER.sub(lambda m: quote(m.group(), safe=""), href)
 
 
 def _served_type(content_type: str) -> str:
