@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import quote
 
 from pecan import expose, request, response
 from webob import Response
@@ -71,8 +72,8 @@ class _Scoped(Resource):
             prepared = [artifact_service.prepare_upload(store, upload, name, kind)
                         for upload, name in zip(uploads, names)]
             begin_write(db)
-            return [artifact_service.save_artifact(db, store, self._run_name, self._job_id, p)
-                    for p in prepared]
+            return artifact_service.save_artifacts(db, store, self._run_name, self._job_id,
+                                                   prepared)
         finally:
             for upload in uploads:
                 upload.discard()
@@ -156,7 +157,7 @@ class ArtifactController(_Scoped):
         data = serializers.artifact_detail(artifact, self._href())
         if outcome == "created":
             response.status = 201
-            response.headers["Location"] = data["href"]
+            response.headers["Location"] = _header_safe_url(data["href"])
         return data
 
     @expose()
@@ -260,12 +261,32 @@ class _Stream:
 
 def _response(status, artifact, headers, chunks, *, length) -> Response:
     resp = StreamedResponse(status=status, content_type=None, charset=None)
-    resp.headers["Content-Type"] = artifact.content_type
+    resp.headers["Content-Type"] = _served_type(artifact.content_type)
     for key, value in headers.items():
         resp.headers[key] = value
     resp.app_iter = _Stream(chunks if chunks is not None else ())
     resp.content_length = length  # None: unknown (sent chunked)
     return resp
+
+
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]+")
+# what a header value cannot carry (RFC 9110 5.5: SP, HTAB, VCHAR, obs-text), as gunicorn checks
+_NOT_IN_HEADER = re.compile(r"[^ \t\x21-\x7e\x80-\xff]")
+
+
+def _header_safe_url(href: str) -> str:
+    """`href` for a header: a run name or job id beyond Latin-1 (the artifact name is quoted
+    already) percent-encoded as UTF-8. Raw, gunicorn refused the response: the 201 of the
+    first PUT of an artifact to such a run was a 500, the app having logged a 201."""
+    return _NOT_IN_HEADER.sub(lambda m: quote(m.group(), safe=""), href)
+
+
+def _served_type(content_type: str) -> str:
+    """The stored type, unless a header cannot carry it: a guess from a `data:` name could be
+    any text before that was fixed (gunicorn refused the response, a 500 on every GET)."""
+    if _HEADER_SAFE.fullmatch(content_type or ""):
+        return content_type
+    return "application/octet-stream"
 
 
 def _etag_matches(header: str | None, sha256: str) -> bool:

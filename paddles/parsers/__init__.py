@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from .common import KINDS, PARSED_KINDS, ParsedTest, ParseResult, Timeline
+from .common import KINDS, PARSED_KINDS, ParsedTest, ParseResult, Timeline, make_storable
 from .detect import SNIFF_SIZE, detect_kind
 from .dstat import parse_dstat
 from .junit import parse_junit
@@ -21,7 +21,8 @@ _PARSERS = {"subunit": parse_subunit, "junit": parse_junit, "dstat": parse_dstat
 
 
 def parse(kind: str, stream: BinaryIO) -> ParseResult | None:
-    """Parse `stream` (decoded bytes) as `kind`; None for kinds that are stored only."""
+    """Parse `stream` (decoded bytes) as `kind`; None for kinds that are stored only. What it
+    returns can be stored on every backend (common.make_storable)."""
     parser = _PARSERS.get(kind)
     if parser is None:
         return None
@@ -29,6 +30,7 @@ def parse(kind: str, stream: BinaryIO) -> ParseResult | None:
         result = parser(stream)
     except Exception as exc:  # a parser bug must not lose the upload: it is recorded instead
         return ParseResult(error=f"{kind}: unexpected parser failure: {exc!r}"[:1000])
+    make_storable(result)
     _cap_details(result)
     return result
 

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Any
 
 KINDS = ("subunit", "junit", "dstat", "log", "binary")
 PARSED_KINDS = ("subunit", "junit", "dstat")
 DETAIL_LIMIT = 64 * 1024  # characters kept per attachment (traceback, captured output)
+WORKER_LIMIT = 64  # characters of a worker name (the test_cases.worker column)
+# what no database column can hold: NUL (PostgreSQL refuses it in text and in jsonb) and lone
+# surrogates (not encodable as UTF-8), both of which decoded attachments can carry
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclasses.dataclass
@@ -54,3 +59,28 @@ def duration_between(start: dt.datetime | None, stop: dt.datetime | None) -> flo
     if start is None or stop is None:
         return None
     return max((stop - start).total_seconds(), 0.0)
+
+
+def storable(text: str | None) -> str | None:
+    """`text` with NUL and lone surrogates replaced by U+FFFD, so any backend can store it."""
+    if text is None or _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def make_storable(result: ParseResult) -> None:
+    """Every text a parser produced made storable (in place): names, messages, attachments,
+    tags, timeline columns; a worker name longer than its column is dropped (the tag stays)."""
+    for test in result.tests:
+        test.test_id = storable(test.test_id)
+        test.message = storable(test.message)
+        worker = storable(test.worker)
+        test.worker = worker if worker is None or len(worker) <= WORKER_LIMIT else None
+        test.tags = [storable(tag) for tag in test.tags]
+        test.details = {storable(k): storable(v) for k, v in test.details.items()}
+    if result.timeline is not None:
+        result.timeline.columns = [storable(c) if isinstance(c, str) else c
+                                   for c in result.timeline.columns]
+        result.timeline.rows = [[storable(v) if isinstance(v, str) else v for v in row]
+                                for row in result.timeline.rows]
+    result.error = storable(result.error)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import BinaryIO
 from xml.etree.ElementTree import ParseError as XMLParseError
 
@@ -22,7 +23,7 @@ def _time(value: str | None) -> float | None:
         seconds = float((value or "").replace(",", ""))
     except ValueError:
         return None
-    return seconds if seconds >= 0 else None
+    return seconds if 0 <= seconds < math.inf else None  # not NaN, negative or infinite
 
 
 def _timestamp(value: str | None) -> dt.datetime | None:
@@ -30,9 +31,21 @@ def _timestamp(value: str | None) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        # in UTC here: 0001-01-01T00:00+01:00 has no UTC datetime (it was a 500 when stored)
+        return when.astimezone(dt.timezone.utc) if when.tzinfo else \
+            when.replace(tzinfo=dt.timezone.utc)
+    except (ValueError, OverflowError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _plus(start: dt.datetime | None, seconds: float | None) -> dt.datetime | None:
+    """When a test that started at `start` and took `seconds` stopped (None past year 9999)."""
+    if start is None or seconds is None:
+        return None
+    try:
+        return start + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return None
 
 
 def _testcase(elem) -> ParsedTest:
@@ -55,7 +68,7 @@ def _testcase(elem) -> ParsedTest:
             details[tag] = text
     duration = _time(elem.get("time"))
     start = _timestamp(elem.get("timestamp"))
-    stop = start + dt.timedelta(seconds=duration) if start and duration is not None else None
+    stop = _plus(start, duration)
     return ParsedTest(test_id=test_id, status=status, start=start, stop=stop,
                       duration=duration, message=message[:1000] if message else None,
                       details={k: clip(v) for k, v in details.items()})

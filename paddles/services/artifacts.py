@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import mimetypes
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from .. import parsers
-from ..errors import ArtifactNotFound, JobNotFound, NotFound, RunNotFound
+from ..errors import ArtifactNotFound, NotFound, PaddlesError
 from ..models import (Artifact, ArtifactKind, Blob, Job, ParseStatus, Run, TestCase, TestStatus,
                       Timeline, utcnow)
 from ..models.artifacts import TEST_STATUS_VALUES
@@ -29,7 +30,10 @@ from . import jobs as job_service
 from . import runs as run_service
 from .common import fetch_one
 
+log = logging.getLogger(__name__)
+
 INSERT_BATCH = 1000
+INSERT_ATTEMPTS = 3  # of a new artifact's row, when concurrent requests keep taking its name
 # what an upload's Content-Type says when the client did not really say anything
 MEANINGLESS_TYPES = ("", "application/x-www-form-urlencoded", "multipart/form-data")
 KIND_TYPES = {"subunit": "application/vnd.subunit.v2", "junit": "application/xml",
@@ -88,15 +92,41 @@ def content_type_for(given: str | None, name: str, kind: str) -> str:
     if given.split(";", 1)[0].strip().lower() not in MEANINGLESS_TYPES:
         return given[:255]
     if kind in ("log", "binary"):
-        guessed = mimetypes.guess_type(name, strict=False)[0]
+        # the name as a path, never a URL: mimetypes reads `data:TYPE,...` as a data URL and
+        # returns TYPE as written (any text: a non-Latin-1 one made every download a 500)
+        guessed = mimetypes.guess_type("./" + name, strict=False)[0]
         if guessed and guessed not in ("application/gzip", "application/x-gzip"):
             return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
     return KIND_TYPES[kind]
 
 
+def save_artifacts(session: Session, store: BlobStore, run_name: str, job_id: str | None,
+                   prepared: list[PreparedUpload]) -> list[tuple[Artifact, str]]:
+    """Create or replace every artifact of one request (distinct names), in its order:
+    [(artifact, created|replaced|unchanged)].
+
+    Locks are taken in one order by every upload: the blob rows first (by sha256), then the
+    artifact rows (by name). Two PUTs of one PATH used to deadlock on PostgreSQL (a 503):
+    one held the artifact row and waited for its blob's row, which the other held while it
+    waited for the artifact row it had just found taken by a third.
+    """
+    for sha256 in sorted({p.upload.sha256 for p in prepared}):
+        _lock_blob(session, store, next(p.upload for p in prepared
+                                        if p.upload.sha256 == sha256))
+    saved = {p.name: _save(session, run_name, job_id, p)
+             for p in sorted(prepared, key=lambda p: p.name)}
+    return [saved[p.name] for p in prepared]
+
+
 def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str | None,
                   prepared: PreparedUpload) -> tuple[Artifact, str]:
     """Create or replace artifact `prepared.name`: (artifact, created|replaced|unchanged)."""
+    return save_artifacts(session, store, run_name, job_id, [prepared])[0]
+
+
+def _save(session: Session, run_name: str, job_id: str | None,
+          prepared: PreparedUpload) -> tuple[Artifact, str]:
+    """save_artifacts for one upload, its blob's row already locked."""
     scope = get_scope(session, run_name, job_id)  # the job may have gone while the body came
     upload = prepared.upload
     existing = _find(session, scope, prepared.name, for_update=True)
@@ -104,9 +134,10 @@ def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str
                                  existing.content_type) == (
             upload.sha256, upload.content_encoding, prepared.kind, prepared.content_type):
         return existing, "unchanged"
-    _lock_blob(session, store, upload)
     outcome = "replaced"
-    if existing is None:
+    attempts = 0
+    while existing is None:
+        attempts += 1
         artifact = Artifact(run_id=scope.run.id, job_id=scope.job.id if scope.job else None,
                             name=prepared.name)
         _fill(artifact, prepared)
@@ -114,11 +145,17 @@ def save_artifact(session: Session, store: BlobStore, run_name: str, job_id: str
             with session.begin_nested():
                 session.add(artifact)
             outcome = "created"
-        except IntegrityError:  # a concurrent upload of the same name won, or the job went
+            break
+        except IntegrityError:
+            # a concurrent upload of the same name won: replace its row; or the run or job
+            # went (404); or that row was deleted again since the insert saw it (a DELETE
+            # racing both uploads, once a 404 "run not found"): insert once more
             existing = _find(session, scope, prepared.name, for_update=True)
             if existing is None:
-                raise (JobNotFound("job not found") if job_id is not None
-                       else RunNotFound("run not found")) from None
+                scope = get_scope(session, run_name, job_id)
+                if attempts == INSERT_ATTEMPTS:
+                    raise PaddlesError("the artifact was changed by concurrent requests; "
+                                       "retry", status=409) from None
     if existing is not None:
         _clear_parsed(session, existing.id)
         _fill(existing, prepared)
@@ -169,8 +206,28 @@ def _clear_parsed(session: Session, artifact_id: int) -> None:
 
 def _store_parsed(session: Session, scope: Scope, artifact: Artifact,
                   parsed: parsers.ParseResult | None) -> None:
+    """The parsed rows, in a savepoint: a value the database refuses (the parsers make their
+    text storable; this is for what they miss) leaves the artifact stored with parse_status
+    "error", not a 500 that loses the upload."""
     if parsed is None:
         return
+    try:
+        with session.begin_nested():
+            _insert_parsed(session, scope, artifact, parsed)
+    except (StatementError, ValueError, OverflowError, UnicodeError) as exc:
+        if isinstance(exc, DBAPIError) and not isinstance(exc, DataError):
+            raise  # lost connection, deadlock, lock timeout...: not about the values
+        cause = getattr(exc, "orig", None) or exc
+        log.warning("artifact %s: parsed results not stored: %s: %s", artifact.name,
+                    type(cause).__name__, (str(cause).strip().splitlines() or [""])[0])
+        artifact.parse_status = ParseStatus.ERROR
+        artifact.parse_error = (f"{artifact.kind.value}: parsed results could not be stored "
+                                f"({type(cause).__name__})")
+        session.flush()
+
+
+def _insert_parsed(session: Session, scope: Scope, artifact: Artifact,
+                   parsed: parsers.ParseResult) -> None:
     job_pk = scope.job.id if scope.job else None
     rows = [dict(artifact_id=artifact.id, run_id=scope.run.id, job_id=job_pk,
                  test_id=t.test_id, status=TestStatus(t.status), start=t.start, stop=t.stop,
