@@ -7,8 +7,9 @@
   the chunked body's terminating zero-length chunk, so a client sees a broken download,
   never a well-formed but truncated file.
 
-The failures are real: a stored JSON value that cannot be decoded (`1e400`, beyond a double:
-written by another tool, the API refuses it), and on PostgreSQL the export's backend
+The failures are real: a stored JSON value that cannot be decoded (`1e5000`: beyond a double,
+and as the integer PostgreSQL's JSONB prints it, more digits than Python reads; written by
+another tool, the API refuses it), and on PostgreSQL the export's backend
 terminated mid-stream."""
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def unrenderable(db_engine, run: str, job_id: str) -> None:
     with db_engine.begin() as conn:
         conn.execute(text(f"UPDATE jobs SET targets = {cast} WHERE job_id = :job_id AND "
                           "run_id = (SELECT id FROM runs WHERE name = :run)"),
-                     {"bad": '{"x": 1e400}', "job_id": job_id, "run": run})
+                     {"bad": '{"x": 1e5000}', "job_id": job_id, "run": run})
 
 
 def get(port: int, path: str):
