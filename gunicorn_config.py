@@ -53,6 +53,13 @@ errorlog = os.environ.get("PADDLES_ERROR_LOG", "-")
 loglevel = os.environ.get("PADDLES_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 proc_name = "paddles"
+# gunicorn 25+ opens a control socket for gunicornc at one path per user ($HOME/.gunicorn/
+# gunicorn.ctl): two paddles masters on one host (two instances, a test beside a server) would
+# take it from each other. supervisord manages paddles, so it is off unless
+# PADDLES_CONTROL_SOCKET names a path for it.
+if os.environ.get("PADDLES_CONTROL_SOCKET"):
+    control_socket = os.environ["PADDLES_CONTROL_SOCKET"]
+control_socket_disable = not os.environ.get("PADDLES_CONTROL_SOCKET")
 
 # /metrics under gunicorn: each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR
 # and a scrape (whichever worker answers) merges them. It must be set before prometheus-client

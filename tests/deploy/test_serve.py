@@ -57,9 +57,26 @@ def test_serve_listens_on_paddles_bind_and_says_where_and_which_database(
     assert f"database {url.render_as_string(hide_password=True)}" in text
     assert PASSWORD not in log.read_text()
     assert "alembic" not in text  # no INFO line per migration or alembic plugin
-    # ours (database, address), gunicorn's (start, listening, worker class, control socket)
-    # and one line per worker
+    # no per-user control socket that a second master on the host would take over
+    assert "control socket" not in text.lower()
+    # ours (database, address), gunicorn's (start, listening, worker class) and one line per
+    # worker
     assert len(start) <= 8, text
+
+
+def test_serve_opens_a_control_socket_only_where_one_is_named(tmp_path):
+    port = free_port()
+    ctl = tmp_path / "paddles.ctl"
+    env = _environ(tmp_path, PADDLES_BIND=f"127.0.0.1:{port}", PADDLES_CONTROL_SOCKET=str(ctl),
+                   PADDLES_DATABASE_URL=f"sqlite:///{tmp_path / 'p.db'}")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "paddles"), "serve"],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc)
+        assert ctl.is_socket()
+    finally:
+        _stop(proc)
 
 
 def test_serve_port_option_overrides_the_bind_setting(database_url, db_engine, tmp_path):
