@@ -27,7 +27,8 @@ import logging
 from sqlalchemy.exc import DBAPIError
 
 from . import routes
-from .hooks import PRINCIPAL_KEY, database_error_response, error_response
+from .middleware import PRINCIPAL_KEY
+from .responses import database_error_response, error_response
 from .services import tokens
 from .routes import PUBLIC, RULES, Rule, required_role, rule_for  # noqa: F401 (the policy)
 from .services.tokens import READ

@@ -3,7 +3,7 @@
 A route is named by its OpenAPI template (`/runs/{name}/jobs/`, as routes.route_template
 finds it). WireMiddleware answers 413 `{"message"}` before reading a byte when the declared
 Content-Length is over the route's limit; a JSON body sent chunked is read up to the limit
-and one byte more, then answered 413 if longer (hooks.read_unsized_body); an upload sent
+and one byte more, then answered 413 if longer (middleware.read_unsized_body); an upload sent
 chunked is cut off at the limit by the spooler (paddles/streams.py), which takes its limit
 from here too.
 

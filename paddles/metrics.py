@@ -1,6 +1,6 @@
 """Prometheus metrics: what the request middleware counts, and what a scrape reads from the DB.
 
-Counted in the process that serves the request (hooks.RequestObserver calls `observe`):
+Counted in the process that serves the request (middleware.RequestObserver calls `observe`):
 requests by method, route template and status, and their latency. The route label is the
 template of the matched route (`/runs/{name}/jobs/{job_id}/`), never the raw path, so the
 number of series stays bounded whatever clients send. The database pool gauges follow the

@@ -7,7 +7,7 @@ path by `route_template`, and reads the rest from the table:
 - auth (paddles/auth.py): the role each method needs, from RULES below;
 - body limits (paddles/limits.py): `body_limit`, a name of limits.DEFAULT_SIZES, or
   "artifact" (artifacts_max_size);
-- WireMiddleware (paddles/hooks.py): `streamed`, uploads whose body is spooled to disk;
+- WireMiddleware (paddles/middleware.py): `streamed`, uploads whose body is spooled to disk;
 - replica routing (hooks.reads_from_replica): `replica`, GETs the read replica may serve;
 - metrics and the access log: the template is the route label;
 - the OpenAPI document (paddles/openapi.py): `operations`, and `conditional` (GETs answered
@@ -137,7 +137,7 @@ def json_body(schema: dict) -> dict:
 def op(summary: str, *, params=(), body=None, ok=None, errors=(400, 404)) -> dict:
     operation = {"summary": summary, "parameters": list(params),
                  "responses": {"200": ok or _ok(), **{str(c): ERROR for c in errors}}}
-    if params or body is not None:  # a URL with NUL or bad UTF-8 (hooks.url_problem)
+    if params or body is not None:  # a URL with NUL or bad UTF-8 (middleware.url_problem)
         operation["responses"].setdefault("400", ERROR)
     if body is not None:
         operation["requestBody"] = json_body(body)

@@ -10,7 +10,7 @@ migrate`. Exit code 1 if duplicates are found (a schema without those constraint
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import runs as run_service
 from ._common import add_dry_run, note, transaction
 
 
@@ -25,7 +25,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        report = admin.find_duplicates(session, args.pattern)
+        report = run_service.find_duplicates(session, args.pattern)
     for name, n in report.duplicate_runs:
         print(f"duplicate run {name} ({n} rows)")
     for name, job_id, n in report.duplicate_jobs:

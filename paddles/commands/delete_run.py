@@ -4,7 +4,7 @@ The nodes themselves stay. Exit code 1 if no run has that name.
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import runs as run_service
 from ._common import add_dry_run, dry_run_note, transaction
 
 
@@ -17,7 +17,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, dry_run=args.dry_run) as session:
-        jobs = admin.delete_run_and_jobs(session, args.name)
+        jobs = run_service.delete_run_and_jobs(session, args.name)
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} run {args.name} and {jobs} job(s)")
     dry_run_note(args)

@@ -9,7 +9,7 @@ Prints each expired job (RUN/JOB_ID/ old-status) and each run whose status chang
 from __future__ import annotations
 
 from ..serializers import wire_time
-from ..services import admin
+from ..services import jobs as job_service
 from ._common import Progress, add_dry_run, dry_run_note, note, positive_number, transaction
 
 
@@ -26,7 +26,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, dry_run=args.dry_run) as session:
-        expired, changes = admin.expire_stale_jobs(
+        expired, changes = job_service.expire_stale_jobs(
             session, running_minutes=args.running, queued_days=args.queued,
             progress=Progress("expire-jobs: runs"))
     for job in expired:

@@ -18,7 +18,7 @@ import json
 import sys
 
 from ..errors import InvalidRequest
-from ..services import admin
+from ..services import nodes as node_service
 from ._common import Progress, add_dry_run, dry_run_note, note, transaction
 
 
@@ -48,10 +48,10 @@ def load_file(path: str):
 
 
 def run(args, settings) -> int:
-    records = admin.normalise_node_records(load_file(args.file))
+    records = node_service.normalise_node_records(load_file(args.file))
     with transaction(settings, dry_run=args.dry_run) as session:
-        report = admin.import_nodes(session, records, update=args.update,
-                                    progress=Progress("import-nodes: nodes"))
+        report = node_service.import_nodes(session, records, update=args.update,
+                                           progress=Progress("import-nodes: nodes"))
     would = "would be " if args.dry_run else ""
     for label, names in (("created", report.created), ("updated", report.updated)):
         for name in names:

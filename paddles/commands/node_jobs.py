@@ -5,7 +5,7 @@ Exit code 1 if no node, or more than one, matches.
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import nodes as node_service
 from ._common import note, positive_int, transaction
 
 
@@ -19,7 +19,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        name, jobs = admin.list_node_jobs(session, args.node, args.job_count)
+        name, jobs = node_service.list_node_jobs(session, args.node, args.job_count)
     note(f"{name}: latest {len(jobs)} job(s)")
     for run_name, job_id, _updated in jobs:
         print(f"{run_name}/{job_id}/")

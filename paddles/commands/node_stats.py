@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..services import admin
+from ..services import nodes as node_service
 from ._common import positive_int, transaction
 
 
@@ -23,6 +23,6 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        stats = admin.get_node_stats(session, args.days, args.machine_type)
+        stats = node_service.get_node_stats(session, args.days, args.machine_type)
     print(json.dumps(stats, indent=2))
     return 0

@@ -5,7 +5,7 @@ Prints a table: DATE, JOBS, FINISHED, PERCENT (`-` for a day without jobs).
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import queue as queue_service
 from ._common import positive_int, transaction
 
 
@@ -18,7 +18,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, write=False) as session:
-        days = admin.get_queue_stats(session, args.days)
+        days = queue_service.get_queue_stats(session, args.days)
     print(f"{'DATE':<10}  {'JOBS':>8}  {'FINISHED':>8}  {'PERCENT':>7}")
     for day in days:
         pct = "-" if day.percent is None else f"{day.percent:.1f}%"

@@ -9,7 +9,7 @@ writes copy those onto the run, repairing what the name parser gets wrong), and 
 from __future__ import annotations
 
 from ..serializers import wire_time
-from ..services import admin
+from ..services import runs as run_service
 from ._common import Progress, add_dry_run, dry_run_note, note, transaction
 
 
@@ -26,8 +26,8 @@ def _show(value) -> str:
 
 def run(args, settings) -> int:
     with transaction(settings, dry_run=args.dry_run) as session:
-        rewrites = admin.reparse_run_names(session, timezone=settings.timezone,
-                                           progress=Progress("reparse: runs"))
+        rewrites = run_service.reparse_run_names(session, timezone=settings.timezone,
+                                                 progress=Progress("reparse: runs"))
     for rewrite in rewrites:
         print(f"{rewrite.run}: " + "; ".join(f"{attr} {_show(old)} -> {_show(new)}"
                                              for attr, (old, new) in rewrite.changes.items()))

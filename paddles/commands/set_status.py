@@ -6,7 +6,7 @@ SQL or an import) are rewritten under a row lock. Prints each repaired run and w
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import runs as run_service
 from ._common import Progress, add_dry_run, dry_run_note, note, transaction
 
 
@@ -19,7 +19,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, dry_run=args.dry_run) as session:
-        changes = admin.recompute_run_status(session, progress=Progress("set-status: runs"))
+        changes = run_service.recompute_run_status(session, progress=Progress("set-status: runs"))
     for change in changes:
         print(f"{change.run}: " + "; ".join(change.details))
     note(f"{'would repair' if args.dry_run else 'repaired'} {len(changes)} run(s)")

@@ -7,7 +7,7 @@ vpm* is vps), else the job's own machine_type. Prints each job linked.
 """
 from __future__ import annotations
 
-from ..services import admin
+from ..services import jobs as job_service
 from ._common import Progress, add_dry_run, dry_run_note, note, transaction
 
 
@@ -20,7 +20,7 @@ def register(sub):
 
 def run(args, settings) -> int:
     with transaction(settings, dry_run=args.dry_run) as session:
-        links = admin.link_job_targets(session, progress=Progress("set-targets: jobs"))
+        links = job_service.link_job_targets(session, progress=Progress("set-targets: jobs"))
     for link in links:
         created = f" (created {', '.join(link.created)})" if link.created else ""
         print(f"{link.run}/{link.job_id}/: {', '.join(link.hosts)}{created}")

@@ -2,7 +2,7 @@
 
 One controller class per resource, parameterised by scope: `job_id=None` is the run's own
 artifacts (`/runs/NAME/artifacts/...`), otherwise the job's (`/runs/NAME/jobs/ID/...`).
-Uploads are streamed: WireMiddleware hands the body over untouched (hooks.STREAMED_BODY),
+Uploads are streamed: WireMiddleware hands the body over untouched (middleware.STREAMED_BODY),
 and it goes to a spool file, then the blob store, before the write transaction begins.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .. import schemas, serializers, streams
 from ..content_coding import accepts_gzip
 from ..db import begin_write
 from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
-from ..hooks import BODY_LIMIT, STREAMED_BODY, StreamedBody
+from ..middleware import BODY_LIMIT, STREAMED_BODY, StreamedBody
 from ..services import artifacts as artifact_service
 from ..storage import BlobMissing
 from .base import Resource, StreamedResponse

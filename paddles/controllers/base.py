@@ -7,7 +7,7 @@ from pecan.routing import lookup_controller
 from pecan.util import getargspec, iscontroller
 from webob import Response, exc
 
-from ..hooks import REQUEST_BODY
+from ..middleware import REQUEST_BODY
 
 # the handlers a request for the resource itself goes to, by method (RestController's order)
 _HANDLERS = {"GET": ("get_all", "get"), "HEAD": ("get_all", "get"), "POST": ("post",),

@@ -22,6 +22,7 @@ from ..errors import InvalidRequest
 from ..models.statuses import JOB_STATUS_VALUES
 from ..services import exports as export_service
 from ..services import stackviz as stackviz_service
+from ..writers.common import content_disposition
 from .base import Resource, StreamedResponse
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ class _ExportBase(Resource):
             raise
         resp = StreamedResponse(status=200, content_type=None, charset=None)
         resp.headers["Content-Type"] = export.content_type
-        resp.headers["Content-Disposition"] = export_service.content_disposition(
-            export.filename)
+        resp.headers["Content-Disposition"] = content_disposition(export.filename)
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Cache-Control"] = "no-store"
         resp.app_iter = _Body(chunks, session, first)

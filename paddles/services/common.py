@@ -1,6 +1,8 @@
 """Small database idioms the services share."""
 from __future__ import annotations
 
+from typing import Callable, Iterator, Sequence
+
 from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,3 +29,19 @@ def fetch_one(session: Session, stmt: Select, *, for_update: bool = False,
     if row is None and missing is not None:
         raise missing
     return row
+
+
+# ---- maintenance scans (the `paddles` admin commands) --------------------------------------
+
+Progress = Callable[[int, int], None]  # progress(done, total)
+BATCH = 500  # rows per IN (...) list / per scan step
+
+
+def in_batches(items: Sequence, size: int = BATCH) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def tick(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)

@@ -1,11 +1,14 @@
-"""Jobs: the write rules of spec section 8, and the run counters kept in step with them."""
+"""Jobs: the write rules of spec section 8, and the run counters kept in step with them;
+the job maintenance of the `paddles` admin commands (expire-jobs, set-targets)."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import functools
 from typing import Any, Mapping
 
-from sqlalchemy import (JSON, Row, Select, Text, bindparam, cast, delete, false, func, insert,
-                        literal_column, select, true, update)
+from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, cast, delete, exists, false,
+                        func, insert, literal_column, or_, select, true, update)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -16,6 +19,7 @@ from ..models.statuses import JOB_STATUS_VALUES, count_key
 from . import nodes as node_service
 from . import events
 from . import runs as run_service
+from .common import BATCH, Progress, in_batches, tick
 
 FINISHED = (JobStatus.PASS, JobStatus.FAIL)
 # Keys copied onto the run when a job write carries them (even as null).
@@ -350,3 +354,171 @@ def node_jobs(session: Session, name: str, *, job_name: str | None = None,
         stmt = stmt.where(status_is(status))
     stmt = stmt.order_by(Job.posted.desc(), Job.id.desc()).limit(limit).offset(offset)
     return list(session.execute(stmt))
+
+
+# ---- maintenance (the `paddles` admin commands: expire-jobs, set-targets) ------------------
+# As the run maintenance in services/runs.py: runs locked in id order, decided under the lock.
+
+ACTIVE = (JobStatus.RUNNING, JobStatus.WAITING, JobStatus.UNKNOWN)
+# Host-name prefixes that name their machine type (spec 13, set_targets); `vpm*` -> vps.
+MACHINE_TYPE_PREFIXES = ("plana", "mira", "vps", "burnupi", "tala", "saya", "dubia")
+
+
+def _last_touch():
+    """When a job was last written; a job never written since its POST counts from `posted`."""
+    return func.coalesce(Job.updated, Job.posted)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpiredJob:
+    run: str
+    job_id: str
+    old_status: str
+    last_touch: dt.datetime
+
+
+def expire_stale_jobs(session: Session, *, running_minutes: float = 30, queued_days: float = 14,
+                      now: dt.datetime | None = None, progress: Progress | None = None
+                      ) -> tuple[list[ExpiredJob], list[run_service.RunChange]]:
+    """Mark stale jobs `dead`, keeping their runs' counters and stored status exact.
+
+    Stale: `running`/`waiting`/`unknown` (or null) jobs last written before now − running
+    minutes, and `queued` ones last written before now − queued days. "Last written" is
+    `updated`, or `posted` when `updated` is null; a time in the future is never stale.
+    Only the status changes (no `updated`, `success` or `started`).
+    """
+    now = now or utcnow()
+    stale = or_(
+        and_(or_(Job.status.in_(ACTIVE), Job.status.is_(None)),
+             _last_touch() < now - dt.timedelta(minutes=running_minutes)),
+        and_(Job.status == JobStatus.QUEUED,
+             _last_touch() < now - dt.timedelta(days=queued_days)),
+    )
+    run_ids = list(session.scalars(select(Job.run_id).where(stale).distinct()))
+    expired: list[ExpiredJob] = []
+    changes: list[run_service.RunChange] = []
+    done = 0
+    for chunk in in_batches(sorted(run_ids)):
+        runs = run_service.lock_runs(session, chunk)
+        # Re-read under the lock: a job write may have refreshed a job since the first look.
+        rows = session.execute(select(Job, _last_touch()).where(Job.run_id.in_(chunk), stale)
+                               .order_by(Job.run_id, Job.sort_key)
+                               .execution_options(populate_existing=True)).all()
+        touched: dict[int, str] = {}
+        for job, touch in rows:
+            run = runs[job.run_id]
+            touched.setdefault(run.id, run.status.value)
+            old = job.status
+            run.add_to_count(count_key(old), -1)
+            run.add_to_count(count_key(JobStatus.DEAD), 1)
+            job.status = JobStatus.DEAD
+            events.record_job_write(session, run, job, created=False, old_status=old,
+                                    before={"status": old})
+            expired.append(ExpiredJob(run.name, job.job_id, old.value if old else "null",
+                                      _aware(touch)))
+        for run_id, old_status in touched.items():
+            run = runs[run_id]
+            run.refresh_status()
+            if run.status.value != old_status:
+                changes.append(run_service.RunChange(run.name, old_status, run.status.value))
+                events.record_run_status(session, run, old_status)
+        done += len(chunk)
+        tick(progress, done, len(run_ids))
+    session.flush()
+    return expired, changes
+
+
+def _aware(value: Any) -> dt.datetime:
+    """coalesce() results come back raw on SQLite: normalise them to aware UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def guess_machine_type(host: str) -> str | None:
+    """Machine type from a host-name prefix (`vpm*` is a vps), or None."""
+    short = host.split(".", 1)[0]
+    if short.startswith("vpm"):
+        return "vps"
+    return next((p for p in MACHINE_TYPE_PREFIXES if short.startswith(p)), None)
+
+
+def _hosts(targets: Any) -> list[str]:
+    if not isinstance(targets, dict):
+        return []
+    hosts = {str(key).rsplit("@", 1)[-1][:256] for key in targets}
+    return sorted(h for h in hosts if h)
+
+
+def _job_machine_type(value: str | None) -> str | None:
+    """A job's machine type names one type only without `|`/`,` (multi-type jobs)."""
+    if value and "|" not in value and "," not in value:
+        return value[:32]
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetLink:
+    run: str
+    job_id: str
+    hosts: list[str]
+    created: list[str]
+
+
+def _unlinked():
+    return ~exists(select(job_nodes.c.job_id).where(job_nodes.c.job_id == Job.id))
+
+
+def link_job_targets(session: Session, *, progress: Progress | None = None) -> list[TargetLink]:
+    """For jobs without linked nodes, link (creating when missing) the hosts of `targets`.
+
+    A node created here, or found without a machine type, gets the one its host-name
+    prefix names, else the job's own machine type.
+    """
+    candidates: dict[int, list[int]] = {}
+    for job_id, run_id, targets in session.execute(
+            select(Job.id, Job.run_id, Job.targets).where(_unlinked())
+            .execution_options(yield_per=BATCH)):
+        if _hosts(targets):
+            candidates.setdefault(run_id, []).append(job_id)
+    total = sum(len(v) for v in candidates.values())
+    out: list[TargetLink] = []
+    done = 0
+    for chunk in in_batches(sorted(candidates)):
+        runs = run_service.lock_runs(session, chunk)
+        job_ids = [j for rid in chunk for j in candidates[rid]]
+        for ids in in_batches(job_ids):
+            jobs = session.scalars(select(Job).where(Job.id.in_(ids), _unlinked())
+                                   .order_by(Job.run_id, Job.sort_key)
+                                   .execution_options(populate_existing=True)).all()
+            for job in jobs:
+                hosts = _hosts(job.targets)
+                if not hosts:
+                    continue
+                created = _link_hosts(session, job, hosts)
+                out.append(TargetLink(runs[job.run_id].name, job.job_id, hosts, created))
+            done += len(ids)
+            tick(progress, done, total)
+    session.flush()
+    return out
+
+
+def _link_hosts(session: Session, job: Job, hosts: list[str]) -> list[str]:
+    nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_(hosts)))}
+    created = []
+    fallback = _job_machine_type(job.machine_type)
+    for host in hosts:
+        node = nodes.get(host)
+        if node is None:
+            node, new = node_service.ensure_node(session, host,
+                                                 guess_machine_type(host) or fallback)
+            if new:
+                created.append(host)
+            nodes[host] = node
+        elif node.machine_type is None:
+            node.machine_type = guess_machine_type(host) or fallback
+    session.execute(insert(job_nodes), [{"job_id": job.id, "node_id": nodes[h].id}
+                                        for h in hosts])
+    return created

@@ -1,17 +1,21 @@
-"""Nodes: inventory, the lock rules of spec section 9, and the per-node job views."""
+"""Nodes: inventory, the lock rules of spec section 9, and the per-node job views; the node
+maintenance of the `paddles` admin commands (node-jobs, node-stats, import-nodes)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
-from ..errors import AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Unavailable
-from ..models import Job, Node, job_nodes, utcnow
+from ..errors import (AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, PaddlesError,
+                      Unavailable)
+from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
+from ..schemas import NODE_FIELDS, convert
 from . import events
-from .common import add_if_new
+from .common import Progress, add_if_new, in_batches, tick
 
 NOT_FOUND = "node not found"
 MAX_LIMIT = 2**31 - 1
@@ -282,3 +286,211 @@ def job_stats(session: Session, *, since_days: int,
     ordered = sorted(stats.items(), key=lambda item: (sum(item[1].values()), item[0]))
     return {name: {key: counts[key] for key in JOB_STATUS_VALUES if key in counts}
             for name, counts in ordered}
+
+
+# ---- maintenance (the `paddles` admin commands: node-jobs, node-stats, import-nodes) -------
+
+FINISHED_FOR_STATS = (JobStatus.PASS, JobStatus.FAIL, JobStatus.DEAD)
+
+
+def find_node(session: Session, prefix: str) -> Node:
+    """The node named exactly `prefix`, else the only node whose name starts with it."""
+    node = session.scalar(select(Node).where(Node.name == prefix))
+    if node is not None:
+        return node
+    names = list(session.scalars(select(Node.name)
+                                 .where(Node.name.startswith(prefix, autoescape=True))
+                                 .order_by(Node.name).limit(11)))
+    if not names:
+        raise NodeNotFound(f"no node name starts with {prefix!r}")
+    if len(names) > 1:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise InvalidRequest(f"{prefix!r} matches several nodes: {shown}")
+    return session.scalars(select(Node).where(Node.name == names[0])).one()
+
+
+def list_node_jobs(session: Session, prefix: str, count: int = 10
+                   ) -> tuple[str, list[tuple[str, str, dt.datetime | None]]]:
+    """The node's name and its latest `count` jobs by `updated`: (run, job_id, updated)."""
+    node = find_node(session, prefix)
+    rows = session.execute(
+        select(Run.name, Job.job_id, Job.updated)
+        .join(Job, Job.run_id == Run.id)
+        .join(job_nodes, job_nodes.c.job_id == Job.id)
+        .where(job_nodes.c.node_id == node.id)
+        .order_by(Job.updated.desc().nulls_last(), Job.id.desc()).limit(count)).all()
+    return node.name, [tuple(r) for r in rows]
+
+
+def _seconds(later: dt.datetime | None, earlier: dt.datetime | None) -> int | None:
+    if later is None or earlier is None:
+        return None
+    return int(round((later - earlier).total_seconds()))
+
+
+def get_node_stats(session: Session, days: int, machine_type: str | None = None,
+                   now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Finished jobs (pass/fail/dead, with `started`) posted in the last `days` days."""
+    now = now or utcnow()
+    stmt = (select(Job, Run.name).join(Run, Job.run_id == Run.id)
+            .where(Job.status.in_(FINISHED_FOR_STATS), Job.started.is_not(None),
+                   Job.posted >= now - dt.timedelta(days=days))
+            .order_by(Job.posted, Job.id))
+    if machine_type:
+        stmt = stmt.where(Job.machine_type == machine_type)
+    rows = session.execute(stmt).all()
+    nodes: dict[int, list[str]] = {}
+    for ids in in_batches([job.id for job, _ in rows]):
+        for job_id, name in session.execute(
+                select(job_nodes.c.job_id, Node.name)
+                .join(Node, Node.id == job_nodes.c.node_id)
+                .where(job_nodes.c.job_id.in_(ids)).order_by(Node.name)):
+            nodes.setdefault(job_id, []).append(name)
+    out = []
+    for job, run_name in rows:
+        runtime = _seconds(job.updated, job.started)
+        out.append({
+            "job": f"{run_name}/{job.job_id}",
+            "status": job.status.value,
+            "suite": job.suite,
+            "nodes": nodes.get(job.id, []),
+            "duration": job.duration,
+            "runtime": runtime,
+            "waited": None if runtime is None or job.duration is None
+            else runtime - job.duration,
+            "description": job.description,
+        })
+    return out
+
+
+# ---- import-nodes -------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class ImportReport:
+    created: list[str] = dataclasses.field(default_factory=list)
+    updated: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # exist, no --update
+    ignored_keys: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def normalise_node_records(data: Any) -> list[dict[str, Any]]:
+    """A list of node objects with `name`, or a mapping name -> attributes, as records."""
+    if isinstance(data, dict):
+        records = []
+        for name, attrs in data.items():
+            if attrs is None:
+                attrs = {}
+            if not isinstance(attrs, dict):
+                raise InvalidRequest(f"node {name!r}: attributes must be a mapping")
+            records.append({**attrs, "name": name})
+    elif isinstance(data, list):
+        records = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or not item.get("name"):
+                raise InvalidRequest(f"entry {i}: a node object with a 'name' is required")
+            records.append(dict(item))
+    else:
+        raise InvalidRequest("expected a list of node objects or a mapping of name to node")
+    seen: set[str] = set()
+    for record in records:
+        name = record["name"]
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise InvalidRequest(f"node name {name!r} must be a string of 1-256 characters")
+        if name in seen:
+            raise InvalidRequest(f"node {name!r} appears twice")
+        seen.add(name)
+    return records
+
+
+def _node_fields(name: str, record: Mapping[str, Any], ignored: dict[str, list[str]]
+                 ) -> dict[str, Any]:
+    """The record's updatable node keys, validated as a node PUT body is (schemas)."""
+    fields: dict[str, Any] = {}
+    for key, value in record.items():
+        key = str(key).replace("-", "_")
+        if key == "name":
+            continue
+        if key not in NODE_FIELDS:
+            ignored.setdefault(key, []).append(name)
+            continue
+        if value is None and key in ("locked", "is_vm"):
+            continue  # as in the API: null means absent
+        if isinstance(value, (dt.datetime, dt.date)):  # YAML reads timestamps itself
+            value = value.isoformat()
+        try:
+            fields[key] = convert(key, NODE_FIELDS[key], value)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"node {name!r}: {exc.message}") from None
+    return fields
+
+
+_NODE_STATE = ("description", "up", "machine_type", "is_vm", "vm_host_id", "os_type",
+               "os_version", "arch", "locked", "locked_since", "locked_by", "mac_address",
+               "ssh_pub_key")
+
+
+def _state(node: Node) -> tuple:
+    return tuple(getattr(node, key) for key in _NODE_STATE)
+
+
+def import_nodes(session: Session, records: Sequence[Mapping[str, Any]], *,
+                 update: bool = False, progress: Progress | None = None) -> ImportReport:
+    """Create the nodes that do not exist; with `update`, rewrite the given keys of the rest.
+
+    Each node goes through the node service (services.nodes): creation needs an owner for a
+    lock, an update that changes `locked` passes the API's lock checks (an unchanged `locked`
+    is left out, so a file can be imported again). A `locked_since` in the file is kept as
+    given. Keys that are not updatable node keys are ignored and reported. `vm_host` names a
+    node in the database or in the same file.
+    """
+    report = ImportReport()
+    wanted = [(r["name"], _node_fields(r["name"], r, report.ignored_keys)) for r in records]
+    names = [name for name, _ in wanted]
+    existing: dict[str, Node] = {}
+    for chunk in in_batches(names):
+        existing.update((n.name, n) for n in session.scalars(
+            select(Node).where(Node.name.in_(chunk)).with_for_update(of=Node)))
+    hosts = {f["vm_host"] for _, f in wanted if f.get("vm_host")} - set(names) - set(existing)
+    if hosts:
+        unknown = sorted(hosts - set(session.scalars(select(Node.name)
+                                                     .where(Node.name.in_(sorted(hosts))))))
+        if unknown:
+            raise InvalidRequest(f"unknown vm_host: {', '.join(unknown)}")
+
+    def node_call(call, name, fields):
+        try:
+            node = call(session, name, fields)
+        except PaddlesError as exc:
+            raise type(exc)(f"node {name!r}: {exc.message}") from None
+        if "locked_since" in fields:  # a time the file gives wins over "locked now"
+            node.locked_since = fields["locked_since"]
+        return node
+
+    total, done = 2 * len(wanted), 0
+    for name, fields in wanted:  # 1: new nodes, without vm_host (it may come later)
+        if name not in existing:
+            node_call(create_node, name,
+                      {k: v for k, v in fields.items() if k != "vm_host"})
+            report.created.append(name)
+        done += 1
+        tick(progress, done, total)
+    session.flush()
+    for name, fields in wanted:  # 2: vm_host of new nodes; updates of existing ones
+        node = existing.get(name)
+        if node is None:
+            if fields.get("vm_host") is not None:
+                node_call(update_node, name, {"vm_host": fields["vm_host"]})
+        elif not update:
+            report.skipped.append(name)
+        else:
+            before = _state(node)
+            if "locked" in fields and fields["locked"] == node.locked:
+                fields = {k: v for k, v in fields.items() if k != "locked"}
+            node = node_call(update_node, name, fields)
+            session.flush()
+            (report.updated if _state(node) != before else report.unchanged).append(name)
+        done += 1
+        tick(progress, done, total)
+    session.flush()
+    return report

@@ -1,10 +1,12 @@
-"""Queues (spec 11): pause state, and the queued jobs that name a queue, best first."""
+"""Queues (spec 11): pause state, and the queued jobs that name a queue, best first; the
+jobs finished per day (`paddles queue-stats`)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any, Mapping
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, Forbidden, InvalidRequest, QueueNotFound, Unavailable
@@ -100,3 +102,38 @@ def list_queued_jobs(session: Session, name: str, *, user: str | None = None,
     elif user is not None:
         stmt = stmt.where(Job.user == user)
     return list(session.execute(stmt))
+
+
+# ---- queue-stats (a `paddles` admin command) ------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DayStats:
+    day: dt.date
+    jobs: int
+    finished: int
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.jobs == 0 else round(100.0 * self.finished / self.jobs, 1)
+
+
+def get_queue_stats(session: Session, days: int, now: dt.datetime | None = None
+                    ) -> list[DayStats]:
+    """For each of the last `days` UTC days (today included, oldest first): the jobs of runs
+    scheduled that day and how many of them finished `pass` or `fail`."""
+    now = now or utcnow()
+    today = now.astimezone(dt.timezone.utc).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.timezone.utc)
+    finished = func.sum(case((Job.status.in_((JobStatus.PASS, JobStatus.FAIL)), 1), else_=0))
+    rows = session.execute(
+        select(Run.scheduled, func.count(Job.id), finished)
+        .join(Job, Job.run_id == Run.id)
+        .where(Run.scheduled >= start, Run.scheduled < start + dt.timedelta(days=days))
+        .group_by(Run.id, Run.scheduled))
+    per_day = {first + dt.timedelta(days=i): [0, 0] for i in range(days)}
+    for scheduled, jobs, done in rows:
+        day = scheduled.astimezone(dt.timezone.utc).date()
+        per_day[day][0] += jobs
+        per_day[day][1] += done or 0
+    return [DayStats(day, jobs, done) for day, (jobs, done) in per_day.items()]

@@ -1,18 +1,22 @@
-"""Runs: creation from a name, lookups, listing and deletion."""
+"""Runs: creation from a name, lookups, listing and deletion; the run maintenance of the
+`paddles` admin commands (set-status, dedupe, delete-run, reparse)."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from itertools import chain
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, event, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
-from ..models import Run, RunStatus, utcnow
+from ..models import Job, Run, RunStatus, utcnow
+from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
 from . import events
-from .common import add_if_new, fetch_one
+from .common import BATCH, Progress, add_if_new, fetch_one, in_batches, tick
 
 
 # ---- run versions -------------------------------------------------------------------------
@@ -29,7 +33,6 @@ def listen(factory: sessionmaker) -> None:
 
 
 def bump_run_versions(session: Session, _context, _instances) -> None:
-    from ..models import Job
     bumped: set[int] = set()
     for obj in session.dirty:
         if isinstance(obj, Run) and session.is_modified(obj):
@@ -157,7 +160,6 @@ def list_queued_runs(session: Session) -> list[Run]:
 def list_values(session: Session, chain) -> list[str]:
     """Distinct non-empty values of the chain's index field among the matching runs."""
     from ..filters import FILTERS
-    from ..models import Job
     target = FILTERS[chain.index]
     column = target.index_column
     stmt = select(column).distinct().where(*chain.conditions())
@@ -166,3 +168,204 @@ def list_values(session: Session, chain) -> list[str]:
     values = {str(v) if chain.index == "date" else (v.value if hasattr(v, "value") else v)
               for v in session.scalars(stmt)}
     return sorted(v for v in values if v)
+
+
+# ---- maintenance (the `paddles` admin commands, spec section 13) ----------------------------
+# They take a session, never commit, and return plain records the command prints. Those that
+# rewrite runs take the run rows with SELECT ... FOR UPDATE in id order (the job service
+# takes the same lock before every job write), and decide only under that lock, so a
+# concurrent job write can neither be lost nor make a counter drift. Long scans first look
+# without locks, then lock only the runs they will change.
+
+def lock_runs(session: Session, run_ids: Iterable[int]) -> dict[int, Run]:
+    """The runs locked FOR UPDATE in id order (one fixed order: no deadlock between us)."""
+    out: dict[int, Run] = {}
+    for chunk in in_batches(sorted(set(run_ids))):
+        stmt = (select(Run).where(Run.id.in_(chunk)).order_by(Run.id).with_for_update()
+                .execution_options(populate_existing=True))
+        out.update((run.id, run) for run in session.scalars(stmt))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RunChange:
+    run: str
+    old_status: str
+    new_status: str
+    details: tuple[str, ...] = ()
+
+
+# ---- set-status ---------------------------------------------------------------------------
+
+_DERIVED = ("sha1", "flavor", "priority")
+
+
+def _derived_values(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Counters and first-job values as the jobs say they should be, per run id."""
+    out: dict[int, dict[str, Any]] = {
+        rid: {**{k: 0 for k in COUNT_KEYS}, "total": 0, "sha1": None, "flavor": None,
+              "priority": None} for rid in run_ids}
+    rows = session.execute(select(Job.run_id, Job.status, func.count())
+                           .where(Job.run_id.in_(run_ids)).group_by(Job.run_id, Job.status))
+    for run_id, status, n in rows:
+        out[run_id][count_key(status)] += n
+        out[run_id]["total"] += n
+    rank = func.row_number().over(partition_by=Job.run_id, order_by=Job.sort_key).label("rank")
+    first = (select(Job.run_id, Job.sha1, Job.flavor, Job.priority, rank)
+             .where(Job.run_id.in_(run_ids)).subquery())
+    for run_id, sha1, flavor, priority in session.execute(
+            select(first.c.run_id, first.c.sha1, first.c.flavor, first.c.priority)
+            .where(first.c.rank == 1)):
+        out[run_id].update(sha1=sha1, flavor=flavor, priority=priority)
+    return out
+
+
+def _stored_values(run: Run) -> dict[str, Any]:
+    values: dict[str, Any] = run.counts()
+    values.update(sha1=run.sha1, flavor=run.flavor, priority=run.priority)
+    return values
+
+
+def _differences(run: Run, want: Mapping[str, Any]) -> tuple[str, ...]:
+    have = _stored_values(run)
+    diffs = [f"{key} {have[key]!r} -> {want[key]!r}" for key in (*COUNT_KEYS, "total", *_DERIVED)
+             if have[key] != want[key]]
+    status = run_status(want)
+    if run.status != status:
+        diffs.insert(0, f"status {run.status.value!r} -> {status.value!r}")
+    return tuple(diffs)
+
+
+def _run_batches(session: Session, progress: Progress | None) -> Iterator[list[Run]]:
+    """Every run, BATCH at a time in id order (unlocked: callers lock what they change);
+    each batch's changes are flushed and forgotten before the next, progress ticked."""
+    total = session.scalar(select(func.count()).select_from(Run)) or 0
+    done, last_id = 0, 0
+    while batch := list(session.scalars(select(Run).where(Run.id > last_id)
+                                        .order_by(Run.id).limit(BATCH))):
+        last_id = batch[-1].id
+        yield batch
+        done += len(batch)
+        tick(progress, done, total)
+        session.flush()
+        session.expunge_all()
+
+
+def recompute_run_status(session: Session, *, progress: Progress | None = None
+                         ) -> list[RunChange]:
+    """Recompute every run's counters, first-job values and status from its jobs."""
+    changes: list[RunChange] = []
+    for batch in _run_batches(session, progress):
+        want = _derived_values(session, [r.id for r in batch])
+        drifted = [r.id for r in batch if _differences(r, want[r.id])]
+        if drifted:
+            runs = lock_runs(session, drifted)
+            want = _derived_values(session, drifted)  # again, under the lock
+            for run_id in drifted:
+                run = runs[run_id]
+                diffs = _differences(run, want[run_id])
+                if not diffs:
+                    continue
+                old_status = run.status.value
+                for key in (*COUNT_KEYS, "total"):
+                    setattr(run, "count_" + key, want[run_id][key])
+                for key in _DERIVED:
+                    setattr(run, key, want[run_id][key])
+                run.refresh_status()
+                changes.append(RunChange(run.name, old_status, run.status.value, diffs))
+                events.record_run_status(session, run, old_status)
+    return changes
+
+
+# ---- dedupe -------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DuplicateReport:
+    matching_runs: int
+    duplicate_runs: list[tuple[str, int]]
+    duplicate_jobs: list[tuple[str, str, int]]
+
+
+def find_duplicates(session: Session, pattern: str) -> DuplicateReport:
+    """Runs sharing a name and jobs sharing (run, job_id) among runs named LIKE pattern.
+
+    The schema's unique constraints (runs.name; jobs (run_id, job_id)) make both lists
+    empty on any database this server manages; the check remains for imported data.
+    """
+    like = Run.name.like(pattern)
+    matching = session.scalar(select(func.count()).select_from(Run).where(like)) or 0
+    runs = session.execute(select(Run.name, func.count()).where(like).group_by(Run.name)
+                           .having(func.count() > 1).order_by(Run.name)).all()
+    jobs = session.execute(select(Run.name, Job.job_id, func.count())
+                           .join(Job, Job.run_id == Run.id).where(like)
+                           .group_by(Run.name, Job.job_id).having(func.count() > 1)
+                           .order_by(Run.name, Job.job_id)).all()
+    return DuplicateReport(matching, [tuple(r) for r in runs], [tuple(j) for j in jobs])
+
+
+# ---- delete-run ---------------------------------------------------------------------------
+
+def delete_run_and_jobs(session: Session, name: str) -> int:
+    """Delete a run (the database cascades to its jobs and node links); its job count."""
+    run = session.scalar(select(Run).where(Run.name == name).with_for_update())
+    if run is None:
+        raise RunNotFound(f"run {name!r} not found")
+    jobs = session.scalar(select(func.count()).select_from(Job).where(Job.run_id == run.id))
+    session.execute(delete(Run).where(Run.id == run.id))
+    session.expunge(run)
+    events.record_run_deleted(session, run.name, run.user, run.suite, run.branch,
+                              run.machine_type, run.status)
+    return jobs or 0
+
+# ---- reparse ------------------------------------------------------------------------------
+
+_FROM_JOBS = ("suite", "branch", "machine_type")
+
+
+def _reparse_changes(run: Run, job_set: Mapping[str, bool], timezone: str
+                     ) -> dict[str, tuple[Any, Any]]:
+    parsed = parse_run_name(run.name, timezone)
+    want: dict[str, Any] = {"user": _fit(parsed.user, Run.__table__.c.user)}
+    if parsed.scheduled is not None:  # unparsable: keep the stored time (it is posted)
+        want["scheduled"] = parsed.scheduled
+    for attr in _FROM_JOBS:
+        if not job_set.get(attr):  # a value a job reported wins over the name
+            want[attr] = _fit(getattr(parsed, attr), Run.__table__.c[attr])
+    return {attr: (getattr(run, attr), value) for attr, value in want.items()
+            if getattr(run, attr) != value}
+
+
+def _job_set_fields(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, bool]]:
+    rows = session.execute(select(Job.run_id, *(func.count(getattr(Job, a)) for a in _FROM_JOBS))
+                           .where(Job.run_id.in_(run_ids)).group_by(Job.run_id))
+    return {row[0]: {a: n > 0 for a, n in zip(_FROM_JOBS, row[1:])} for row in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRewrite:
+    run: str
+    changes: dict[str, tuple[Any, Any]]
+
+
+def reparse_run_names(session: Session, *, timezone: str = "UTC",
+                      progress: Progress | None = None) -> list[RunRewrite]:
+    """Rewrite user/scheduled/suite/branch/machine_type from each run's name where they differ.
+
+    Fields a job of the run has reported (non-null suite/branch/machine_type) keep their
+    job-derived value; a name without a valid timestamp keeps its stored `scheduled`.
+    """
+    out: list[RunRewrite] = []
+    for batch in _run_batches(session, progress):
+        job_set = _job_set_fields(session, [r.id for r in batch])
+        candidates = [r.id for r in batch if _reparse_changes(r, job_set.get(r.id, {}), timezone)]
+        if candidates:
+            runs = lock_runs(session, candidates)
+            job_set = _job_set_fields(session, candidates)
+            for run_id in candidates:
+                run = runs[run_id]
+                changes = _reparse_changes(run, job_set.get(run_id, {}), timezone)
+                for attr, (_old, new) in changes.items():
+                    setattr(run, attr, new)
+                if changes:
+                    out.append(RunRewrite(run.name, changes))
+    return out

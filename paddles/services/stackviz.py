@@ -12,8 +12,9 @@ stackviz's `data/` directory:
   files), kept for old deployments that still serve that front end.
 
 Test cases stream from the database (exports._test_select, one cursor for the whole run);
-each data file is written to a spooled temporary file (memory, then disk) and added to the
-tar when its dataset is complete. Formats: docs/exports.md, "Stackviz dataset".
+each data file is written to a spooled temporary file (writers.tar.Member: memory, then
+disk) and added to the tar when its dataset is complete. Formats: docs/exports.md, "Stackviz
+dataset".
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import gzip as gzip_module
 import logging
 import re
 import tarfile
-import tempfile
 from typing import Iterable, Iterator
 
 from sqlalchemy import func, select
@@ -32,10 +32,10 @@ from sqlalchemy.orm import Session
 from ..models import Artifact, Job, Run, TestCase, Timeline
 from ..storage import BlobMissing
 from ..streams import gunzip_chunks
-from .exports import (CONTENT_TYPES, _NOTHING, Export, _counted, _dumps, _get_run,
-                      _stream_rows, _test_select, iso_time, safe_filename)
+from ..writers.common import CONTENT_TYPES, NOTHING, dumps, iso_time, safe_filename
+from ..writers.tar import Member, TarSink
+from .exports import Export, _counted, _get_run, _stream_rows, _test_select
 
-SPOOL_MEMORY = 1 << 20  # members above this go to a temporary file
 LAYOUTS = ("current", "legacy")
 
 log = logging.getLogger(__name__)
@@ -108,49 +108,6 @@ class _Dataset:
         return f"tempest_{self.source}_{self.index}"
 
 
-class _TarSink:
-    """Where tarfile writes: the bytes are taken out after each member."""
-
-    def __init__(self):
-        self.parts: list[bytes] = []
-
-    def write(self, data) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
-class _Member:
-    """One file of the tarball, written to memory then (past SPOOL_MEMORY) a temporary file;
-    gzipped as it is written when asked."""
-
-    def __init__(self, name: str, compress: bool):
-        self.name = name + (".gz" if compress else "")
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
-        self._gzip = (gzip_module.GzipFile(filename="", mode="wb", fileobj=self.file,
-                                           mtime=0) if compress else None)
-
-    def write(self, data: bytes) -> None:
-        (self._gzip or self.file).write(data)
-
-    def add_to(self, tar: tarfile.TarFile, mtime: float) -> None:
-        if self._gzip is not None:
-            self._gzip.close()
-        size = self.file.tell()
-        self.file.seek(0)
-        info = tarfile.TarInfo(self.name)
-        info.size, info.mtime, info.mode = size, mtime, 0o644
-        tar.addfile(info, self.file)
-        self.file.close()
-
-
 def export_stackviz(session: Session, store, run_name: str, *, compress: bool = False,
                     layout: str = "current") -> Export:
     """A stackviz dataset per job with test cases (and one for the run's own, if any), as
@@ -176,7 +133,7 @@ def export_stackviz(session: Session, store, run_name: str, *, compress: bool = 
     def tar_chunks(progress):
         datasets = _datasets(session, run)
         mtime = (run.updated or run.scheduled or dt.datetime.now(dt.timezone.utc)).timestamp()
-        sink = _TarSink()
+        sink = TarSink()
         # gzip'd here rather than by tarfile ("w|gz" stamps the gzip header with the time
         # of export), so the same data gives the same bytes
         zipped = gzip_module.GzipFile(filename="", mode="wb", fileobj=sink, mtime=int(mtime))
@@ -195,19 +152,19 @@ def export_stackviz(session: Session, store, run_name: str, *, compress: bool = 
                                       for d in datasets]}
                 write_dataset = _write_dataset
                 copy_dstat = _copy_blob
-            member = _Member("config.json", False)
-            member.write(_dumps(config))
+            member = Member("config.json", False)
+            member.write(dumps(config))
             member.add_to(tar, mtime)
             yield sink.take()
             rows = iter(_counted(_stream_rows(session, _test_select(conds, details=True)),
                                  progress))
-            state = {"pending": next(rows, _NOTHING)}
+            state = {"pending": next(rows, NOTHING)}
             known = {d.job_id for d in datasets}
             for dataset in datasets:
                 job_rows = _rows_of(rows, state, dataset.job_id, known)
                 yield from write_dataset(tar, sink, dataset, job_rows, compress, mtime)
                 if dataset.dstat is not None:
-                    member = _Member(dstat_names[dataset.index], compress)
+                    member = Member(dstat_names[dataset.index], compress)
                     copy_dstat(store, dataset.dstat, member)
                     member.add_to(tar, mtime)
                     yield sink.take()
@@ -257,15 +214,15 @@ def _rows_of(rows: Iterator, state: dict, job_id: str | None, known: set) -> Ite
     not seen (test cases added while exporting) are skipped."""
     while True:
         row = state["pending"]
-        if row is _NOTHING:
+        if row is NOTHING:
             return
         if row.job_id not in known:
-            state["pending"] = next(rows, _NOTHING)
+            state["pending"] = next(rows, NOTHING)
             continue
         if row.job_id != job_id:
             return
         yield row
-        state["pending"] = next(rows, _NOTHING)
+        state["pending"] = next(rows, NOTHING)
 
 
 # ---- the current layout ---------------------------------------------------------------------
@@ -355,20 +312,20 @@ class _Stats:
                 "failures": self.failures, "skips": self.skips}
 
 
-def _write_current_dataset(tar, sink: _TarSink, dataset: _Dataset, rows: Iterable,
+def _write_current_dataset(tar, sink: TarSink, dataset: _Dataset, rows: Iterable,
                            compress: bool, mtime: float) -> Iterator[bytes]:
     """raw and details stream into their members; stats are gathered on the way."""
     prefix = f"{dataset.artifact_name}-0"
-    raw = _Member(f"{prefix}-raw.json", compress)
-    details = _Member(f"{prefix}-details.json", compress)
+    raw = Member(f"{prefix}-raw.json", compress)
+    details = Member(f"{prefix}-details.json", compress)
     stats = _Stats()
     raw.write(b"[")
     details.write(b"{")
     sep = b""
     for row in rows:
         entry = _current_raw_entry(row)
-        raw.write(sep + _dumps(entry))
-        details.write(sep + _dumps(entry["name"]) + b": " + _dumps(_attachments(row)))
+        raw.write(sep + dumps(entry))
+        details.write(sep + dumps(entry["name"]) + b": " + dumps(_attachments(row)))
         stats.add(row, entry)
         sep = b", "
     raw.write(b"]")
@@ -377,13 +334,13 @@ def _write_current_dataset(tar, sink: _TarSink, dataset: _Dataset, rows: Iterabl
     yield sink.take()
     details.add_to(tar, mtime)
     yield sink.take()
-    member = _Member(f"{prefix}-stats.json", compress)
-    member.write(_dumps(stats.document()))
+    member = Member(f"{prefix}-stats.json", compress)
+    member.write(dumps(stats.document()))
     member.add_to(tar, mtime)
     yield sink.take()
 
 
-def _copy_dstat(store, artifact: Artifact, member: _Member) -> None:
+def _copy_dstat(store, artifact: Artifact, member: Member) -> None:
     """The dstat log without its blank lines. stackviz's dstat parser (app/js/util/
     dstat-parse.js) takes rows 1-3 as the preamble and rows 4 and 5 as the column names,
     counting a blank line as a row; dstat writes a blank line after its four preamble lines,
@@ -397,7 +354,7 @@ class _SkipBlankLines:
     """A writer that passes whole lines on, leaving out the blank ones (across chunk
     boundaries; the last line is passed on even without its line end)."""
 
-    def __init__(self, member: _Member):
+    def __init__(self, member: Member):
         self.member = member
         self.pending = b""
 
@@ -447,13 +404,13 @@ def _raw_entry(row) -> dict:
             "timestamps": [start, stop]}
 
 
-def _write_dataset(tar, sink: _TarSink, dataset: _Dataset, rows: Iterable, compress: bool,
+def _write_dataset(tar, sink: TarSink, dataset: _Dataset, rows: Iterable, compress: bool,
                    mtime: float) -> Iterator[bytes]:
     """raw and details stream into their members; the tree (names only, and the raw
     fields of each leaf) is built in memory for the one dataset."""
     base = dataset.base()
-    raw = _Member(f"{base}_raw.json", compress)
-    details = _Member(f"{base}_details.json", compress)
+    raw = Member(f"{base}_raw.json", compress)
+    details = Member(f"{base}_details.json", compress)
     tree = _Tree()
     raw.write(b"[")
     details.write(b"{")
@@ -462,19 +419,19 @@ def _write_dataset(tar, sink: _TarSink, dataset: _Dataset, rows: Iterable, compr
         entry = _raw_entry(row)
         sep = b"" if first else b", "
         first = False
-        raw.write(sep + _dumps(entry))
+        raw.write(sep + dumps(entry))
         logs = {"status": entry["status"], "timestamps": entry["timestamps"]}
         for key, text in (row.details or {}).items():
             key = _detail_key(key)
             logs[key if key not in logs else f"{key}_attachment"] = text
-        details.write(sep + _dumps(entry["name"]) + b": " + _dumps(logs))
+        details.write(sep + dumps(entry["name"]) + b": " + dumps(logs))
         tree.add(entry)
     raw.write(b"]")
     details.write(b"}")
     raw.add_to(tar, mtime)
     yield sink.take()
-    member = _Member(f"{base}_tree.json", compress)
-    member.write(_dumps(tree.root))
+    member = Member(f"{base}_tree.json", compress)
+    member.write(dumps(tree.root))
     member.add_to(tar, mtime)
     yield sink.take()
     details.add_to(tar, mtime)

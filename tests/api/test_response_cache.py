@@ -19,7 +19,7 @@ from paddles.app import make_app
 from paddles.cache import ResponseCache, etag_of
 from paddles.db import begin_write, make_engine, make_session_factory
 from paddles.models import Job, Run
-from paddles.services import admin
+from paddles.services import jobs as job_service
 from paddles.services import runs as run_service
 from tests.factories import post_job, put_job, run_name
 
@@ -120,7 +120,7 @@ def test_expire_jobs_is_seen_through_the_cache(app, fresh, session_factory):
     before = version_of(session_factory, run)
     with session_factory.begin() as s:
         begin_write(s)
-        expired, _ = admin.expire_stale_jobs(s)
+        expired, _ = job_service.expire_stale_jobs(s)
     assert expired
     assert version_of(session_factory, run) > before
     assert app.get(f"/runs/{run}/").json["results"]["dead"] == 3
@@ -136,13 +136,13 @@ def test_set_status_and_reparse_are_seen_through_the_cache(app, fresh, session_f
     before = version_of(session_factory, run)
     with session_factory.begin() as s:
         begin_write(s)
-        assert admin.recompute_run_status(s)
+        assert run_service.recompute_run_status(s)
     middle = version_of(session_factory, run)
     assert middle > before
     assert_same(app, fresh, run)
     with session_factory.begin() as s:
         begin_write(s)
-        admin.reparse_run_names(s)
+        run_service.reparse_run_names(s)
     assert version_of(session_factory, run) > middle
     assert app.get(f"/runs/{run}/").json["user"] == "teuthology"
     assert_same(app, fresh, run)
@@ -153,7 +153,7 @@ def test_admin_delete_run_is_seen_through_the_cache(app, session_factory):
     warm(app, run)
     with session_factory.begin() as s:
         begin_write(s)
-        admin.delete_run_and_jobs(s, run)
+        run_service.delete_run_and_jobs(s, run)
     app.get(f"/runs/{run}/", status=404)
     app.get(f"/runs/{run}/jobs/", status=404)
 

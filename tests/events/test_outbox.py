@@ -255,7 +255,7 @@ def test_admin_commands_record_their_changes(app, session_factory):
     from sqlalchemy import update
 
     from paddles.models import Job
-    from paddles.services import admin
+    from paddles.services import runs as run_service
 
     run = run_name()
     post_job(app, run, "1", status="running")
@@ -265,7 +265,7 @@ def test_admin_commands_record_their_changes(app, session_factory):
     since = latest(app)
     with session_factory.begin() as session:
         begin_write(session)
-        admin.expire_stale_jobs(session)
+        job_service.expire_stale_jobs(session)
     events = new_events(app, since)
     assert [(e["type"], e["data"].get("old_status"), e["data"]["status"]) for e in events] == [
         ("job.status", "running", "dead"), ("run.status", "running", "finished dead")]
@@ -273,5 +273,5 @@ def test_admin_commands_record_their_changes(app, session_factory):
     since = latest(app)
     with session_factory.begin() as session:
         begin_write(session)
-        admin.delete_run_and_jobs(session, run)
+        run_service.delete_run_and_jobs(session, run)
     assert types_after(app, since) == ["run.deleted"]

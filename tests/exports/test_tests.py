@@ -10,7 +10,9 @@ import pytest
 import subunit
 import testtools
 
-from paddles.services.exports import SUBUNIT_STATUS, TEST_COLUMNS, split_test_id
+from paddles.services.exports import TEST_COLUMNS
+from paddles.writers.junit import split_test_id
+from paddles.writers.subunit import SUBUNIT_STATUS
 from tests.factories import post_job, post_run, run_name
 
 from .conftest import AWKWARD_ID, cell, csv_rows, iso, upload_results
