@@ -14,6 +14,7 @@ from paddles.app import make_app
 from paddles.hooks import reads_from_replica
 from paddles.settings import load_settings
 from tests.conftest import _create_pg_database
+from tests.deploy.conftest import free_port
 from tests.factories import run_name
 
 
@@ -102,3 +103,20 @@ def test_a_postgresql_replica_that_is_no_standby_is_not_read(backend, settings,
             (before[0] + 2, before[1])
     finally:
         drop()
+
+
+def test_reads_go_to_the_primary_while_a_postgresql_replica_is_unreachable(backend, settings,
+                                                                          session_factory):
+    """A replica that refuses connections no longer fails pulpito's reads (503): the check
+    fails, the primary answers. /ready still says the replica is down."""
+    if backend != "postgresql":
+        pytest.skip("the replay check is PostgreSQL's")
+    app = _app(settings, session_factory,
+               f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/paddles")
+    written = run_name()
+    app.post_json(f"/runs/{written}/jobs/", {"job_id": "1", "status": "queued"})
+    before = _replica_reads("primary")
+    assert app.get(f"/runs/{written}/").json["name"] == written
+    assert _replica_reads("primary") == before + 1
+    assert app.get("/ready/", status=503).json["message"].startswith(
+        "read replica unreachable")
