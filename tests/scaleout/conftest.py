@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 BUCKET = "paddles-scaleout"
 S3_KEYS = {"PADDLES_S3_ACCESS_KEY_ID": "testing", "PADDLES_S3_SECRET_ACCESS_KEY": "testing",
            "PADDLES_S3_REGION": "us-east-1"}
-READ_MAX_WAIT = 1.0  # seconds (PADDLES_DATABASE_READ_MAX_WAIT): roomy on a loaded machine
+READ_MAX_WAIT = 2.0  # seconds (PADDLES_DATABASE_READ_MAX_WAIT): roomy on a loaded machine
 
 
 def _missing() -> str | None:
