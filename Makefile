@@ -14,9 +14,10 @@ NEWEST_PYTHON ?= $(shell for v in 3.13 3.12; do \
 	$$p -c '' 2>/dev/null && { command -v $$p; exit 0; }; done; done)
 NEWEST_VENV ?= .venv-newest
 # on the newest Python: every test but the generated ones (fuzz, property), the fault
-# injection and the teuthology client's, which exercise paddles' logic, PostgreSQL and the
-# client rather than the interpreter: ~60% of the suite's time (`make test` runs them all)
-NEWEST_TESTS ?= tests --ignore=tests/faults --ignore=tests/integration \
+# injection, the teuthology client's and the two-instance deployment's, which exercise
+# paddles' logic, PostgreSQL, nginx and the client rather than the interpreter: ~60% of the
+# suite's time (`make test` runs them all)
+NEWEST_TESTS ?= tests --ignore=tests/faults --ignore=tests/integration --ignore=tests/scaleout \
 	--ignore=tests/api/test_fuzz.py --ignore=tests/unit/test_properties.py
 
 .PHONY: run test test-newest install migrate bench bench-ab clean

@@ -17,6 +17,7 @@ import platform
 import random
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -77,6 +78,8 @@ class Bench:
         # phase -> the floors of its kind measured just before and just after it
         self.adjacent: dict[str, list[PhaseResult]] = {}
         self._last_floor: dict[str, PhaseResult] = {}
+        self.mixed = None  # the mixed phase's work (paddles_phases)
+        self.scale_out: dict = {}  # one instance against two behind nginx (scale_out_phases)
 
     def floor_between_phases(self) -> None:
         """Both floors (GET and PUT), now: the machine's speed drifts over a run (other
@@ -164,7 +167,46 @@ class Bench:
             if r < 0.9:
                 return c.request("GET", "/runs/?count=25")
             return c.request("GET", filters[i % len(filters)])
+        self.mixed = mixed  # again in scale_out_phases
         self.record(run_phase("mixed", base, mixed, threads=T, seconds=a.seconds))
+
+    def scale_out_phases(self, env: dict) -> None:
+        """The mixed workload again, through nginx (nginx_paddles.conf, as tests/scaleout
+        runs it) to one paddles instance and to two, and to the first instance directly,
+        all in one run: in rounds, each phase a slice of every round, so that drift in the
+        machine's speed falls on all three alike. Both instances are up throughout, each as
+        `make bench` runs paddles (gunicorn_config.py's workers), on the same database."""
+        sys.path.insert(0, str(REPO))
+        from tests.scaleout.nginx import balancer, nginx_binary
+
+        a = self.args
+        if nginx_binary() is None:
+            print("  (nginx not installed: scale-out phases skipped)", file=sys.stderr)
+            return
+        names = ("direct_1_instance_mixed", "nginx_1_instance_mixed",
+                 "nginx_2_instances_mixed")
+        parts: dict[str, list[PhaseResult]] = {name: [] for name in names}
+        quiet = dict(env, PADDLES_LOG_LEVEL="warning")
+        with tempfile.TemporaryDirectory(prefix="paddles-bench-nginx-") as tmp, \
+                server.gunicorn(quiet) as (_a, port_a), server.gunicorn(quiet) as (_b, port_b):
+            backends = [f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"]
+            with balancer(backends[:1], Path(tmp) / "one") as one, \
+                    balancer(backends, Path(tmp) / "two") as two:
+                bases = dict(zip(names, (f"http://{backends[0]}", one, two)))
+                for _ in range(a.scale_rounds):
+                    for name in names:
+                        part = run_phase(name, bases[name], self.mixed, threads=a.threads,
+                                         seconds=a.seconds)
+                        self._print(part, f"  ({name[:-6]} round)")
+                        parts[name].append(part)
+        merged = {name: self.record(merge(name, found)) for name, found in parts.items()}
+        one, two = merged["nginx_1_instance_mixed"], merged["nginx_2_instances_mixed"]
+        if one.rps:
+            self.scale_out = {"instances_1_rps": round(one.rps, 1),
+                              "instances_2_rps": round(two.rps, 1),
+                              "ratio_2_to_1": round(two.rps / one.rps, 2),
+                              "nginx_cost_ratio": round(
+                                  merged["direct_1_instance_mixed"].rps / one.rps, 2)}
 
     def check_summary(self, base: str) -> int:
         """The length of a run summary as sent plain (the size-matched floor answers as many
@@ -271,6 +313,10 @@ def main(argv=None) -> int:
                              "phases; a phase's ratio is to the mean of the floors right "
                              "before and after it (0: none; the ratio is then to the floor "
                              "measured at the end; default 3)")
+    parser.add_argument("--scale-rounds", type=int, default=2,
+                        help="rounds of the scale-out phases (the mixed workload directly to "
+                             "one instance, through nginx to one and to two), each phase "
+                             "--seconds per round (0: none; default 2)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     parser.add_argument("-o", "--output", default=str(REPO / "bench/results/latest.json"))
     args = parser.parse_args(argv)
@@ -301,6 +347,9 @@ def main(argv=None) -> int:
                 bench.floor_between_phases()
             bench.paddles_phases(f"http://127.0.0.1:{port}")
             bench.floor_base = None
+        if args.scale_rounds > 0:
+            print("scale-out: one instance against two, behind nginx", file=sys.stderr)
+            bench.scale_out_phases(env)
         print("floor", file=sys.stderr)
         floor = bench.floor_phases(env)
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -312,6 +361,16 @@ def main(argv=None) -> int:
         admin.dispose()
     report(bench, floor, args)
     return 0
+
+
+def merge(name: str, parts: list[PhaseResult]) -> PhaseResult:
+    """One phase made of several timed slices: their requests over their summed time."""
+    statuses: dict[int, int] = {}
+    for part in parts:
+        for code, n in part.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    return PhaseResult(name, sum(p.requests for p in parts), sum(p.seconds for p in parts),
+                       [ms for p in parts for ms in p.latencies_ms], statuses)
 
 
 def floor_server(env: dict):
@@ -359,9 +418,14 @@ def report(bench: Bench, floor: dict[str, PhaseResult], args) -> None:
         if summary and "floor_ratio_same_size_end" in summary:
             print(f"\nrun_summary_get_plain against the trivial app answering as many bytes "
                   f"({bench.summary_bytes}): {summary['floor_ratio_same_size_end']}x")
+    if bench.scale_out:
+        s = bench.scale_out
+        print(f"\nthrough nginx, mixed: one instance {s['instances_1_rps']} req/s, two "
+              f"{s['instances_2_rps']} req/s ({s['ratio_2_to_1']}x); one instance directly "
+              f"is {s['nginx_cost_ratio']}x one through nginx")
     out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                        "python": platform.python_version()},
-           "settings": vars(args), "phases": rows,
+           "settings": vars(args), "phases": rows, "scale_out": bench.scale_out,
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2))

@@ -59,7 +59,8 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     pecan_speedups.install()  # Pecan's routing, cached (idempotent)
     app = pecan.Pecan(
         RootController(settings),
-        hooks=[DBSessionHook(session_factory, read_session_factory), ErrorHook(),
+        hooks=[DBSessionHook(session_factory, read_session_factory,
+                             settings.database_read_max_wait), ErrorHook(),
                StorageHook(make_blob_store(settings)),
                ResponseCacheHook(ResponseCache(settings.response_cache_size)), *extra_hooks],
         default_renderer="json",

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from . import routes
 from .db import begin_write, reading, write_locks_up_front
 from .middleware import STREAMED_BODY
+from .replica import ReplicaReads
 from .responses import database_error_response, exception_response
 
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -35,24 +36,31 @@ def reads_from_replica(method: str, path: str) -> bool:
 class DBSessionHook(PecanHook):
     """First in the hook list: opens the session first, commits (or not) last."""
 
-    def __init__(self, make_session, make_read_session=None):
+    def __init__(self, make_session, make_read_session=None, read_max_wait: float = 0.0):
         self.make_session = make_session
         self.make_read_session = make_read_session
         # what a GET's own session comes from: autocommit on PostgreSQL (db.reading)
         self.reader = {make_session: reading(make_session)}
+        self.replica_reads = None
         if make_read_session is not None:
             self.reader[make_read_session] = reading(make_read_session)
+            self.replica_reads = ReplicaReads(self.reader[make_session],
+                                              self.reader[make_read_session], read_max_wait)
         self.lock_up_front = write_locks_up_front(make_session)  # writes never use the replica
 
     def on_route(self, state):
         request = state.request
         method = request.method
         make_session = self.make_session
-        if self.make_read_session is not None and reads_from_replica(method,
-                                                                     request.path_info):
-            make_session = self.make_read_session
+        session = None
+        if self.replica_reads is not None and reads_from_replica(method, request.path_info):
+            session = self.replica_reads.session()  # None: the replica is behind
+            if session is not None:
+                make_session = self.make_read_session
         request.replica_factory = self.make_read_session
-        if method in READ_METHODS:
+        if session is not None:
+            pass
+        elif method in READ_METHODS:
             session = self.reader[make_session]()
         else:
             session = make_session()

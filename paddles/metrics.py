@@ -67,6 +67,16 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
     series[1].observe(seconds)
 
 
+# where the replica routes were read (paddles/replica.py): the replica, or the primary
+# because the replica was behind the client's writes, unreachable, or no standby
+REPLICA_READS = Counter("paddles_replica_reads", "Reads of the replica routes, by the "
+                        "database that served them (database_read_url)", ["served_by"])
+
+
+def replica_read(served_by: str) -> None:
+    REPLICA_READS.labels(served_by).inc()
+
+
 # ---- route templates --------------------------------------------------------------------
 
 # The route label is the request's template in the route table (paddles/routes.py).

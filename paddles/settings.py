@@ -20,6 +20,9 @@ class Settings:
     # a streaming replica for the heavy read-only routes (hooks.READ_REPLICA_ROUTES); empty:
     # every query goes to database_url
     database_read_url: str = ""
+    # seconds a replica read waits for the replica to replay the writes acknowledged before
+    # it, before the primary answers it instead (paddles/replica.py)
+    database_read_max_wait: float = 0.2
     data_dir: str = "var"
     address: str = "http://localhost:8080"
     job_log_href_templ: str = DEFAULT_LOG_HREF
@@ -84,6 +87,7 @@ class Settings:
 _ENV = {
     "database_url": ("PADDLES_DATABASE_URL", str),
     "database_read_url": ("PADDLES_DATABASE_READ_URL", str),
+    "database_read_max_wait": ("PADDLES_DATABASE_READ_MAX_WAIT", float),
     "data_dir": ("PADDLES_DATA_DIR", str),
     "address": ("PADDLES_ADDRESS", str),
     "job_log_href_templ": ("PADDLES_JOB_LOG_HREF_TEMPL", str),

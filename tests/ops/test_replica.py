@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import pytest
 import webtest
+from prometheus_client import REGISTRY
 
 from paddles import migrations
 from paddles.app import make_app
 from paddles.hooks import reads_from_replica
 from paddles.settings import load_settings
+from tests.conftest import _create_pg_database
+from tests.deploy.conftest import free_port
 from tests.factories import run_name
 
 
@@ -69,3 +72,51 @@ def test_only_reads_of_listed_routes_use_the_replica():
     assert not reads_from_replica("GET", "/events/stream")
     assert not reads_from_replica("GET", "/runs/x/jobs/1/artifacts/teuthology.log")
     assert not reads_from_replica("GET", "/ready")
+
+
+def _replica_reads(served_by: str) -> float:
+    return REGISTRY.get_sample_value("paddles_replica_reads_total",
+                                     {"served_by": served_by}) or 0.0
+
+
+def test_a_postgresql_replica_that_is_no_standby_is_not_read(backend, settings,
+                                                             session_factory, tmp_path):
+    """On PostgreSQL a replica read is served by the replica only once it has replayed the
+    primary's WAL (paddles/replica.py). A database that is not in recovery has no replay
+    position to compare, so however different its rows, the primary answers: here the
+    "replica" holds a run the primary does not, and it is never seen."""
+    if backend != "postgresql":
+        pytest.skip("the replay check is PostgreSQL's (a SQLite replica is read as it is)")
+    url, drop = _create_pg_database()
+    try:
+        migrations.upgrade(url)
+        other = webtest.TestApp(make_app(load_settings(environ={}, database_url=url,
+                                                       data_dir=str(tmp_path))))
+        other.post_json(f"/runs/{run_name()}/jobs/", {"job_id": "1", "status": "queued"})
+        app = _app(settings, session_factory, url)
+        written = run_name()
+        app.post_json(f"/runs/{written}/jobs/", {"job_id": "1", "status": "queued"})
+        before = _replica_reads("primary"), _replica_reads("replica")
+        assert [r["name"] for r in app.get("/runs/").json] == [written]
+        assert app.get(f"/runs/{written}/").json["results"]["queued"] == 1
+        assert (_replica_reads("primary"), _replica_reads("replica")) == \
+            (before[0] + 2, before[1])
+    finally:
+        drop()
+
+
+def test_reads_go_to_the_primary_while_a_postgresql_replica_is_unreachable(backend, settings,
+                                                                          session_factory):
+    """A replica that refuses connections no longer fails pulpito's reads (503): the check
+    fails, the primary answers. /ready still says the replica is down."""
+    if backend != "postgresql":
+        pytest.skip("the replay check is PostgreSQL's")
+    app = _app(settings, session_factory,
+               f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/paddles")
+    written = run_name()
+    app.post_json(f"/runs/{written}/jobs/", {"job_id": "1", "status": "queued"})
+    before = _replica_reads("primary")
+    assert app.get(f"/runs/{written}/").json["name"] == written
+    assert _replica_reads("primary") == before + 1
+    assert app.get("/ready/", status=503).json["message"].startswith(
+        "read replica unreachable")
