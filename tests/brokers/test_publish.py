@@ -164,3 +164,28 @@ def test_dispatcher_killed_mid_batch_misses_nothing(target, database_url, tmp_pa
     uuids = {}
     for m in got:  # a message sent twice carries the same uuid both times
         assert uuids.setdefault(m["body"]["id"], m["id"]) == m["id"] == m["body"]["uuid"]
+
+
+def test_a_wrong_port_counts_failures_and_skips_nothing(target, database_url, tmp_path,
+                                                        app_for, session_factory):
+    """Nothing listens on the configured port: every attempt fails, the cursor stays, the
+    lag grows; once the port answers (a forwarder to the real broker), all of it arrives."""
+    proxy = Proxy(target.port, start=False)  # its port is free until restore()
+    settings = broker_settings(database_url, tmp_path, target, url=target.url(proxy.port))
+    app = app_for(settings)
+    try:
+        with Running(settings):
+            write_messages(session_factory, target, 50, per_commit=5)
+            assert wait_until(lambda: app.get("/events/brokers/").json["brokers"][0]
+                              ["failures"] >= 3, 30)
+            shown = app.get("/events/brokers/").json
+            state = shown["brokers"][0]
+            assert state["last_event_id"] < min(event_ids(app))  # not one skipped
+            assert state["lag"] == shown["latest_event_id"] - state["last_event_id"] >= 50
+            assert state["published"] == 0 and state["configured"]
+            assert "refused" in state["last_error"].lower(), state
+            proxy.restore()
+            got = settle(target, 50)
+    finally:
+        proxy.close()
+    assert ids_in_order(got) == event_ids(app)
