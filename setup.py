@@ -56,6 +56,11 @@ setup(
         "boto3>=1.34",
         "multipart>=1.2",
         "prometheus-client>=0.20",
+        # message brokers for `paddles dispatch` (paddles/brokers/): pure Python, no
+        # dependencies of their own; public API only
+        "pika>=1.3",
+        "paho-mqtt>=2.1,<3",
+        "nats-py>=2.9",
     ],
     extras_require={
         # what docs/deploy.md installs beside paddles: supervisord runs gunicorn and dispatch

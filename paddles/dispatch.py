@@ -1,4 +1,5 @@
-"""The webhook dispatch worker behind `paddles dispatch`.
+"""The dispatch worker behind `paddles dispatch`: webhooks, and the message brokers of
+`event_brokers` (each on a thread of its own: paddles/brokers/worker.py).
 
 Every piece of state is in the database (services/webhooks.py): the worker can be killed at
 any moment and restarted, and several can run side by side. Each round: fan new events out
@@ -20,16 +21,20 @@ import hashlib
 import hmac
 import http.client
 import logging
+import os
 import signal
 import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.exc import DBAPIError
 
 from . import __version__, notify
+from .brokers import parse_brokers
+from .brokers.worker import BrokerWorker
 from .db import begin_write, make_engine, make_session_factory
 from .models import utcnow
 from .services import webhooks
@@ -93,6 +98,8 @@ def send(claimed: Claimed, timeout: float,
 
 
 class Dispatcher:
+    """Webhooks on the calling thread (run_forever), each message broker on its own."""
+
     def __init__(self, settings: Settings, *, concurrency: int | None = None):
         self.settings = settings
         self.concurrency = max(1, concurrency or settings.dispatch_concurrency)
@@ -103,14 +110,42 @@ class Dispatcher:
         self.lease = 2 * settings.webhook_timeout + 1  # an attempt in flight keeps its row
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="paddles-webhook")
+        # who holds a broker's lease: this process, on this host
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.brokers = [BrokerWorker(broker, settings, self.sessions, self.waker,
+                                     owner=self.owner, stopping=self.stopping)
+                        for broker in parse_brokers(settings.event_brokers)]
+        self._threads: list[threading.Thread] = []
+        for worker in self.brokers:  # from now on, every event reaches every broker
+            try:
+                worker.ensure_cursor()
+            except DBAPIError as exc:  # made by the worker's first round instead
+                log.warning("broker %s: cursor not made yet: %s", worker.broker.name, exc)
 
     def stop(self) -> None:
         self.stopping.set()
         self.waker.stop()
 
     def close(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        for worker in self.brokers:
+            worker.close()
         self._pool.shutdown(wait=True)
         self.engine.dispose()
+
+    def start_brokers(self, *, once: bool = False) -> None:
+        """Publish to each broker on a thread of its own (with `once`: here, until each is
+        caught up or failing)."""
+        if once:
+            for worker in self.brokers:
+                worker.run_forever(once=True)
+            return
+        for worker in self.brokers:
+            thread = threading.Thread(target=worker.run_forever, daemon=True,
+                                      name=f"paddles-broker-{worker.broker.protocol}")
+            thread.start()
+            self._threads.append(thread)
 
     def step(self) -> int:
         """One round; how many deliveries were made or attempted."""
@@ -148,6 +183,7 @@ class Dispatcher:
         return max(0.0, (due - utcnow()).total_seconds())
 
     def run_forever(self, *, once: bool = False) -> None:
+        self.start_brokers(once=once)
         failing = False
         while not self.stopping.is_set():
             version = self.waker.version()
@@ -179,8 +215,9 @@ def run_dispatcher(settings: Settings, *, once: bool = False,
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     started = dt.datetime.now(dt.timezone.utc)
-    log.info("paddles dispatch started (%d concurrent attempts, listening: %s)",
-             dispatcher.concurrency, dispatcher.waker.listening)
+    log.info("paddles dispatch started (%d concurrent attempts, listening: %s, brokers: %s)",
+             dispatcher.concurrency, dispatcher.waker.listening,
+             ", ".join(w.broker.name for w in dispatcher.brokers) or "none")
     try:
         dispatcher.run_forever(once=once)
     finally:

@@ -11,8 +11,9 @@ prometheus-client then keeps every worker's values in files there and a scrape, 
 worker answers it, merges them all. Without it (tests, a single process) the values live in
 the process's default registry.
 
-The event backlog and webhook failures are read from the database at scrape time, so the
-separate `paddles dispatch` process exports nothing itself.
+The event backlog, webhook failures and each message broker's published count, lag and
+failures are read from the database at scrape time, so the separate `paddles dispatch`
+process exports nothing itself.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import os
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
                                Gauge, Histogram, disable_created_metrics, generate_latest)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
@@ -116,7 +117,7 @@ class DatabaseCollector:
         self.session = session
 
     def collect(self):
-        from .models import Delivery, Event, Subscription
+        from .models import BrokerCursor, Delivery, Event, Subscription
 
         up = GaugeMetricFamily("paddles_database_up",
                                "1 if the scrape could read the database, else 0")
@@ -134,6 +135,10 @@ class DatabaseCollector:
                                      .where(Event.id > cursor)) if cursor < latest else 0
             deliveries = dict(session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+            brokers = session.execute(
+                select(BrokerCursor.name, BrokerCursor.last_event_id, BrokerCursor.published,
+                       BrokerCursor.failures, BrokerCursor.failures_total)
+                .order_by(BrokerCursor.name)).all()
         except Exception as exc:  # a scrape never fails: it says the database is down
             log.warning("metrics: database not readable: %s", exc)
             up.add_metric([], 0)
@@ -165,6 +170,29 @@ class DatabaseCollector:
             value = sum(n for s, n in deliveries.items() if getattr(s, "value", s) == status)
             gauge.add_metric([status], value)
         yield gauge
+        yield from _broker_metrics(brokers, latest)
+
+
+def _broker_metrics(brokers, latest: int):
+    """Per message broker (event_brokers; the label is its URL, password masked)."""
+    published = CounterMetricFamily("paddles_broker_published",
+                                    "Messages the broker has confirmed", labels=["broker"])
+    lag = GaugeMetricFamily("paddles_broker_lag",
+                            "Newest event id minus the broker's cursor (the last event it "
+                            "confirmed)", labels=["broker"])
+    failures = CounterMetricFamily("paddles_broker_failures",
+                                   "Failed publish attempts (connection refused or lost, no "
+                                   "confirmation in time, refused by the broker)",
+                                   labels=["broker"])
+    failing = GaugeMetricFamily("paddles_broker_consecutive_failures",
+                                "Failed attempts since the broker's last success",
+                                labels=["broker"])
+    for name, cursor, sent, in_a_row, total in brokers:
+        published.add_metric([name], sent)
+        lag.add_metric([name], max(0, latest - cursor))
+        failures.add_metric([name], total)
+        failing.add_metric([name], in_a_row)
+    yield from (published, lag, failures, failing)
 
 
 def render(session: Session) -> bytes:

@@ -240,6 +240,19 @@ def _event_routes() -> list[Route]:
         "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
         "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
         "log": {"type": "array", "items": {"type": "object"}}}}
+    when = {"type": ["string", "null"]}
+    broker = {"type": "object", "properties": {
+        "name": {"type": "string", "description": "the broker URL, password masked"},
+        "protocol": {"enum": ["amqp", "amqps", "mqtt", "mqtts", "nats"]},
+        "configured": {"type": "boolean",
+                       "description": "listed in this server's event_brokers"},
+        "last_event_id": {"type": "integer"}, "lag": {"type": "integer"},
+        "published": {"type": "integer"}, "failures": {"type": "integer",
+                                                       "description": "in a row"},
+        "failures_total": {"type": "integer"}, "failing_since": when,
+        "last_error": {"type": ["string", "null"]}, "last_success": when,
+        "next_attempt": when, "held_by": {"type": ["string", "null"],
+                                          "description": "the dispatcher publishing now"}}}
     filters = [
         query("since", "replay events after this id (default 0; the stream: from now)",
               {"type": "integer", "minimum": 0}),
@@ -282,6 +295,12 @@ def _event_routes() -> list[Route]:
             "post": created("post a message event", event, body=schemas.MESSAGE_SCHEMA),
         }, body_limit="events"),
         Route("/events/stream/", {"get": stream}),
+        Route("/events/brokers/", {"get": op(
+            "the message brokers of event_brokers (PADDLES_EVENT_BROKERS): each one's cursor "
+            "(the last event it confirmed), lag behind the newest event, messages published "
+            "and failures", ok=ok({"type": "object", "properties": {
+                "latest_event_id": {"type": "integer"},
+                "brokers": {"type": "array", "items": broker}}}), errors=())}),
         Route("/subscriptions/", {
             "get": op("webhook subscriptions", ok=ok({"type": "array", "items": sub}),
                       errors=()),

@@ -300,3 +300,22 @@ def webhook_payload(event, verbosity: str, *, subscription_id: int, obj=None,
     if compare is not None:
         out["compare"] = compare
     return out
+
+
+def broker_state(row, latest: int, configured: set[str]) -> dict[str, Any]:
+    """A message broker's cursor row, for GET /events/brokers/."""
+    return {
+        "name": row.name,
+        "protocol": row.name.split(":", 1)[0],
+        "configured": row.name in configured,
+        "last_event_id": row.last_event_id,
+        "lag": max(0, latest - row.last_event_id),
+        "published": row.published,
+        "failures": row.failures,
+        "failures_total": row.failures_total,
+        "failing_since": wire_time(row.failing_since),
+        "last_error": row.last_error,
+        "last_success": wire_time(row.last_success),
+        "next_attempt": wire_time(row.next_attempt),
+        "held_by": row.owner,
+    }

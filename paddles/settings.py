@@ -61,6 +61,13 @@ class Settings:
     webhook_disable_seconds: float = 3600.0  # ... over at least this long disable a webhook
     dispatch_poll_interval: float = 1.0
     dispatch_concurrency: int = 4
+    # message brokers `paddles dispatch` publishes every event to (paddles/brokers/): a
+    # comma-separated list of amqp://, mqtt:// and nats:// URLs (docs/events.md)
+    event_brokers: str = ""
+    broker_timeout: float = 10.0  # seconds to connect, and for each confirmation
+    broker_lease: float = 30.0  # a dispatcher's hold on a broker, renewed every 100 messages
+    broker_backoff_base: float = 1.0  # a failing broker is retried after this, doubling ...
+    broker_backoff_max: float = 30.0  # ... up to this
     # authentication (paddles/auth.py, SECURITY.md): off by default, as upstream
     auth_enabled: bool = False
     auth_anonymous_read: bool = False  # with auth on, the read role's routes need no token
@@ -122,6 +129,11 @@ _ENV = {
     "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
     "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
     "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
+    "event_brokers": ("PADDLES_EVENT_BROKERS", str),
+    "broker_timeout": ("PADDLES_BROKER_TIMEOUT", float),
+    "broker_lease": ("PADDLES_BROKER_LEASE", float),
+    "broker_backoff_base": ("PADDLES_BROKER_BACKOFF_BASE", float),
+    "broker_backoff_max": ("PADDLES_BROKER_BACKOFF_MAX", float),
     "response_cache_size": ("PADDLES_RESPONSE_CACHE_SIZE", int),
     "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
     "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),

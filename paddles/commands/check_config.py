@@ -2,8 +2,9 @@
 
 Prints every setting with where its value comes from (environment variable, config file,
 derived, default; secrets masked), then checks, one line each: the values are valid, the
-database answers, its schema is at this code's migration head, and the artifact store takes
-a write (a small unique blob is written, read back and deleted). Exit 0 when every check
+database answers, its schema is at this code's migration head, the artifact store takes
+a write (a small unique blob is written, read back and deleted), and each message broker of
+event_brokers takes a login (its exchange or stream is looked at, not created). Exit 0 when every check
 passes, 1 otherwise: run it after editing the configuration and before (re)starting.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from ..brokers import BrokerUrlError, describe, parse_brokers, probe, redact
 from ..db import make_engine, make_session_factory
 from ..limits import parse_body_limits
 from ..logs import FORMATS
@@ -48,6 +50,7 @@ def run(args, settings) -> int:
         results += [(ok, f"replica {name}", detail) for ok, name, detail
                     in _check_database(settings.database_read_url)]
     results.append(_check_storage(settings))
+    results += _check_brokers(settings)
     for ok, name, detail in results:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", file=out)
     failed = sum(not ok for ok, _, _ in results)
@@ -60,6 +63,8 @@ def _shown(name: str, value) -> str:
         return make_url(value).render_as_string(hide_password=True)
     if name in SECRETS and value:
         return "***"
+    if name == "event_brokers" and value:
+        return repr(redact(value))
     return repr(value) if isinstance(value, str) else str(value)
 
 
@@ -99,6 +104,15 @@ def _check_values(settings):
         parse_body_limits(settings.body_limits)
     except ValueError as exc:
         problems.append(str(exc))
+    try:
+        parse_brokers(settings.event_brokers)
+    except BrokerUrlError as exc:
+        problems.append(f"event_brokers: {exc}")
+    for name in ("broker_timeout", "broker_lease", "broker_backoff_base", "broker_backoff_max"):
+        if getattr(settings, name) <= 0:
+            problems.append(f"{name} must be more than 0")
+    if settings.broker_lease <= settings.broker_timeout:
+        problems.append("broker_lease must be longer than broker_timeout")
     return (not problems, "settings", "; ".join(problems) or "valid")
 
 
@@ -140,6 +154,25 @@ def _check_storage(settings):
     except Exception as exc:
         return (False, "storage", f"{settings.artifacts_storage}: {_line(exc)}")
     return (True, "storage", f"{settings.artifacts_storage} {where} writable")
+
+
+def _check_brokers(settings):
+    """One line per broker: it answers and takes the login (a URL that does not parse is
+    the settings line's failure)."""
+    try:
+        brokers = parse_brokers(settings.event_brokers)
+    except BrokerUrlError:
+        return []
+    results = []
+    for broker in brokers:
+        try:
+            found = probe(broker, timeout=min(settings.broker_timeout, 5.0),
+                          topic_prefix=settings.event_topic_prefix)
+        except Exception as exc:
+            results.append((False, f"broker {broker.name}", f"unreachable: {describe(exc)}"))
+        else:
+            results.append((True, f"broker {broker.name}", found))
+    return results
 
 
 def _line(exc: BaseException) -> str:

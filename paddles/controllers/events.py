@@ -1,4 +1,5 @@
-"""/events/ (replay, message events), /events/stream (Server-Sent Events), /subscriptions/."""
+"""/events/ (replay, message events), /events/stream (Server-Sent Events), /events/brokers
+(message brokers' state), /subscriptions/."""
 from __future__ import annotations
 
 import logging
@@ -12,9 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from webob import Response
 
 from .. import notify, schemas, serializers
+from ..brokers import BrokerUrlError, parse_brokers
 from ..db import make_session_factory
 from ..errors import Unavailable
 from ..auth import principal_of
+from ..services import brokers as broker_service
 from ..services import events as event_service
 from ..services import tokens as token_service
 from ..services import webhooks as webhook_service
@@ -30,6 +33,7 @@ class EventsController(Resource):
     def __init__(self, settings):
         super().__init__(settings)
         self.stream = EventStreamController(settings)
+        self.brokers = EventBrokersController(settings)
 
     @expose("json")
     def get_all(self, **_):
@@ -54,6 +58,20 @@ class EventsController(Resource):
         event = event_service.post_message(self._db(), **fields)
         response.status = 201
         return serializers.event_detail(event)
+
+
+class EventBrokersController(Resource):
+    """Where each message broker of event_brokers is: cursor, lag, published, failures."""
+
+    @expose("json")
+    def get_all(self, **_):
+        rows, latest = broker_service.list_brokers(self._db())
+        try:
+            configured = {b.name for b in parse_brokers(self._settings.event_brokers)}
+        except BrokerUrlError:  # check-config says what is wrong with it
+            configured = set()
+        return {"latest_event_id": latest,
+                "brokers": [serializers.broker_state(row, latest, configured) for row in rows]}
 
 
 # ---- Server-Sent Events ---------------------------------------------------------------------

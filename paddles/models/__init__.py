@@ -2,6 +2,7 @@
 from .artifacts import (Artifact, ArtifactKind, Blob, ParseStatus, TestCase, TestStatus,
                         Timeline)
 from .base import Base, utcnow
+from .brokers import BrokerCursor
 from .events import Delivery, DeliveryStatus, Event, Subscription, Verbosity
 from .jobs import Job
 from .nodes import Node, job_nodes
@@ -14,4 +15,4 @@ __all__ = ["Base", "Job", "JobStatus", "Node", "Queue", "Run", "RunStatus", "job
 __all__ += ["Artifact", "ArtifactKind", "Blob", "ParseStatus", "TestCase", "TestStatus",
             "Timeline"]
 __all__ += ["Delivery", "DeliveryStatus", "Event", "Subscription", "Verbosity"]
-__all__ += ["ApiToken"]
+__all__ += ["ApiToken", "BrokerCursor"]

@@ -19,7 +19,6 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import ipaddress
-import random
 import secrets
 import socket
 import uuid
@@ -37,6 +36,7 @@ from ..settings import Settings
 from . import compare as compare_service
 from . import events as event_service
 from . import jobs as job_service
+from . import outbox
 from .common import fetch_one
 
 FAN_OUT_BATCH = 500
@@ -179,19 +179,15 @@ COMPARED_STATUSES = ("finished pass", "finished fail", "finished dead")
 
 def fan_out(session: Session, settings: Settings, *, batch: int = FAN_OUT_BATCH) -> int:
     """Turn new events into deliveries for every enabled subscription; the count made."""
-    stmt = select(Subscription).where(Subscription.enabled).order_by(Subscription.id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)  # another worker fans this one out
-    subs = list(session.scalars(stmt.execution_options(populate_existing=True)))
+    # another worker fans out the subscriptions it holds
+    subs = list(session.scalars(outbox.skip_locked(
+        session, select(Subscription).where(Subscription.enabled).order_by(Subscription.id))))
     if not subs:
         return 0
-    top = event_service.latest_event_id(session)
     start = min(sub.last_event_id for sub in subs)
-    if start >= top:
+    events, upto = outbox.events_after(session, start, limit=batch)
+    if upto <= start:
         return 0
-    events = list(session.scalars(select(Event).where(Event.id > start, Event.id <= top)
-                                  .order_by(Event.id).limit(batch)))
-    upto = events[-1].id if len(events) >= batch else top
     payloads = PayloadCache(session, settings)
     rows = []
     for sub in subs:
@@ -284,15 +280,13 @@ def claim_deliveries(session: Session, *, limit: int, lease: float,
             .join(Subscription, Subscription.id == Delivery.subscription_id)
             .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt <= now,
                    Subscription.enabled)
-            .order_by(Delivery.next_attempt, Delivery.id).limit(limit)
-            .execution_options(populate_existing=True))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=Delivery, skip_locked=True)
+            .order_by(Delivery.next_attempt, Delivery.id).limit(limit))
     claimed = []
-    for delivery, url, secret in session.execute(stmt):
+    for delivery, url, secret in session.execute(outbox.skip_locked(session, stmt,
+                                                                    of=Delivery)):
         delivery.attempts += 1
         delivery.last_attempt = now
-        delivery.next_attempt = now + dt.timedelta(seconds=lease)
+        delivery.next_attempt = outbox.lease_end(now, lease)
         claimed.append(Claimed(delivery.id, delivery.uuid, delivery.event_id,
                                delivery.event_type, delivery.body, url, secret,
                                delivery.attempts))
@@ -301,8 +295,7 @@ def claim_deliveries(session: Session, *, limit: int, lease: float,
 
 def backoff(settings: Settings, attempt: int) -> float:
     """Seconds before retry number `attempt` (1, 2, ...): doubling, capped, 0-10 % jitter."""
-    delay = min(settings.webhook_backoff_max, settings.webhook_backoff_base * 2 ** (attempt - 1))
-    return delay * (1 + random.random() * 0.1)
+    return outbox.backoff(settings.webhook_backoff_base, settings.webhook_backoff_max, attempt)
 
 
 def record_attempt(session: Session, settings: Settings, claimed: Claimed, *,
