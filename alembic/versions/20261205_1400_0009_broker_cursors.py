@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-10 09:00:00
+Create Date: 2026-12-05 14:00:00
 """
 from alembic import op
 import sqlalchemy as sa
