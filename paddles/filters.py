@@ -17,7 +17,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from .errors import InvalidRequest, NotFound
 from .models import Job, Run
 from .models.statuses import RUN_STATUS_VALUES
-from .schemas import next_day, parse_day, to_utc
+from .schemas.common import next_day, parse_day, to_utc
+
 
 class utc_date(FunctionElement):
     """The UTC calendar day of a timestamp, whatever the database session's time zone."""

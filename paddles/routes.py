@@ -25,9 +25,14 @@ import re
 from functools import lru_cache
 from typing import Mapping
 
-from . import schemas
 from .models.artifacts import TEST_STATUS_VALUES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
+from .schemas.artifacts import ARTIFACT_KINDS
+from .schemas.common import json_schema
+from .schemas.events import (DEFAULT_EVENT_PAGE, DELIVERY_STATUSES, EVENT_SCHEMA, EVENT_TYPES,
+                             MAX_EVENT_PAGE, MESSAGE_SCHEMA, SUBSCRIPTION_SCHEMA)
+from .schemas.nodes import LOCK_MANY_KEYS, NODE_FIELDS, UNLOCK_MANY_KEYS
+from .schemas.queue import QUEUE_FIELDS
 from .services.compare import CATEGORIES as COMPARE_CATEGORIES
 from .services.exports import FORMATS as EXPORT_FORMATS
 from .services.stackviz import LAYOUTS as STACKVIZ_LAYOUTS
@@ -228,15 +233,15 @@ def _run_routes() -> list[Route]:
 # ---- events and webhook subscriptions -----------------------------------------------------
 
 def _event_routes() -> list[Route]:
-    event = schemas.EVENT_SCHEMA
+    event = EVENT_SCHEMA
     sub = {"type": "object", "properties": {
-        **schemas.SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
+        **SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
         "href": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
         "failures": {"type": "integer"}, "last_event_id": {"type": "integer"}}}
     delivery = {"type": "object", "properties": {
         "id": {"type": "integer"}, "uuid": {"type": "string"},
         "event_id": {"type": "integer"}, "event_type": {"type": "string"},
-        "status": {"enum": list(schemas.DELIVERY_STATUSES)},
+        "status": {"enum": list(DELIVERY_STATUSES)},
         "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
         "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
         "log": {"type": "array", "items": {"type": "object"}}}}
@@ -267,31 +272,31 @@ def _event_routes() -> list[Route]:
             "description": "one Server-Sent Event (keep-alive comments carry none)",
             "type": "object", "properties": {
                 "id": {"type": "string", "description": "the event id"},
-                "event": {"enum": list(schemas.EVENT_TYPES)},
+                "event": {"enum": list(EVENT_TYPES)},
                 "data": {"type": "string", "description": "the event as JSON"}}}}}}
     return [
         Route("/events/", {
             "get": op("replay events in id order; continue with since=next", params=[
-                *filters, query("limit", f"page size (default {schemas.DEFAULT_EVENT_PAGE}, "
-                                         f"at most {schemas.MAX_EVENT_PAGE})",
+                *filters, query("limit", f"page size (default {DEFAULT_EVENT_PAGE}, "
+                                         f"at most {MAX_EVENT_PAGE})",
                                 {"type": "integer", "minimum": 1})],
                 ok=ok({"type": "object", "properties": {
                     "events": {"type": "array", "items": event},
                     "next": {"type": "integer", "description": "pass as since"},
                     "next_href": {"type": "string"}}}), errors=(400,)),
-            "post": created("post a message event", event, body=schemas.MESSAGE_SCHEMA),
+            "post": created("post a message event", event, body=MESSAGE_SCHEMA),
         }, body_limit="events"),
         Route("/events/stream/", {"get": stream}),
         Route("/subscriptions/", {
             "get": op("webhook subscriptions", ok=ok({"type": "array", "items": sub}),
                       errors=()),
             "post": created("create a webhook subscription (the answer shows the secret)",
-                            sub, body={**schemas.SUBSCRIPTION_SCHEMA, "required": ["url"]}),
+                            sub, body={**SUBSCRIPTION_SCHEMA, "required": ["url"]}),
         }, body_limit="json"),
         Route("/subscriptions/{id}/", {
             "get": op("one subscription", params=[sub_id], ok=ok(sub), errors=(404,)),
             "put": op("change a subscription (enabled: true re-enables it)",
-                      params=[sub_id], body=schemas.SUBSCRIPTION_SCHEMA, ok=ok(sub),
+                      params=[sub_id], body=SUBSCRIPTION_SCHEMA, ok=ok(sub),
                       errors=(400, 404)),
             "delete": no_content,
         }, body_limit="json"),
@@ -386,7 +391,7 @@ def _artifact_routes() -> list[Route]:
         "name": {"type": "string"}, "size": {"type": "integer"},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "content_type": {"type": "string"}, "content_encoding": {"type": ["string", "null"]},
-        "kind": {"enum": list(schemas.ARTIFACT_KINDS)}, "created": TIME,
+        "kind": {"enum": list(ARTIFACT_KINDS)}, "created": TIME,
         "parse_status": {"enum": ["ok", "error", None]},
         "parse_error": {"type": ["string", "null"]}, "href": {"type": "string"}}}
     counts = {"type": "object", "properties": {
@@ -402,7 +407,7 @@ def _artifact_routes() -> list[Route]:
     tests = {"type": "object", "properties": {"counts": counts,
                                               "tests": {"type": "array", "items": test}}}
     kind = query("kind", "subunit, junit, dstat, log or binary (default: detected)",
-                 {"enum": list(schemas.ARTIFACT_KINDS)})
+                 {"enum": list(ARTIFACT_KINDS)})
     path = path_param("path", "artifact PATH, may contain '/'")
     raw = {"required": True, "content": {"*/*": {"schema": {"type": "string",
                                                              "format": "binary"}}}}
@@ -465,7 +470,7 @@ def _artifact_routes() -> list[Route]:
 def _node_routes() -> list[Route]:
     """Node objects are inlined: the shared components have no Node schema."""
     node = {"type": "object", "properties": {
-        **schemas.json_schema(schemas.NODE_FIELDS)["properties"],
+        **json_schema(NODE_FIELDS)["properties"],
         "name": {"type": "string"}, "locked": {"type": "boolean"},
         "is_vm": {"type": "boolean"}, "locked_since": TIME,
         "vm_host": {"type": ["object", "null"], "description": "the host's full node"}}}
@@ -473,7 +478,7 @@ def _node_routes() -> list[Route]:
         "name": {"type": "string"}, "locked": {"type": "boolean"},
         "locked_by": {"type": ["string", "null"]}, "machine_type": {"type": ["string", "null"]},
         "is_vm": {"type": "boolean"}}}
-    body = schemas.json_schema(schemas.NODE_FIELDS)
+    body = json_schema(NODE_FIELDS)
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     boolean = {"type": "string", "enum": ["t", "true", "y", "yes", "on", "1",
                                           "f", "false", "n", "no", "off", "0"]}
@@ -501,7 +506,7 @@ def _node_routes() -> list[Route]:
               replica=True),
         Route("/nodes/lock_many/", {"post": op(
             "lock count free nodes, all or none", body={"type": "object", "required": list(
-                schemas.LOCK_MANY_KEYS), "properties": {
+                LOCK_MANY_KEYS), "properties": {
                 "count": {"type": "integer", "minimum": 1},
                 "locked_by": {"type": "string"}, "machine_type": {"type": "string"},
                 "description": {"type": ["string", "null"]}, "os_type": {"type": "string"},
@@ -509,7 +514,7 @@ def _node_routes() -> list[Route]:
             ok=ok({"type": "array", "items": node}), errors=(400, 503))}, body_limit="json"),
         Route("/nodes/unlock_many/", {"post": op(
             "unlock named nodes, all or none", body={"type": "object", "required": list(
-                schemas.UNLOCK_MANY_KEYS), "properties": {
+                UNLOCK_MANY_KEYS), "properties": {
                 "names": {"type": "array", "items": {"type": "string"}},
                 "locked_by": {"type": "string"}}},
             ok=ok({"type": "array", "items": lock_record}), errors=(400, 403))},
@@ -540,7 +545,7 @@ def _queue_routes() -> list[Route]:
     queue = {"type": "object", "properties": {
         "queue": {"type": "string"}, "paused": {"type": "boolean"},
         "paused_by": {"type": ["string", "null"]}, "paused_since": TIME, "paused_until": TIME}}
-    body = schemas.json_schema(schemas.QUEUE_FIELDS)
+    body = json_schema(QUEUE_FIELDS)
     body = {**body, "required": ["queue"],
             "properties": {**body["properties"], "queue": {"type": "string", "maxLength": 32}}}
     params = [query("queue", "queue name (also read from a JSON-object body)")]

@@ -19,7 +19,8 @@ from ..errors import InvalidRequest, NodeNotFound, PaddlesError, RunNotFound
 from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
-from ..schemas import NODE_FIELDS, convert
+from ..schemas.common import convert
+from ..schemas.nodes import NODE_FIELDS
 from . import events
 from . import nodes as node_service
 
