@@ -25,6 +25,7 @@ import re
 from functools import lru_cache
 from typing import Mapping
 
+from . import filters
 from .models.artifacts import TEST_STATUS_VALUES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from .schemas.artifacts import ARTIFACT_KINDS
@@ -163,7 +164,7 @@ FILTER_VALUE = path_param("value", "value the filter matches")
 DAY = {"type": "string", "description": "YYYY-MM-DD, today or yesterday"}
 TIME = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
 
-RUN_FILTERS = ("branch", "suite", "machine_type", "status", "user", "sha1", "flavors", "date")
+RUN_FILTERS = tuple(filters.TOP_LEVEL)  # as the first segment after /runs/ spells them
 
 
 # ---- runs and jobs ------------------------------------------------------------------------
@@ -595,9 +596,11 @@ def _compare_routes() -> list[Route]:
         errors=(400, 404))}, replica=True)]
 
 
-# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one template
+# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one template. Pecan
+# sends every /runs/<reserved>/... to the filter chain controller (controllers/runs.py), so
+# whatever of those paths no documented filter route matches is this one, valid or not.
 _FILTER_CHAIN = Route(RUN_FILTER_CHAIN, {}, replica=True, pattern=(
-    r"/runs/(?:branch|suite|machine_type|status|user|sha1|flavors)/[^/]+(?:/[^/]+/[^/]+)+"))
+    r"/runs/(?:%s)/.+" % "|".join(sorted(map(re.escape, filters.RESERVED)))))
 
 # In the order of the OpenAPI document.
 TABLE: tuple[Route, ...] = (*_run_routes(), *_event_routes(), *_export_routes(),
@@ -622,7 +625,13 @@ def _compile(template: str) -> re.Pattern:
 
 
 def _first_segment(path: str) -> str:
-    return path[1:].partition("/")[0] if path.startswith("/") else ""
+    """A path's bucket of routes: its first segment, or `runs/<filters>` for the filter
+    routes, which are the only routes of a path whose segment after /runs/ is reserved
+    (`/runs/branch/jobs/` is the branch `jobs`, not the jobs of a run named `branch`)."""
+    first, _, rest = path[1:].partition("/") if path.startswith("/") else ("", "", "")
+    if first == "runs" and rest.partition("/")[0] in filters.RESERVED:
+        return "runs/<filters>"
+    return first
 
 
 def _matchers() -> dict[str, tuple[tuple[re.Pattern, str], ...]]:
@@ -637,7 +646,7 @@ def _matchers() -> dict[str, tuple[tuple[re.Pattern, str], ...]]:
         if route.template == "/":
             continue  # route_template answers "" and "/" before any regex
         first = _first_segment(route.template)
-        assert first and "{" not in first, route.template
+        assert first and "{" not in first.partition("/")[0], route.template
         by_segment.setdefault(first, []).append((_compile(route.template), route.template))
     return {first: tuple(matchers) for first, matchers in by_segment.items()}
 
