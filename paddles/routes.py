@@ -26,12 +26,12 @@ from functools import lru_cache
 from typing import Mapping
 
 from . import filters
-from .models.artifacts import TEST_STATUS_VALUES
+from .models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES
+from .models.events import EVENT_TYPES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
-from .schemas.artifacts import ARTIFACT_KINDS
 from .schemas.common import json_schema
-from .schemas.events import (DEFAULT_EVENT_PAGE, DELIVERY_STATUSES, EVENT_SCHEMA, EVENT_TYPES,
-                             MAX_EVENT_PAGE, MESSAGE_SCHEMA, SUBSCRIPTION_SCHEMA)
+from .schemas.events import (DEFAULT_EVENT_PAGE, DELIVERY_STATUSES, EVENT_SCHEMA, MAX_EVENT_PAGE,
+                             MESSAGE_SCHEMA, SUBSCRIPTION_SCHEMA)
 from .schemas.nodes import LOCK_MANY_KEYS, NODE_FIELDS, UNLOCK_MANY_KEYS
 from .schemas.queue import QUEUE_FIELDS
 from .services.compare import CATEGORIES as COMPARE_CATEGORIES

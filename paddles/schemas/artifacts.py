@@ -5,10 +5,9 @@ import re
 from typing import Iterable
 
 from ..errors import InvalidRequest
-from ..models.artifacts import TEST_STATUS_VALUES
+from ..models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES
 
 
-ARTIFACT_KINDS = ("subunit", "junit", "dstat", "log", "binary")
 MAX_ARTIFACT_NAME_BYTES = 1024
 _SEPARATORS = re.compile(r"[/\\]")
 

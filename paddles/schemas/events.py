@@ -5,23 +5,20 @@ import re
 from typing import Any, Iterable
 
 from ..errors import InvalidRequest, NotFound
+from ..models.events import DELIVERY_STATUS_VALUES, EVENT_TYPES, VERBOSITY_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from .common import (INT_DIGITS, JSONF, TEXT, check_int64_json, check_string, convert,
                      parse_object, require_key, string)
 
 
-EVENT_TYPES = ("run.created", "run.status", "run.deleted", "job.created", "job.updated",
-               "job.status", "job.deleted", "node.created", "node.locked", "node.unlocked",
-               "node.updated", "node.deleted", "artifact.created", "artifact.updated",
-               "artifact.deleted", "message")
 DEFAULT_EVENT_PAGE = 100
 MAX_EVENT_PAGE = 1000
 MAX_EVENT_ID = 2**63 - 1
 _GLOB = re.compile(r"[A-Za-z0-9_.*?\-]{1,64}")
 _TOPIC_SUFFIX = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 CRITERIA_GLOB_KEYS = ("run", "suite", "branch", "user", "machine_type")
-VERBOSITIES = ("quiet", "status", "verbose")
-DELIVERY_STATUSES = ("pending", "delivered", "failed")
+VERBOSITIES = VERBOSITY_VALUES
+DELIVERY_STATUSES = DELIVERY_STATUS_VALUES
 CRITERIA_STATUSES = tuple(dict.fromkeys(JOB_STATUS_VALUES + RUN_STATUS_VALUES))
 
 
