@@ -17,7 +17,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from .errors import InvalidRequest, NotFound
 from .models import Job, Run
 from .models.statuses import RUN_STATUS_VALUES
-from .schemas import next_day, parse_day, to_utc
+from .schemas.common import next_day, parse_day, to_utc
+
 
 class utc_date(FunctionElement):
     """The UTC calendar day of a timestamp, whatever the database session's time zone."""
@@ -68,6 +69,8 @@ class Filter:
     condition: Callable[[str], ColumnElement]   # value -> WHERE clause on runs
     index_column: ColumnElement                  # what a bare `<filter>/` lists
     on_jobs: bool = False                        # index lists job values
+    top_level: str | None = None                 # first-segment spelling, when it differs
+    in_query: bool = True                        # a `?name=` of exports and the CLI
 
 
 FILTERS: dict[str, Filter] = {f.name: f for f in (
@@ -77,13 +80,17 @@ FILTERS: dict[str, Filter] = {f.name: f for f in (
     Filter("status", lambda v: Run.status == v if v in RUN_STATUS_VALUES else false(),
            Run.status),
     Filter("user", lambda v: Run.user == v, Run.user),
-    Filter("date", _on_day, utc_date(Run.scheduled)),
     Filter("sha1", _job_has(lambda job, v: job.sha1.like(like_prefix(v), escape="/")),
            Job.sha1, on_jobs=True),
-    Filter("flavor", _job_has(lambda job, v: job.flavor == v), Job.flavor, on_jobs=True),
+    Filter("flavor", _job_has(lambda job, v: job.flavor == v), Job.flavor, on_jobs=True,
+           top_level="flavors"),
+    # the query string bounds days with since/until instead
+    Filter("date", _on_day, utc_date(Run.scheduled), in_query=False),
 )}
-# top-level spellings differ for one filter
-TOP_LEVEL = {**{name: name for name in FILTERS if name != "flavor"}, "flavors": "flavor"}
+# The filters as the first segment after /runs/ spells them -> their name. The order of
+# FILTERS is that of the routes in the OpenAPI document.
+TOP_LEVEL = {f.top_level or f.name: f.name for f in FILTERS.values()}
+# every /runs/<one of these>/... is a filter route (controllers/runs.py, routes.py)
 RESERVED = frozenset(TOP_LEVEL) | {"queued"}
 
 
@@ -144,7 +151,7 @@ def _date_range(chain: Chain, rest: list[str]) -> Chain:
 
 # ---- query-string filters: exports and the CLI ------------------------------------------
 
-QUERY_FILTERS = ("branch", "suite", "machine_type", "status", "user", "sha1", "flavor")
+QUERY_FILTERS = tuple(f.name for f in FILTERS.values() if f.in_query)
 QUERY_BOUNDS = ("since", "until")
 
 

@@ -1,12 +1,14 @@
 """The OpenAPI 3.1 description of the API, generated from the route table (paddles/routes.py),
-the components below and the field tables the validators use (paddles/schemas.py)."""
+the components below and the field tables the validators use (paddles/schemas/)."""
 from __future__ import annotations
 
 import copy
 from functools import lru_cache
 
-from . import __version__, routes, schemas
+from . import __version__, routes
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
+from .schemas.common import json_schema
+from .schemas.runs import JOB_FIELDS
 
 # The words of operations and parameters are the route table's (paddles/routes.py); these
 # names stay for the code that used them from here.
@@ -40,7 +42,7 @@ def _components() -> dict:
         "branch": {"type": ["string", "null"]}, "suite": {"type": ["string", "null"]},
         "machine_type": {"type": ["string", "null"]}, "sha1": {"type": ["string", "null"]},
         "priority": {"type": ["integer", "null"]}, "flavor": {"type": ["string", "null"]}}}
-    job_write = schemas.json_schema(schemas.JOB_FIELDS)
+    job_write = json_schema(JOB_FIELDS)
     job_write["properties"]["updated"] = {"type": ["string", "null"],
                                           "example": "2024-01-15 20:00:03"}
     job = {"type": "object", "properties": {

@@ -25,9 +25,15 @@ import re
 from functools import lru_cache
 from typing import Mapping
 
-from . import schemas
-from .models.artifacts import TEST_STATUS_VALUES
+from . import filters
+from .models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES
+from .models.events import EVENT_TYPES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
+from .schemas.common import json_schema
+from .schemas.events import (DEFAULT_EVENT_PAGE, DELIVERY_STATUSES, EVENT_SCHEMA, MAX_EVENT_PAGE,
+                             MESSAGE_SCHEMA, SUBSCRIPTION_SCHEMA)
+from .schemas.nodes import LOCK_MANY_KEYS, NODE_FIELDS, UNLOCK_MANY_KEYS
+from .schemas.queue import QUEUE_FIELDS
 from .services.compare import CATEGORIES as COMPARE_CATEGORIES
 from .services.exports import FORMATS as EXPORT_FORMATS
 from .services.stackviz import LAYOUTS as STACKVIZ_LAYOUTS
@@ -158,7 +164,7 @@ FILTER_VALUE = path_param("value", "value the filter matches")
 DAY = {"type": "string", "description": "YYYY-MM-DD, today or yesterday"}
 TIME = {"type": ["string", "null"], "example": "2024-01-15 20:00:03"}
 
-RUN_FILTERS = ("branch", "suite", "machine_type", "status", "user", "sha1", "flavors", "date")
+RUN_FILTERS = tuple(filters.TOP_LEVEL)  # as the first segment after /runs/ spells them
 
 
 # ---- runs and jobs ------------------------------------------------------------------------
@@ -228,15 +234,15 @@ def _run_routes() -> list[Route]:
 # ---- events and webhook subscriptions -----------------------------------------------------
 
 def _event_routes() -> list[Route]:
-    event = schemas.EVENT_SCHEMA
+    event = EVENT_SCHEMA
     sub = {"type": "object", "properties": {
-        **schemas.SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
+        **SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
         "href": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
         "failures": {"type": "integer"}, "last_event_id": {"type": "integer"}}}
     delivery = {"type": "object", "properties": {
         "id": {"type": "integer"}, "uuid": {"type": "string"},
         "event_id": {"type": "integer"}, "event_type": {"type": "string"},
-        "status": {"enum": list(schemas.DELIVERY_STATUSES)},
+        "status": {"enum": list(DELIVERY_STATUSES)},
         "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
         "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
         "log": {"type": "array", "items": {"type": "object"}}}}
@@ -280,19 +286,19 @@ def _event_routes() -> list[Route]:
             "description": "one Server-Sent Event (keep-alive comments carry none)",
             "type": "object", "properties": {
                 "id": {"type": "string", "description": "the event id"},
-                "event": {"enum": list(schemas.EVENT_TYPES)},
+                "event": {"enum": list(EVENT_TYPES)},
                 "data": {"type": "string", "description": "the event as JSON"}}}}}}
     return [
         Route("/events/", {
             "get": op("replay events in id order; continue with since=next", params=[
-                *filters, query("limit", f"page size (default {schemas.DEFAULT_EVENT_PAGE}, "
-                                         f"at most {schemas.MAX_EVENT_PAGE})",
+                *filters, query("limit", f"page size (default {DEFAULT_EVENT_PAGE}, "
+                                         f"at most {MAX_EVENT_PAGE})",
                                 {"type": "integer", "minimum": 1})],
                 ok=ok({"type": "object", "properties": {
                     "events": {"type": "array", "items": event},
                     "next": {"type": "integer", "description": "pass as since"},
                     "next_href": {"type": "string"}}}), errors=(400,)),
-            "post": created("post a message event", event, body=schemas.MESSAGE_SCHEMA),
+            "post": created("post a message event", event, body=MESSAGE_SCHEMA),
         }, body_limit="events"),
         Route("/events/stream/", {"get": stream}),
         Route("/events/brokers/", {"get": op(
@@ -305,12 +311,12 @@ def _event_routes() -> list[Route]:
             "get": op("webhook subscriptions", ok=ok({"type": "array", "items": sub}),
                       errors=()),
             "post": created("create a webhook subscription (the answer shows the secret)",
-                            sub, body={**schemas.SUBSCRIPTION_SCHEMA, "required": ["url"]}),
+                            sub, body={**SUBSCRIPTION_SCHEMA, "required": ["url"]}),
         }, body_limit="json"),
         Route("/subscriptions/{id}/", {
             "get": op("one subscription", params=[sub_id], ok=ok(sub), errors=(404,)),
             "put": op("change a subscription (enabled: true re-enables it)",
-                      params=[sub_id], body=schemas.SUBSCRIPTION_SCHEMA, ok=ok(sub),
+                      params=[sub_id], body=SUBSCRIPTION_SCHEMA, ok=ok(sub),
                       errors=(400, 404)),
             "delete": no_content,
         }, body_limit="json"),
@@ -405,7 +411,7 @@ def _artifact_routes() -> list[Route]:
         "name": {"type": "string"}, "size": {"type": "integer"},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "content_type": {"type": "string"}, "content_encoding": {"type": ["string", "null"]},
-        "kind": {"enum": list(schemas.ARTIFACT_KINDS)}, "created": TIME,
+        "kind": {"enum": list(ARTIFACT_KINDS)}, "created": TIME,
         "parse_status": {"enum": ["ok", "error", None]},
         "parse_error": {"type": ["string", "null"]}, "href": {"type": "string"}}}
     counts = {"type": "object", "properties": {
@@ -421,7 +427,7 @@ def _artifact_routes() -> list[Route]:
     tests = {"type": "object", "properties": {"counts": counts,
                                               "tests": {"type": "array", "items": test}}}
     kind = query("kind", "subunit, junit, dstat, log or binary (default: detected)",
-                 {"enum": list(schemas.ARTIFACT_KINDS)})
+                 {"enum": list(ARTIFACT_KINDS)})
     path = path_param("path", "artifact PATH, may contain '/'")
     raw = {"required": True, "content": {"*/*": {"schema": {"type": "string",
                                                              "format": "binary"}}}}
@@ -484,7 +490,7 @@ def _artifact_routes() -> list[Route]:
 def _node_routes() -> list[Route]:
     """Node objects are inlined: the shared components have no Node schema."""
     node = {"type": "object", "properties": {
-        **schemas.json_schema(schemas.NODE_FIELDS)["properties"],
+        **json_schema(NODE_FIELDS)["properties"],
         "name": {"type": "string"}, "locked": {"type": "boolean"},
         "is_vm": {"type": "boolean"}, "locked_since": TIME,
         "vm_host": {"type": ["object", "null"], "description": "the host's full node"}}}
@@ -492,7 +498,7 @@ def _node_routes() -> list[Route]:
         "name": {"type": "string"}, "locked": {"type": "boolean"},
         "locked_by": {"type": ["string", "null"]}, "machine_type": {"type": ["string", "null"]},
         "is_vm": {"type": "boolean"}}}
-    body = schemas.json_schema(schemas.NODE_FIELDS)
+    body = json_schema(NODE_FIELDS)
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     boolean = {"type": "string", "enum": ["t", "true", "y", "yes", "on", "1",
                                           "f", "false", "n", "no", "off", "0"]}
@@ -520,7 +526,7 @@ def _node_routes() -> list[Route]:
               replica=True),
         Route("/nodes/lock_many/", {"post": op(
             "lock count free nodes, all or none", body={"type": "object", "required": list(
-                schemas.LOCK_MANY_KEYS), "properties": {
+                LOCK_MANY_KEYS), "properties": {
                 "count": {"type": "integer", "minimum": 1},
                 "locked_by": {"type": "string"}, "machine_type": {"type": "string"},
                 "description": {"type": ["string", "null"]}, "os_type": {"type": "string"},
@@ -528,7 +534,7 @@ def _node_routes() -> list[Route]:
             ok=ok({"type": "array", "items": node}), errors=(400, 503))}, body_limit="json"),
         Route("/nodes/unlock_many/", {"post": op(
             "unlock named nodes, all or none", body={"type": "object", "required": list(
-                schemas.UNLOCK_MANY_KEYS), "properties": {
+                UNLOCK_MANY_KEYS), "properties": {
                 "names": {"type": "array", "items": {"type": "string"}},
                 "locked_by": {"type": "string"}}},
             ok=ok({"type": "array", "items": lock_record}), errors=(400, 403))},
@@ -559,7 +565,7 @@ def _queue_routes() -> list[Route]:
     queue = {"type": "object", "properties": {
         "queue": {"type": "string"}, "paused": {"type": "boolean"},
         "paused_by": {"type": ["string", "null"]}, "paused_since": TIME, "paused_until": TIME}}
-    body = schemas.json_schema(schemas.QUEUE_FIELDS)
+    body = json_schema(QUEUE_FIELDS)
     body = {**body, "required": ["queue"],
             "properties": {**body["properties"], "queue": {"type": "string", "maxLength": 32}}}
     params = [query("queue", "queue name (also read from a JSON-object body)")]
@@ -609,9 +615,11 @@ def _compare_routes() -> list[Route]:
         errors=(400, 404))}, replica=True)]
 
 
-# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one template
+# `/runs/<filter>/<value>/<filter>/<value>/...`: chains of any length, one template. Pecan
+# sends every /runs/<reserved>/... to the filter chain controller (controllers/runs.py), so
+# whatever of those paths no documented filter route matches is this one, valid or not.
 _FILTER_CHAIN = Route(RUN_FILTER_CHAIN, {}, replica=True, pattern=(
-    r"/runs/(?:branch|suite|machine_type|status|user|sha1|flavors)/[^/]+(?:/[^/]+/[^/]+)+"))
+    r"/runs/(?:%s)/.+" % "|".join(sorted(map(re.escape, filters.RESERVED)))))
 
 # In the order of the OpenAPI document.
 TABLE: tuple[Route, ...] = (*_run_routes(), *_event_routes(), *_export_routes(),
@@ -636,7 +644,13 @@ def _compile(template: str) -> re.Pattern:
 
 
 def _first_segment(path: str) -> str:
-    return path[1:].partition("/")[0] if path.startswith("/") else ""
+    """A path's bucket of routes: its first segment, or `runs/<filters>` for the filter
+    routes, which are the only routes of a path whose segment after /runs/ is reserved
+    (`/runs/branch/jobs/` is the branch `jobs`, not the jobs of a run named `branch`)."""
+    first, _, rest = path[1:].partition("/") if path.startswith("/") else ("", "", "")
+    if first == "runs" and rest.partition("/")[0] in filters.RESERVED:
+        return "runs/<filters>"
+    return first
 
 
 def _matchers() -> dict[str, tuple[tuple[re.Pattern, str], ...]]:
@@ -651,7 +665,7 @@ def _matchers() -> dict[str, tuple[tuple[re.Pattern, str], ...]]:
         if route.template == "/":
             continue  # route_template answers "" and "/" before any regex
         first = _first_segment(route.template)
-        assert first and "{" not in first, route.template
+        assert first and "{" not in first.partition("/")[0], route.template
         by_segment.setdefault(first, []).append((_compile(route.template), route.template))
     return {first: tuple(matchers) for first, matchers in by_segment.items()}
 

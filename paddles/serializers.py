@@ -11,7 +11,7 @@ from sqlalchemy import Row
 
 from .models import Artifact, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
-from .schemas import JOB_FIELDS
+from .schemas.runs import JOB_FIELDS
 from .settings import Settings
 
 RUN_SUMMARY_KEYS = ("name", "href", "user", "status", "results", "jobs_count", "posted",

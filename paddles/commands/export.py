@@ -39,7 +39,7 @@ def register(sub):
     kinds.required = True
 
     runs = kinds.add_parser("runs", help="runs matching the filters, newest first")
-    for name in ("branch", "suite", "machine_type", "user", "sha1", "flavor"):
+    for name in (name for name in filters.QUERY_FILTERS if name != "status"):
         runs.add_argument("--" + name.replace("_", "-"), dest=name, metavar="VALUE",
                           help=f"only runs with this {name}"
                           + (" prefix (of any job)" if name == "sha1" else ""))

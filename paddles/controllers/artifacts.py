@@ -14,11 +14,14 @@ from urllib.parse import quote
 from pecan import expose, request, response
 from webob import Response
 
-from .. import schemas, serializers, streams
+from .. import serializers, streams
 from ..content_coding import accepts_gzip
 from ..db import begin_write
 from ..errors import InvalidRequest, PaddlesError, RangeNotSatisfiable
 from ..middleware import BODY_LIMIT, STREAMED_BODY, StreamedBody
+from ..schemas.artifacts import (parse_artifact_kind, parse_artifact_name, parse_artifact_path,
+                                 parse_content_type, parse_test_status)
+from ..schemas.common import parse_bool, parse_paging
 from ..services import artifacts as artifact_service
 from ..storage import BlobMissing
 from .base import Resource, StreamedResponse
@@ -106,7 +109,7 @@ class ArtifactsController(_Scoped):
 
     @expose("json")
     def post(self, **_):
-        kind = schemas.parse_artifact_kind(self._params().get("kind"))
+        kind = parse_artifact_kind(self._params().get("kind"))
         body = self._streamed_body()
         if (body.content_type or "").split(";", 1)[0].strip().lower() != "multipart/form-data":
             raise PaddlesError("POST takes a multipart/form-data body (curl -F file=@NAME); "
@@ -116,9 +119,9 @@ class ArtifactsController(_Scoped):
                                           spool_dir=request.blobs.spool_dir,
                                           limit=self._upload_limit())
         try:
-            names = [schemas.parse_artifact_name(u.filename) for u in uploads]
+            names = [parse_artifact_name(u.filename) for u in uploads]
             for upload in uploads:
-                schemas.parse_content_type(upload.content_type)
+                parse_content_type(upload.content_type)
             if len(set(names)) != len(names):
                 raise InvalidRequest("the same file name twice in one upload")
         except BaseException:
@@ -138,16 +141,16 @@ class ArtifactController(_Scoped):
 
     @expose()
     def get(self, **_):
-        name = schemas.parse_artifact_path(self._segments)
+        name = parse_artifact_path(self._segments)
         artifact = artifact_service.get_artifact(self._db(), self._scope(), name)
         return _download(artifact, request.blobs)
 
     @expose("json")
     def put(self, **_):
-        name = schemas.parse_artifact_path(self._segments)
-        kind = schemas.parse_artifact_kind(self._params().get("kind"))
+        name = parse_artifact_path(self._segments)
+        kind = parse_artifact_kind(self._params().get("kind"))
         body = self._streamed_body()
-        content_type = schemas.parse_content_type(body.content_type)
+        content_type = parse_content_type(body.content_type)
         encoding = streams.content_encoding(body.content_encoding)
         self._check_then_release()
         upload = streams.spool_body(body.input, body.length, spool_dir=request.blobs.spool_dir,
@@ -162,7 +165,7 @@ class ArtifactController(_Scoped):
 
     @expose()
     def delete(self, **_):
-        name = schemas.parse_artifact_path(self._segments)
+        name = parse_artifact_path(self._segments)
         artifact_service.delete_artifact(self._db(), self._run_name, self._job_id, name)
         return Response(status=204)
 
@@ -175,9 +178,9 @@ class TestsController(_Scoped):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        status = schemas.parse_test_status(params.get("status"))
-        limit, offset = schemas.parse_paging(params, None)
-        details = schemas.parse_bool("details", params["details"]) if params.get("details") \
+        status = parse_test_status(params.get("status"))
+        limit, offset = parse_paging(params, None)
+        details = parse_bool("details", params["details"]) if params.get("details") \
             else False
         db = self._db()
         scope = self._scope()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pecan import expose
 
-from .. import schemas
+from ..schemas.common import check_string
 from ..services import compare as compare_service
 from .base import Resource
 
@@ -17,5 +17,5 @@ class CompareController(Resource):
     def get_all(self, **_):
         baseline = self._params().get("baseline") or None
         if baseline is not None:
-            baseline = schemas.check_string("baseline", baseline, 512)
+            baseline = check_string("baseline", baseline, 512)
         return compare_service.compare_runs(self._db(), self._run_name, baseline)

@@ -12,11 +12,13 @@ from pecan import expose, request, response
 from sqlalchemy.exc import DBAPIError
 from webob import Response
 
-from .. import notify, schemas, serializers
+from .. import notify, serializers
 from ..brokers import BrokerUrlError, parse_brokers
 from ..db import make_session_factory
 from ..errors import Unavailable
 from ..auth import principal_of
+from ..schemas.events import (parse_delivery_query, parse_event_query, parse_message_body,
+                              parse_subscription_body, parse_subscription_id)
 from ..services import brokers as broker_service
 from ..services import events as event_service
 from ..services import tokens as token_service
@@ -37,7 +39,7 @@ class EventsController(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        query = schemas.parse_event_query(self._params())
+        query = parse_event_query(self._params())
         since = query["since"] or 0
         events, cursor = event_service.list_events(
             self._db(), since=since, types=query["types"], run_name=query["run_name"],
@@ -54,7 +56,7 @@ class EventsController(Resource):
 
     @expose("json")
     def post(self, **_):
-        fields = schemas.parse_message_body(self._body())
+        fields = parse_message_body(self._body())
         event = event_service.post_message(self._db(), **fields)
         response.status = 201
         return serializers.event_detail(event)
@@ -105,7 +107,7 @@ class EventStreamController(Resource):
     @expose()
     def get_all(self, **_):
         settings = self._settings
-        query = schemas.parse_event_query(self._params(),
+        query = parse_event_query(self._params(),
                                           last_event_id=request.headers.get("Last-Event-ID"))
         db = self._db()
         if query["since"] is None:  # live only: from the newest event on
@@ -218,7 +220,7 @@ class SubscriptionsController(Resource):
 
     @expose("json")
     def post(self, **_):
-        fields = schemas.parse_subscription_body(self._body(), partial=False)
+        fields = parse_subscription_body(self._body(), partial=False)
         sub = webhook_service.create_subscription(
             self._db(), fields, allow_private=self._settings.webhook_allow_private)
         response.status = 201
@@ -239,7 +241,7 @@ class SubscriptionController(Resource):
 
     @property
     def _id(self) -> int:
-        return schemas.parse_subscription_id(self._raw_id)
+        return parse_subscription_id(self._raw_id)
 
     @expose("json")
     def get(self, **_):
@@ -249,7 +251,7 @@ class SubscriptionController(Resource):
     @expose("json")
     def put(self, **_):
         sub_id = self._id
-        fields = schemas.parse_subscription_body(self._body(), partial=True)
+        fields = parse_subscription_body(self._body(), partial=True)
         sub = webhook_service.update_subscription(
             self._db(), sub_id, fields, allow_private=self._settings.webhook_allow_private)
         return serializers.subscription_detail(sub, self._settings)
@@ -267,7 +269,7 @@ class DeliveriesController(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        sub_id = schemas.parse_subscription_id(self._raw_id)
-        query = schemas.parse_delivery_query(self._params())
+        sub_id = parse_subscription_id(self._raw_id)
+        query = parse_delivery_query(self._params())
         return [serializers.delivery_detail(d)
                 for d in webhook_service.list_deliveries(self._db(), sub_id, **query)]

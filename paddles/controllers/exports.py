@@ -17,9 +17,11 @@ import logging
 from pecan import expose, request
 from webob import Response, exc
 
-from .. import filters, schemas
+from .. import filters
 from ..errors import InvalidRequest
 from ..models.statuses import JOB_STATUS_VALUES
+from ..schemas.artifacts import parse_test_status
+from ..schemas.common import parse_bool
 from ..services import exports as export_service
 from ..services import stackviz as stackviz_service
 from ..writers.common import content_disposition
@@ -125,7 +127,7 @@ class RunExportController(_ExportBase):
         query = self._query()
         name, fmt, settings = self._run_name, self._fmt, self._settings
         if self._kind == "stackviz":
-            compress = schemas.parse_bool("gzip", query["gzip"]) if "gzip" in query \
+            compress = parse_bool("gzip", query["gzip"]) if "gzip" in query \
                 else False
             layout = query.get("layout", "current")
             if layout not in stackviz_service.LAYOUTS:
@@ -140,7 +142,7 @@ class RunExportController(_ExportBase):
                 raise InvalidRequest("status must be one of " + ", ".join(JOB_STATUS_VALUES))
             return self._respond(lambda db: export_service.export_jobs(
                 db, settings, name, fmt, status))
-        status = schemas.parse_test_status(status)
+        status = parse_test_status(status)
         return self._respond(lambda db: export_service.export_tests(
             db, settings, name, fmt, status))
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from pecan import expose, request
 
-from .. import schemas, serializers
+from .. import serializers
 from ..cache import cached_run_json
 from ..errors import InvalidRequest
+from ..schemas.common import check_name, parse_day, parse_fields, parse_paging
+from ..schemas.runs import parse_job_body, parse_run_name
 from ..services import jobs as job_service
 from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource, child
@@ -19,7 +21,7 @@ class JobsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        fields = schemas.parse_fields(params.get("fields"), serializers.JOB_FIELD_NAMES)
+        fields = parse_fields(params.get("fields"), serializers.JOB_FIELD_NAMES)
         status = params.get("status")
         db = self._db()
         variant = ("jobs", status, None if fields is None else tuple(fields))
@@ -31,13 +33,13 @@ class JobsController(Resource):
 
     @expose("json")
     def post(self, **_):
-        fields = schemas.parse_job_body(self._body(), timezone=self._settings.timezone,
+        fields = parse_job_body(self._body(), timezone=self._settings.timezone,
                                         allow_empty=False)
         if fields.get("job_id") == "":
             del fields["job_id"]
         if fields.get("job_id") is not None:
-            schemas.check_name("job_id", fields["job_id"], None)
-        run_name = schemas.parse_run_name(self._run_name)
+            check_name("job_id", fields["job_id"], None)
+        run_name = parse_run_name(self._run_name)
         job = job_service.create_job(self._db(), run_name, fields, self._settings.timezone)
         return {"job_id": job.job_id}
 
@@ -65,7 +67,7 @@ class JobController(Resource):
 
     @expose("json")
     def put(self, **_):
-        fields = schemas.parse_job_body(self._body(), timezone=self._settings.timezone)
+        fields = parse_job_body(self._body(), timezone=self._settings.timezone)
         job_service.update_job(self._db(), self._run_name, self._job_id, fields)
         return {}
 
@@ -81,11 +83,11 @@ class RecentJobsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        limit, offset = schemas.parse_paging(params, 10)
+        limit, offset = parse_paging(params, 10)
         query = {key: params[key] for key in ("description", "status", "sha1", "branch", "user")
                  if params.get(key)}
         for key in ("posted_after", "posted_before"):
             if params.get(key):
-                query[key] = schemas.parse_day(params[key])
+                query[key] = parse_day(params[key])
         rows = job_service.list_recent_jobs(self._db(), query, limit=limit, offset=offset)
         return serializers.job_list(rows, self._settings)

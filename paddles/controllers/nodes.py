@@ -4,9 +4,12 @@ from __future__ import annotations
 from pecan import expose
 from pecan import request as current_request
 
-from .. import schemas, serializers
+from .. import serializers
 from ..errors import InvalidRequest
 from ..auth import principal_of
+from ..schemas.common import parse_paging
+from ..schemas.nodes import (parse_lock_many_body, parse_new_node_body, parse_node_body,
+                             parse_node_query, parse_since_days, parse_unlock_many_body)
 from ..services import jobs as job_service
 from ..services import nodes as node_service
 from ..services.tokens import acting_owner
@@ -49,12 +52,12 @@ class NodesController(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        nodes = node_service.list_nodes(self._db(), **schemas.parse_node_query(self._params()))
+        nodes = node_service.list_nodes(self._db(), **parse_node_query(self._params()))
         return [serializers.node_detail(node) for node in nodes]
 
     @expose("json")
     def post(self, **_):
-        name, fields = schemas.parse_new_node_body(self._body())
+        name, fields = parse_new_node_body(self._body())
         node_service.create_node(self._db(), name, fields, as_owner=_as_owner())
         return {}
 
@@ -72,7 +75,7 @@ class NodesController(Resource):
 class LockManyController(MethodGuard):
     @expose("json")
     def post(self, **_):
-        nodes = node_service.lock_many(self._db(), **schemas.parse_lock_many_body(self._body()),
+        nodes = node_service.lock_many(self._db(), **parse_lock_many_body(self._body()),
                                        as_owner=_as_owner())
         return [serializers.node_detail(node) for node in nodes]
 
@@ -80,7 +83,7 @@ class LockManyController(MethodGuard):
 class UnlockManyController(MethodGuard):
     @expose("json")
     def post(self, **_):
-        names, locked_by = schemas.parse_unlock_many_body(self._body())
+        names, locked_by = parse_unlock_many_body(self._body())
         nodes = node_service.unlock_many(self._db(), names, locked_by, as_owner=_as_owner())
         return [serializers.node_lock_record(node) for node in nodes]
 
@@ -89,7 +92,7 @@ class JobStatsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        since_days = schemas.parse_since_days(params.get("since_days"))
+        since_days = parse_since_days(params.get("since_days"))
         return node_service.job_stats(self._db(), since_days=since_days,
                                       machine_type=params.get("machine_type") or None)
 
@@ -115,7 +118,7 @@ class NodeController(Resource):
 
     @expose("json")
     def put(self, **_):
-        node_service.update_node(self._db(), self._name, schemas.parse_node_body(self._body()),
+        node_service.update_node(self._db(), self._name, parse_node_body(self._body()),
                                  as_owner=_as_owner())
         return {}
 
@@ -140,7 +143,7 @@ class NodeLockController(MethodGuard):
     @expose("json")
     def put(self, **_):
         node = node_service.lock_node(self._db(), self._name,
-                                      schemas.parse_node_body(self._body()),
+                                      parse_node_body(self._body()),
                                       as_owner=_as_owner())
         return serializers.node_lock_record(node)
 
@@ -155,7 +158,7 @@ class NodeJobsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        limit, offset = schemas.parse_paging(params, 0)
+        limit, offset = parse_paging(params, 0)
         rows = job_service.node_jobs(self._db(), self._name,
                                       job_name=params.get("name") or None,
                                       status=params.get("status") or None,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pecan import expose
 
-from .. import schemas, serializers
+from .. import serializers
+from ..schemas.queue import parse_queue_body, parse_queue_params
 from ..services import queue as queue_service
 from .base import Resource
 
@@ -25,13 +26,13 @@ class QueueController(Resource):
 
     @expose("json")
     def post(self, **_):
-        name, fields = schemas.parse_queue_body(self._body())
+        name, fields = parse_queue_body(self._body())
         queue_service.create_queue(self._db(), name, fields)
         return {}
 
     @expose("json")
     def put(self, **_):
-        name, fields = schemas.parse_queue_body(self._body())
+        name, fields = parse_queue_body(self._body())
         queue_service.update_queue(self._db(), name, fields)
         return {}
 
@@ -41,7 +42,7 @@ class QueueReader(Resource):
 
     @expose("json")
     def get_all(self, **_):
-        return self.answer(schemas.parse_queue_params(self._params(), self._body()))
+        return self.answer(parse_queue_params(self._params(), self._body()))
 
     post = get_all
 

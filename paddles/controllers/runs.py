@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pecan import expose, request
 
-from .. import filters, schemas, serializers
+from .. import filters, serializers
 from ..cache import cached_run_json
+from ..schemas.common import parse_day, parse_fields, parse_paging
+from ..schemas.runs import parse_run_body
 from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
@@ -17,15 +19,15 @@ class RunsController(Resource):
     @expose("json")
     def get_all(self, **_):
         params = self._params()
-        fields = schemas.parse_fields(params.get("fields"), serializers.RUN_SUMMARY_KEYS)
-        limit, offset = schemas.parse_paging(params, self._settings.default_latest_runs_count)
+        fields = parse_fields(params.get("fields"), serializers.RUN_SUMMARY_KEYS)
+        limit, offset = parse_paging(params, self._settings.default_latest_runs_count)
         runs = run_service.list_runs(self._db(), limit=limit, offset=offset)
         return [serializers.sliced(serializers.run_summary(r, self._settings), fields)
                 for r in runs]
 
     @expose("json")
     def post(self, **_):
-        name = schemas.parse_run_body(self._body())
+        name = parse_run_body(self._body())
         run_service.create_run(self._db(), name, self._settings.timezone)
         return {}
 
@@ -62,11 +64,11 @@ class RunFilterController(Resource):
             runs = run_service.list_filtered_runs(db, chain, limit=None)
         else:
             params = self._params()
-            limit, offset = schemas.parse_paging(params,
+            limit, offset = parse_paging(params,
                                                  self._settings.default_latest_runs_count)
             since = None
             if chain.last != "date" and params.get("since"):
-                since = schemas.parse_day(params["since"])
+                since = parse_day(params["since"])
             runs = run_service.list_filtered_runs(db, chain, limit=limit, offset=offset,
                                                   since=since)
         return [serializers.run_summary(r, self._settings) for r in runs]

@@ -35,6 +35,7 @@ class TestStatus(str, enum.Enum):
 
 
 TEST_STATUS_VALUES = tuple(s.value for s in TestStatus)
+ARTIFACT_KINDS = tuple(k.value for k in ArtifactKind)  # ?kind=, parsers, the OpenAPI enum
 
 
 class Blob(Base):

@@ -34,6 +34,11 @@ class DeliveryStatus(str, enum.Enum):
 
 VERBOSITY_VALUES = tuple(v.value for v in Verbosity)
 DELIVERY_STATUS_VALUES = tuple(s.value for s in DeliveryStatus)
+# every event type services/events.py records, in the order the OpenAPI document lists them
+EVENT_TYPES = ("run.created", "run.status", "run.deleted", "job.created", "job.updated",
+               "job.status", "job.deleted", "node.created", "node.locked", "node.unlocked",
+               "node.updated", "node.deleted", "artifact.created", "artifact.updated",
+               "artifact.deleted", "message")
 
 
 class Event(Base):

@@ -6,8 +6,10 @@ import datetime as dt
 import re
 from typing import Any
 
-KINDS = ("subunit", "junit", "dstat", "log", "binary")
-PARSED_KINDS = ("subunit", "junit", "dstat")
+from ..models.artifacts import ARTIFACT_KINDS
+
+KINDS = ARTIFACT_KINDS
+PARSED_KINDS = ("subunit", "junit", "dstat")  # the kinds with a parser: a subset of KINDS
 DETAIL_LIMIT = 64 * 1024  # characters kept per attachment (traceback, captured output)
 WORKER_LIMIT = 64  # characters of a worker name (the test_cases.worker column)
 # what no database column can hold: NUL (PostgreSQL refuses it in text and in jsonb) and lone

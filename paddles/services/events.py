@@ -34,6 +34,7 @@ from sqlalchemy import ColumnElement, delete, event, func, insert, or_, select, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Event, utcnow
+from ..models.events import EVENT_TYPES
 
 PENDING = "paddles.pending_events"  # Session.info key: events waiting for the commit
 CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
@@ -58,6 +59,8 @@ def record_event(session: Session, type: str, payload: Mapping[str, Any], *, sub
                  run_name: str | None = None, job_id: str | None = None,
                  username: str | None = None, topic: str | None = None) -> dict[str, Any]:
     """Queue an event for this session's transaction; it is inserted at commit."""
+    if type not in EVENT_TYPES:  # the one list, which the API documents and filters by
+        raise ValueError(f"{type!r} is not one of models.events.EVENT_TYPES")
     row = {"uuid": str(uuid.uuid4()), "time": utcnow(),
            "topic": topic or topic_for(session, type.split(".", 1)[0]), "type": type,
            "subject": subject, "username": username, "run_name": run_name, "job_id": job_id,

@@ -13,7 +13,8 @@ from ..errors import (AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, Pa
                       Unavailable)
 from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
 from ..models.statuses import JOB_STATUS_VALUES, count_key
-from ..schemas import NODE_FIELDS, convert
+from ..schemas.common import convert
+from ..schemas.nodes import NODE_FIELDS
 from . import events
 from .common import Progress, add_if_new, in_batches, tick
 

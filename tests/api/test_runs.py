@@ -10,7 +10,7 @@ import webtest
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from paddles import schemas
+from paddles.schemas import common as schemas
 from paddles.app import make_app
 from paddles.db import make_engine
 from paddles.models import Job, Node, Run, job_nodes

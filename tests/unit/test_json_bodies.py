@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from paddles.errors import InvalidRequest
-from paddles.schemas import BAD_JSON, parse_json
+from paddles.schemas.common import BAD_JSON, parse_json
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)

@@ -1,0 +1,24 @@
+"""Artifact kinds and event-related value lists are defined once, on their models."""
+from __future__ import annotations
+
+from paddles import parsers
+from paddles.models import artifacts, events
+from paddles.schemas import artifacts as artifact_schemas
+from paddles.schemas import events as event_schemas
+
+
+def test_artifact_kinds_and_event_types_have_one_source():
+    assert parsers.KINDS is artifacts.ARTIFACT_KINDS is artifact_schemas.ARTIFACT_KINDS
+    assert artifacts.ARTIFACT_KINDS == tuple(k.value for k in artifacts.ArtifactKind)
+    assert set(parsers.PARSED_KINDS) <= set(artifacts.ARTIFACT_KINDS)
+    assert event_schemas.EVENT_TYPES is events.EVENT_TYPES
+    assert event_schemas.VERBOSITIES is events.VERBOSITY_VALUES
+    assert event_schemas.DELIVERY_STATUSES is events.DELIVERY_STATUS_VALUES
+
+
+def test_an_event_type_not_in_the_list_is_refused():
+    import pytest
+
+    from paddles.services.events import record_event
+    with pytest.raises(ValueError):
+        record_event(None, "job.exploded", {}, subject="x")
