@@ -80,21 +80,60 @@ def jobs_in_id_order(session: Session, run: Run) -> list[Row]:
 
 def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
                timezone: str = "UTC") -> Job:
+    """Insert a job and count it on its run; a job_id the run has is AlreadyExists (400).
+
+    The job row goes in with one Core INSERT ... ON CONFLICT DO NOTHING: the run row is
+    locked, so a conflict is a job_id the run already has. The Job built here never enters
+    the session (its unit of work cost more than the rest of a create); the run does, and
+    its one UPDATE at flush carries the counters, status and first-job values."""
     run = run_service.lock_or_create_run(session, run_name, timezone)
     job_id = fields.get("job_id")
     if job_id is None:
         job_id = _next_job_id(session, run)
-    elif session.scalar(select(Job.id).where(Job.run_id == run.id,
-                                             Job.job_id == job_id)) is not None:
-        raise AlreadyExists(f"job with job_id {job_id} already exists")
     job = Job(run_id=run.id, job_id=job_id, posted=utcnow())
-    session.add(job)
-    run_was = run.status
+    run_was, first_was = run.status, _first_job_values(run)
+    total_was = run.count_total or 0
     run.add_to_count("total", 1)
     run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
-    _apply_write(session, run, job, fields, new=True)
+    _apply_write(session, run, job, fields, new=True, insert=True)
+    job.id = session.execute(*_insert_job(session, job)).scalar()
+    if job.id is None:
+        raise AlreadyExists(f"job with job_id {job_id} already exists")
+    targets = fields.get("targets")
+    if isinstance(targets, dict) and targets:
+        _link_targets(session, job, targets, fields.get("machine_type"), new=True)
+    if total_was == 0:  # the run's only job is its first
+        run.sha1, run.flavor, run.priority = job.sha1, job.flavor, job.priority
+    elif (job.sha1, job.flavor, job.priority) != first_was:
+        _refresh_first_job(session, run)  # whichever job is first, it may have moved
     events.record_job_write(session, run, job, created=True, run_was=run_was)
     return job
+
+
+_JOB_COLUMNS = tuple(c.key for c in Job.__table__.c if c.key != "id")
+
+
+def _insert_job(session: Session, job: Job):
+    """(statement, parameters) of the job's INSERT: the statement is built once per dialect
+    and the values bound per request (building and cache-keying a 45-column VALUES clause
+    each time cost as much as the statements it saved)."""
+    values = {key: getattr(job, key) for key in _JOB_COLUMNS}
+    return _job_insert_statement(session.get_bind().dialect.name), values
+
+
+@functools.cache
+def _job_insert_statement(dialect: str):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return (dialect_insert(Job.__table__)
+            .on_conflict_do_nothing(index_elements=["run_id", "job_id"])
+            .returning(Job.__table__.c.id))
+
+
+def _first_job_values(run: Run) -> tuple:
+    return run.sha1, run.flavor, run.priority
 
 
 # A PUT carrying only these keys (teuthology's watchdog) is a heartbeat: it refreshes
@@ -108,14 +147,35 @@ def update_job(session: Session, run_name: str, job_id: str,
     if fields.keys() <= HEARTBEAT_KEYS:
         _heartbeat(session, run_name, job_id, fields, missing)
         return
-    run = run_service.get_run(session, run_name, for_update=True, missing=missing)
-    job = session.scalar(select(Job).where(Job.run_id == run.id, Job.job_id == job_id))
-    if job is None:
-        raise JobNotFound(missing)
+    run, job, linked = _lock_run_and_job(session, run_name, job_id, "targets" in fields,
+                                         missing)
     before, old_status, run_was = events.job_snapshot(job, fields), job.status, run.status
-    _apply_write(session, run, job, fields, new=False)
+    first_keys = [key for key in FIRST_JOB_KEYS if key in fields]
+    job_first_was = tuple(getattr(job, key) for key in first_keys)
+    _apply_write(session, run, job, fields, new=False, linked=linked)
+    if first_keys and tuple(getattr(job, key) for key in first_keys) != job_first_was:
+        _refresh_first_job(session, run)  # only a changed value can change the first job's
     events.record_job_write(session, run, job, created=False, old_status=old_status,
                             before=before, run_was=run_was)
+
+
+def _lock_run_and_job(session: Session, run_name: str, job_id: str, count_links: bool,
+                      missing: str) -> tuple[Run, Job, int | None]:
+    """The run and its job in one SELECT, both rows locked (run first: the lock order of
+    every job write) and reloaded, so a waiter sees what the lock holder wrote; with
+    `count_links`, also how many nodes the job is linked to."""
+    columns: list = [Run, Job]
+    if count_links:
+        columns.append(select(func.count()).select_from(job_nodes)
+                       .where(job_nodes.c.job_id == Job.id).scalar_subquery())
+    row = session.execute(
+        select(*columns).join(Job, Job.run_id == Run.id)
+        .where(Run.name == run_name, Job.job_id == job_id)
+        .with_for_update(of=[Run.__table__, Job.__table__])
+        .execution_options(populate_existing=True)).first()
+    if row is None:
+        raise JobNotFound(missing)
+    return row[0], row[1], (row[2] if count_links else None)
 
 
 def _heartbeat(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any],
@@ -222,7 +282,10 @@ def _next_job_id(session: Session, run: Run) -> str:
 
 
 def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any], *,
-                 new: bool) -> None:
+                 new: bool, insert: bool = False, linked: int | None = None) -> None:
+    """The write's values on `job` and `run`. `insert`: the caller inserts the job row and
+    links its targets and refreshes the first job itself (create_job). `linked`: how many
+    nodes the job is linked to already, when known."""
     now = utcnow()
     job.updated = run.updated = now
     run_was = run.status
@@ -256,11 +319,12 @@ def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any]
     if fields.get("updated") is not None:
         job.updated = run.updated = fields["updated"]
 
+    if insert:
+        return
     targets = fields.get("targets")
     if isinstance(targets, dict) and targets:
-        _link_targets(session, job, targets, fields.get("machine_type"), new=new)
-    if new or any(key in fields for key in FIRST_JOB_KEYS):
-        _refresh_first_job(session, run)
+        _link_targets(session, job, targets, fields.get("machine_type"), new=new,
+                      linked=linked)
 
 
 def _resolve_status(job: Job, fields: Mapping[str, Any]) -> JobStatus | None:
@@ -288,14 +352,27 @@ def _refresh_first_job(session: Session, run: Run) -> None:
 
 
 def _link_targets(session: Session, job: Job, targets: dict, machine_type: str | None, *,
-                  new: bool) -> None:
-    session.flush()
-    linked = 0 if new else session.scalar(
-        select(func.count()).select_from(job_nodes).where(job_nodes.c.job_id == job.id))
+                  new: bool, linked: int | None = None) -> None:
+    """Link the job to the nodes its targets name, creating the nodes that do not exist.
+    A new job's links go in with one INSERT ... SELECT over the nodes that exist; only
+    hosts without a node cost more."""
+    if linked is None:
+        session.flush()
+        linked = 0 if new else session.scalar(
+            select(func.count()).select_from(job_nodes).where(job_nodes.c.job_id == job.id))
     if len(targets) <= linked:
         return
     # node names are cut to their column here, so the lookup below finds what was created
     hosts = sorted({str(key).rsplit("@", 1)[-1][:NODE_NAME_LENGTH] for key in targets})
+    if new:
+        done = session.execute(
+            insert(job_nodes).from_select(
+                ["job_id", "node_id"],
+                select(bindparam("link_job", job.id, type_=Job.__table__.c.id.type),
+                       Node.id)
+                .where(Node.name.in_(hosts)))).rowcount
+        if done == len(hosts):
+            return
     existing = dict(session.execute(select(Node.name, Node.id).where(Node.name.in_(hosts))).all())
     for host in hosts:
         if host not in existing:

@@ -67,11 +67,12 @@ def _plans(db_engine, executed) -> list[tuple[str, str]]:
 def test_first_job_and_run_sha1s_come_from_the_covering_index(app, lab, queries, db_engine,
                                                               route):
     """jobs(run_id, sort_key) INCLUDE (sha1, flavor, priority): a run's first job, read on
-    every job POST, and the sha1s of a branch's runs need no table rows."""
+    on a job POST whose first-job values differ from the run's, and the sha1s of a branch's
+    runs need no table rows."""
     method, path = route.split()
     queries.reset()
     if method == "POST":
-        post_job(app, lab, job_id="10", status="queued")
+        post_job(app, lab, job_id="10", status="queued", sha1="f" * 40)
         wanted = [s for s in queries.executed if "ORDER BY jobs.sort_key" in s[0]
                   and "LIMIT" in s[0]]
     else:

@@ -198,8 +198,10 @@ def test_a_request_failing_half_way_leaves_no_event(app, session_factory, monkey
 
     def fail(*args, **kwargs):
         raise InvalidRequest("refused half way")
-    monkeypatch.setattr(job_service, "_refresh_first_job", fail)
-    resp = app.post(f"/runs/{run}/jobs/", json.dumps({"job_id": "1"}), status=400)
+    monkeypatch.setattr(job_service, "_link_targets", fail)  # after the job's INSERT
+    resp = app.post(f"/runs/{run}/jobs/", json.dumps({
+        "job_id": "1", "targets": {"ubuntu@smithi001.front.sepia.ceph.com": "key"}}),
+        status=400)
     assert resp.json == {"message": "refused half way"}
     assert new_events(app) == []
     with session_factory() as session:

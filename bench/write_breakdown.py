@@ -1,0 +1,370 @@
+"""Where a job write's time goes (issue 21): per request, on PostgreSQL.
+
+Three measurements, each on a throwaway database of the local server:
+
+1. In one process, one request at a time (webtest, no HTTP server), for each kind of write
+   (a job create with the teuthology body and three targets, `running`, the final report,
+   and a heartbeat for comparison): SQL statements, round trips to PostgreSQL (statements,
+   plus the BEGIN psycopg2 sends before a transaction's first statement, plus COMMIT and
+   ROLLBACK; counted on the psycopg2 connection itself, so the lone-statement fast path is
+   counted too) and CPU per request (`time.process_time`, noisy on a shared machine).
+2. `--callgrind`: the same requests under valgrind's callgrind, which counts the
+   instructions the process executes (Python, psycopg2, libpq; not PostgreSQL's), per
+   request. Repeatable to a fraction of a percent where timings here move twofold.
+3. `--waits`: paddles under gunicorn (gunicorn_config.py) with 8 clients, the job_create
+   and job_status phases of bench/run.py, while a sampler reads pg_stat_activity every
+   few milliseconds: what the database backends serving paddles were doing (running, or
+   waiting: on a row lock (the run row), on the events' advisory lock, on the WAL flush of
+   a commit, on the client, ...), and how much of the time a transaction stood open while
+   paddles' Python worked ("idle in transaction": locks held with nothing for PostgreSQL
+   to do).
+
+    .venv/bin/python bench/write_breakdown.py                 # 1 only (about 20 s)
+    .venv/bin/python bench/write_breakdown.py --callgrind --waits
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(REPO))
+
+import write_bodies  # noqa: E402
+
+ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",
+                           "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+RUN = "teuthology-2026-12-05_10:00:00-rados-main-distro-default-smithi"
+KINDS = ("create", "running", "finish", "heartbeat")
+
+
+# ---- the database ---------------------------------------------------------------------
+
+def create_database() -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"paddles_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    from paddles import migrations
+    migrations.upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+# ---- 1 and 2: in one process ------------------------------------------------------------
+
+class Trips:
+    """Round trips and statements, counted on psycopg2 connections (connection_factory)."""
+
+    def __init__(self):
+        self.statements = self.trips = 0
+
+    def connection_class(self):
+        import psycopg2.extensions as ext
+        counter = self
+
+        class Cursor(ext.cursor):
+            def execute(self, sql, args=None):
+                conn = self.connection
+                if not conn.autocommit and \
+                        conn.get_transaction_status() == ext.TRANSACTION_STATUS_IDLE:
+                    counter.trips += 1  # the BEGIN psycopg2 sends first
+                counter.trips += 1
+                counter.statements += not str(sql).lstrip().upper().startswith("PREPARE")
+                return super().execute(sql, args)
+
+        class Connection(ext.connection):
+            def cursor(self, *args, **kwargs):
+                kwargs.setdefault("cursor_factory", Cursor)
+                return super().cursor(*args, **kwargs)
+
+            def commit(self):
+                if self.get_transaction_status() != ext.TRANSACTION_STATUS_IDLE:
+                    counter.trips += 1
+                return super().commit()
+
+            def rollback(self):
+                if self.get_transaction_status() != ext.TRANSACTION_STATUS_IDLE:
+                    counter.trips += 1
+                return super().rollback()
+
+        return Connection
+
+
+def make_test_app(url: str, trips: Trips | None = None):
+    import webtest
+
+    from paddles.app import make_app
+    from paddles.db import make_engine, make_session_factory
+    from paddles.settings import load_settings
+    settings = load_settings(environ={}, database_url=url)
+    kw = {}
+    if trips is not None:
+        kw["connect_args"] = {"connection_factory": trips.connection_class()}
+    engine = make_engine(url, pool_size=settings.db_pool_size,
+                         max_overflow=settings.db_max_overflow, **kw)
+    factory = make_session_factory(engine, topic_prefix=settings.event_topic_prefix)
+    return webtest.TestApp(make_app(settings, session_factory=factory))
+
+
+def requests_of(app, kind: str, run: str):
+    def send(i: int):
+        job = i + 1
+        if kind == "create":
+            return app.post(f"/runs/{run}/jobs/",
+                            json.dumps(write_bodies.create_body(run, job)))
+        if kind == "running":
+            return app.put(f"/runs/{run}/jobs/{job}/",
+                           json.dumps(write_bodies.running_body(run, job)))
+        if kind == "finish":
+            return app.put(f"/runs/{run}/jobs/{job}/",
+                           json.dumps(write_bodies.finish_body(run, job)))
+        return app.put(f"/runs/{run}/jobs/{job}/", json.dumps({"name": run,
+                                                               "job_id": str(job)}))
+    return send
+
+
+def ensure_nodes(app) -> None:
+    for n in range(write_bodies.NODE_COUNT):
+        app.post("/nodes/", json.dumps({"name": write_bodies.node_name(n),
+                                        "machine_type": "smithi", "up": True}), status="*")
+
+
+def counts(url: str, n: int) -> dict:
+    trips = Trips()
+    app = make_test_app(url, trips)
+    ensure_nodes(app)
+    warm = f"{RUN}-warm"
+    for kind in KINDS:  # warm every path (imports, prepared statements, caches)
+        send = requests_of(app, kind, warm)
+        for i in range(10):
+            send(i)
+    out = {}
+    run = f"{RUN}-counts"
+    for kind in KINDS:
+        send = requests_of(app, kind, run)
+        trips.statements = trips.trips = 0
+        start = time.process_time()
+        for i in range(n):
+            send(i)
+        cpu = (time.process_time() - start) / n * 1000
+        out[kind] = {"statements": round(trips.statements / n, 2),
+                     "round_trips": round(trips.trips / n, 2), "cpu_ms": round(cpu, 3)}
+    return out
+
+
+def callgrind_inner(url: str, n: int) -> None:
+    """Runs under callgrind: os.getppid() zeroes the counters, os.getpgrp() dumps them
+    (--zero-before/--dump-before), around n requests of each kind in KINDS order."""
+    app = make_test_app(url)
+    ensure_nodes(app)
+    warm = f"{RUN}-cgwarm"
+    for kind in KINDS:
+        send = requests_of(app, kind, warm)
+        for i in range(10):
+            send(i)
+    run = f"{RUN}-cg"
+    for kind in KINDS:
+        send = requests_of(app, kind, run)
+        os.getppid()
+        for i in range(n):
+            send(i)
+        os.getpgrp()
+
+
+def callgrind(url: str, n: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        "--zero-before=getppid", "--dump-before=getpgrp",
+                        "--dump-instr=no", "--dump-line=no", sys.executable, __file__,
+                        "--callgrind-inner", url, "-n", str(n)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        parts = sorted((p for p in glob.glob(out + ".*") if re.search(r"\.\d+$", p)),
+                       key=lambda p: int(p.rsplit(".", 1)[1]))
+        totals = []
+        for path in parts:
+            text = Path(path).read_text(errors="replace")
+            found = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+            totals.append(int(found.group(1)) if found else 0)
+    if len(totals) < len(KINDS):
+        raise RuntimeError(f"callgrind gave {len(totals)} dumps, wanted {len(KINDS)}")
+    return {kind: round(total / n) for kind, total in zip(KINDS, totals[:len(KINDS)])}
+
+
+# ---- 3: waits under load ----------------------------------------------------------------
+
+WAIT_CLASSES = [
+    ("row lock (run row)", lambda t, e: t == "Lock" and e in ("transactionid", "tuple")),
+    ("events advisory lock", lambda t, e: t == "Lock" and e == "advisory"),
+    ("other lock", lambda t, e: t == "Lock"),
+    ("commit: WAL flush", lambda t, e: (t == "IO" and e in ("WALSync", "WALWrite"))
+     or (t == "LWLock" and e in ("WALWrite", "WALInsert"))),
+    ("other LWLock/IO", lambda t, e: t in ("LWLock", "IO")),
+    ("running (CPU)", lambda t, e: t is None),
+]
+
+
+def classify(state: str, wait_type: str | None, wait_event: str | None) -> str:
+    if state == "idle in transaction":
+        return "idle in transaction (paddles' Python, locks held)"
+    if state == "idle":
+        return "idle"
+    for label, test in WAIT_CLASSES:
+        if test(wait_type, wait_event):
+            return label
+    return f"{wait_type}:{wait_event}"
+
+
+class Sampler(threading.Thread):
+    def __init__(self, dsn: str, dbname: str, interval: float = 0.002):
+        super().__init__(daemon=True)
+        import psycopg2
+        self.conn = psycopg2.connect(dsn)
+        self.conn.autocommit = True
+        self.dbname, self.interval = dbname, interval
+        self.samples: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+
+    def run(self):
+        with self.conn.cursor() as cur:
+            while not self.stop.is_set():
+                cur.execute("SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid() "
+                            "AND application_name LIKE 'paddles[%%'", (self.dbname,))
+                for state, wtype, wevent in cur.fetchall():
+                    self.samples[classify(state, wtype, wevent)] += 1
+                time.sleep(self.interval)
+        self.conn.close()
+
+    def shares(self) -> dict[str, float]:
+        busy = {k: v for k, v in self.samples.items() if k != "idle"}
+        total = sum(busy.values()) or 1
+        return {k: round(v / total, 3) for k, v in sorted(busy.items(), key=lambda kv: -kv[1])}
+
+
+def waits(url: str, threads: int, jobs: int) -> dict:
+    import server
+    from loadgen import run_phase
+    from sqlalchemy.engine import make_url
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dbname = make_url(url).database
+    out = {}
+    env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_LOG_LEVEL="warning")
+    with server.gunicorn(env) as (_proc, port):
+        base = f"http://127.0.0.1:{port}"
+        from loadgen import Client
+        c = Client(base)
+        for n in range(write_bodies.NODE_COUNT):
+            c.request("POST", "/nodes/", {"name": write_bodies.node_name(n),
+                                          "machine_type": "smithi", "up": True})
+        runs = [f"{RUN}-w{t}" for t in range(threads)]
+        from run import Slots
+        owner = Slots()
+
+        def create(cl, i):
+            slot, job = owner.next()
+            run = runs[slot % threads]
+            return cl.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
+        sampler = Sampler(dsn, dbname)
+        sampler.start()
+        result = run_phase("create", base, create, threads=threads, requests=threads * jobs)
+        sampler.stop.set()
+        sampler.join()
+        out["create"] = {"rps": round(result.rps, 1), "p95_ms": round(result.pct(95), 1),
+                         "statuses": dict(result.statuses), "backends": sampler.shares()}
+        made = {runs[slot % threads]: n for slot, n in owner.counts().items()}
+        all_jobs = [(r, j) for r in runs for j in range(1, made.get(r, 0) + 1)]
+        sampler = Sampler(dsn, dbname)
+        sampler.start()
+        t0 = time.perf_counter()
+        first = run_phase("running", base, lambda cl, i: cl.request(
+            "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
+            write_bodies.running_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
+        second = run_phase("finish", base, lambda cl, i: cl.request(
+            "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
+            write_bodies.finish_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
+        elapsed = time.perf_counter() - t0
+        sampler.stop.set()
+        sampler.join()
+        lat = sorted(first.latencies_ms + second.latencies_ms)
+        out["status"] = {"rps": round((first.requests + second.requests) / elapsed, 1),
+                         "p95_ms": round(lat[int(0.95 * len(lat))], 1),
+                         "statuses": {**{f"running {k}": v for k, v in first.statuses.items()},
+                                      **{f"finish {k}": v for k, v in second.statuses.items()}},
+                         "backends": sampler.shares()}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=100, help="requests of each kind (default 100)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="also count instructions per request with valgrind's callgrind")
+    parser.add_argument("--waits", action="store_true",
+                        help="also sample what PostgreSQL's backends wait on under load")
+    parser.add_argument("--threads", type=int, default=8, help="clients for --waits")
+    parser.add_argument("--jobs", type=int, default=100,
+                        help="jobs per client for --waits (default 100)")
+    parser.add_argument("-o", "--output", help="also write the figures as JSON here")
+    parser.add_argument("--callgrind-inner", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.callgrind_inner:
+        callgrind_inner(args.callgrind_inner, args.n)
+        return 0
+    url = create_database()
+    report: dict = {"loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        report["per_request"] = counts(url, args.n)
+        if args.callgrind:
+            for kind, instr in callgrind(url, max(20, args.n // 2)).items():
+                report["per_request"][kind]["instructions"] = instr
+        if args.waits:
+            report["waits"] = waits(url, args.threads, args.jobs)
+    finally:
+        drop_database(url)
+    report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"{'request':<10} {'statements':>10} {'round trips':>12} {'CPU ms':>8} "
+          f"{'instructions':>13}")
+    for kind, row in report["per_request"].items():
+        print(f"{kind:<10} {row['statements']:>10} {row['round_trips']:>12} "
+              f"{row['cpu_ms']:>8} {row.get('instructions', '-'):>13}")
+    for phase, row in report.get("waits", {}).items():
+        print(f"\n{phase} under load: {row['rps']} req/s, p95 {row['p95_ms']} ms, "
+              f"{row['statuses']}; paddles' PostgreSQL backends, share of busy samples:")
+        for label, share in row["backends"].items():
+            print(f"  {share:>6.1%}  {label}")
+    print(f"\nload average {report['loadavg_at_start']} -> {report['loadavg_at_end']}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

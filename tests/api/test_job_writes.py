@@ -1,0 +1,108 @@
+"""The job write path of issue 21: fewer statements per create and status change, with the
+run's counters, first-job values, node links and events exactly as before."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from paddles.models import Event
+from tests.factories import run_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import write_bodies  # noqa: E402
+
+
+def post(app, run, job_id, expect=200, **fields):
+    return app.post(f"/runs/{run}/jobs/", json.dumps({"job_id": str(job_id), **fields}),
+                    status=expect)
+
+
+def put(app, run, job_id, expect=200, **fields):
+    return app.put(f"/runs/{run}/jobs/{job_id}/", json.dumps(fields), status=expect)
+
+
+def first_values(app, run):
+    detail = app.get(f"/runs/{run}/").json
+    return detail["sha1"], detail["flavor"], detail["priority"]
+
+
+def test_first_job_values_follow_the_first_job_in_id_order(app):
+    run = run_name()
+    post(app, run, 5, sha1="5" * 40, flavor="default", priority=50)
+    assert first_values(app, run) == ("5" * 40, "default", 50)
+    post(app, run, 9, sha1="9" * 40, flavor="notcmalloc", priority=90)  # not first
+    assert first_values(app, run) == ("5" * 40, "default", 50)
+    post(app, run, 3, sha1="3" * 40, flavor="default", priority=50)  # first now
+    assert first_values(app, run) == ("3" * 40, "default", 50)
+    post(app, run, 4, sha1="3" * 40, flavor="default", priority=50)  # same values
+    assert first_values(app, run) == ("3" * 40, "default", 50)
+    put(app, run, 3, sha1="d" * 40)  # the first job's value changes
+    assert first_values(app, run) == ("d" * 40, "default", 50)
+    put(app, run, 9, sha1="e" * 40, priority=10)  # another job's: nothing moves
+    assert first_values(app, run) == ("d" * 40, "default", 50)
+    put(app, run, 3, sha1="d" * 40, status="running")  # unchanged value, status change
+    assert first_values(app, run) == ("d" * 40, "default", 50)
+    app.delete(f"/runs/{run}/jobs/3/")
+    assert first_values(app, run) == ("3" * 40, "default", 50)  # job 4
+
+
+def test_duplicate_job_id_is_400_and_changes_nothing(app, session):
+    run = run_name()
+    post(app, run, 1, status="queued")
+    before = app.get(f"/runs/{run}/").json
+    events = session.scalar(select(func.count()).select_from(Event))
+    resp = post(app, run, 1, expect=400, status="running")
+    assert resp.json == {"message": "job with job_id 1 already exists"}
+    after = app.get(f"/runs/{run}/").json
+    assert after["results"] == before["results"] and after["status"] == before["status"]
+    assert session.scalar(select(func.count()).select_from(Event)) == events
+
+
+def test_targets_link_known_and_new_nodes(app):
+    run = run_name()
+    hosts = [f"smithi00{n}.front.sepia.ceph.com" for n in (1, 2, 3)]
+    app.post("/nodes/", json.dumps({"name": hosts[0], "machine_type": "smithi"}))
+
+    def linked():
+        return {h for h in hosts
+                if any(j["name"] == run for j in
+                       app.get(f"/nodes/{h}/jobs/", status="*").json or []
+                       if isinstance(j, dict))}
+    targets = {f"ubuntu@{h}": "k" for h in hosts[:2]}
+    post(app, run, 1, targets=targets, machine_type="smithi", name=run)
+    assert linked() == set(hosts[:2])  # one node known, one created
+    more = {**targets, f"ubuntu@{hosts[2]}": "k"}
+    put(app, run, 1, targets=more)  # one more on an update
+    assert linked() == set(hosts)
+    put(app, run, 1, targets=more, status="pass")  # the same again: nothing new
+    assert linked() == set(hosts)
+
+
+def test_job_writes_cost_few_statements(app, queries):
+    """A create in an existing run whose targets name existing nodes, and the two status
+    reports of a job, counted as statements (not BEGIN/COMMIT), besides the events' (the
+    advisory lock on PostgreSQL, one INSERT per event on SQLite)."""
+    run = "teuthology-2026-12-05_10:00:00-rados-main-distro-default-smithi"
+    for n in range(write_bodies.NODE_COUNT):
+        app.post("/nodes/", json.dumps({"name": write_bodies.node_name(n),
+                                        "machine_type": "smithi", "up": True}))
+    app.post(f"/runs/{run}/jobs/", json.dumps(write_bodies.create_body(run, 1)))
+    def counted():  # the events' advisory lock and INSERT(s) aside
+        return [s[:60] for s in queries.statements
+                if "events" not in s and "advisory" not in s]
+    queries.reset()
+    app.post(f"/runs/{run}/jobs/", json.dumps(write_bodies.create_body(run, 2)))
+    # run FOR UPDATE, job INSERT, links INSERT ... SELECT, run UPDATE (then the events)
+    assert len(counted()) == 4, counted()
+    queries.reset()
+    app.put(f"/runs/{run}/jobs/2/", json.dumps(write_bodies.running_body(run, 2)))
+    # run and job FOR UPDATE, job UPDATE, run UPDATE (then the events)
+    assert len(counted()) == 3, counted()
+    queries.reset()
+    app.put(f"/runs/{run}/jobs/2/", json.dumps(write_bodies.finish_body(run, 2)))
+    assert len(counted()) == 3, counted()
+    detail = app.get(f"/runs/{run}/").json
+    assert detail["results"]["pass"] == 1 and detail["results"]["queued"] == 1

@@ -1,0 +1,54 @@
+"""The write benchmark's bodies (bench/write_bodies.py) have teuthology's shape and are
+what the API accepts: a create is ~2.5 KB with three targets that link three nodes, the
+final report carries config and summary."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from paddles.models import Job, job_nodes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import write_bodies  # noqa: E402
+
+RUN = "teuthology-2026-12-05_10:00:00-rados-main-distro-default-smithi"
+
+
+def test_create_body_is_teuthology_sized_with_three_targets():
+    for job_id in (1, 17, 300):
+        body = write_bodies.create_body(RUN, job_id)
+        assert 2300 <= len(json.dumps(body)) <= 2800
+        assert body["status"] == "queued" and body["job_id"] == str(job_id)
+        hosts = {key.split("@", 1)[1] for key in body["targets"]}
+        assert len(hosts) == 3
+        for key in ("description", "overrides", "roles", "tasks", "sha1", "machine_type"):
+            assert body[key]
+
+
+def test_finish_body_is_config_plus_summary():
+    passed, failed = write_bodies.finish_body(RUN, 1), write_bodies.finish_body(RUN, 7)
+    assert (passed["status"], passed["success"]) == ("pass", True)
+    assert (failed["status"], failed["success"]) == ("fail", False)
+    assert failed["failure_reason"] and "duration" in passed
+    assert passed["targets"] == write_bodies.create_body(RUN, 1)["targets"]
+
+
+def test_the_api_takes_the_bodies(app, session):
+    for n in range(write_bodies.NODE_COUNT):
+        app.post("/nodes/", json.dumps({"name": write_bodies.node_name(n),
+                                        "machine_type": "smithi", "up": True}))
+    for job_id in (1, 2, 7):
+        app.post(f"/runs/{RUN}/jobs/", json.dumps(write_bodies.create_body(RUN, job_id)))
+        app.put(f"/runs/{RUN}/jobs/{job_id}/",
+                json.dumps(write_bodies.running_body(RUN, job_id)))
+        app.put(f"/runs/{RUN}/jobs/{job_id}/",
+                json.dumps(write_bodies.finish_body(RUN, job_id)))
+    run = app.get(f"/runs/{RUN}/").json
+    assert run["results"]["pass"] == 2 and run["results"]["fail"] == 1
+    links = session.scalar(select(func.count()).select_from(job_nodes)
+                           .join(Job, Job.id == job_nodes.c.job_id))
+    assert links == 9
+    assert app.get(f"/nodes/{write_bodies.node_name(3)}/jobs/").json
