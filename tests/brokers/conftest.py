@@ -79,37 +79,61 @@ class AmqpSubscriber:
         self._conn.close()
 
 
+def _mqtt_subscribe(prefix: str, out, ready) -> None:
+    """The MQTT subscriber's own process: it forwards each message, raw, to the test."""
+    import paho.mqtt.client as mqtt
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+    def on_connect(c, _u, _f, _rc, _p):
+        c.subscribe(f"{prefix}/#", qos=1)
+
+    def on_message(_c, _u, msg):
+        props = dict(getattr(msg.properties, "UserProperty", []) or [])
+        out.send((msg.payload, props.get("uuid"), msg.topic, msg.qos))
+
+    client.on_connect, client.on_message = on_connect, on_message
+    client.on_subscribe = lambda *_: ready.set()
+    client.connect("127.0.0.1", 1883)
+    client.loop_forever()
+
+
 class MqttSubscriber:
+    """Mosquitto drops what a subscriber has not taken once 1,000 messages wait for it
+    (max_queued_messages), so the subscriber reads in a process of its own: in the test's
+    process, busy writing events, it fell that far behind on a loaded machine."""
+
     def __init__(self, prefix: str):
-        import paho.mqtt.client as mqtt
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe(duplex=False)
+        ready = ctx.Event()
+        self._process = ctx.Process(target=_mqtt_subscribe, args=(prefix, child, ready),
+                                    daemon=True)
+        self._process.start()
+        child.close()
         self.messages: list[dict] = []
-        connected = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        # drained by a thread of its own: the pipe never fills, `messages` stays current
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert ready.wait(30), "no SUBACK from Mosquitto"
 
-        def on_connect(c, _u, _f, _rc, _p):
-            c.subscribe(f"{prefix}/#", qos=1)
-
-        def on_subscribe(*_):
-            connected.set()
-
-        def on_message(_c, _u, msg):
-            props = dict(getattr(msg.properties, "UserProperty", []) or [])
-            self.messages.append({"body": json.loads(msg.payload), "id": props.get("uuid"),
-                                  "key": msg.topic, "qos": msg.qos})
-
-        client.on_connect, client.on_subscribe, client.on_message = \
-            on_connect, on_subscribe, on_message
-        client.connect("127.0.0.1", 1883)
-        client.loop_start()
-        assert connected.wait(10), "no SUBACK from Mosquitto"
-        self.client = client
+    def _read(self) -> None:
+        try:
+            while True:
+                payload, uuid_, topic, qos = self._conn.recv()
+                self.messages.append({"body": json.loads(payload), "id": uuid_,
+                                      "key": topic, "qos": qos})
+        except (EOFError, OSError):
+            return
 
     def received(self) -> list[dict]:
         return list(self.messages)
 
     def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
+        self._process.terminate()
+        self._process.join(10)
+        self._reader.join(10)
+        self._conn.close()
 
 
 class NatsSubscriber:
