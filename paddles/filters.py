@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, Date, and_, false, select
 from sqlalchemy.ext.compiler import compiles
@@ -199,5 +199,5 @@ def _bound(key: str, text: str) -> tuple[dt.datetime, bool]:
         raise InvalidRequest(f"{key} must be YYYY-MM-DD, today, yesterday or an ISO 8601 "
                              "time") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return to_utc(key, when), False

@@ -23,7 +23,7 @@ import dataclasses
 import fnmatch
 import re
 from functools import lru_cache
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import filters
 from .models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES

@@ -46,7 +46,7 @@ def parse_run_name(name: str, timezone: str = "UTC") -> ParsedName:
         groups = {k: (v or "").strip(" -") for k, v in match.groupdict().items()}
         try:
             local = dt.datetime.strptime(groups["scheduled"], "%Y-%m-%d_%H:%M:%S")
-            scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc)
+            scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
         except (ValueError, OverflowError):
             # matches TS but is no real date (or none UTC can hold): all defaults
             return ParsedName()

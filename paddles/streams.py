@@ -17,7 +17,8 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
+from collections.abc import Iterable, Iterator
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 

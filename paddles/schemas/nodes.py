@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import InvalidRequest
 from .common import (ANY_STRING, BOOL, INT_DIGITS, TEXT, Field, check_name, check_string,

@@ -1,7 +1,8 @@
 """Queue bodies and parameters (spec 6.4, 11)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import InvalidRequest
 from .common import (ANY_STRING, BAD_JSON, Field, convert, known_fields, parse_json,

@@ -10,7 +10,7 @@ import datetime as dt
 import io
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -36,7 +36,7 @@ def seed_jobs(session: Session, jobs: int, *, jobs_per_run: int = 300, days: int
               seed: int = 1, progress: Callable[[int, int], None] | None = None) -> int:
     """Insert about `jobs` jobs in runs of `jobs_per_run`; returns the number of runs."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     nruns = max(1, -(-jobs // jobs_per_run))
     finished = [s for s, _, w in FINISHED for _ in range(w)]
     active = [s for s, _, w in ACTIVE for _ in range(w)]

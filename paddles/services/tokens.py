@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session

@@ -5,7 +5,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .base import CHUNK_SIZE, BlobMissing, fanout
 
