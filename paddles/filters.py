@@ -28,12 +28,12 @@ class utc_date(FunctionElement):
 
 @compiles(utc_date)
 def _utc_date_default(element, compiler, **kw):  # SQLite stores naive UTC text
-    return "date(%s)" % compiler.process(element.clauses, **kw)
+    return f"date({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(utc_date, "postgresql")
 def _utc_date_pg(element, compiler, **kw):  # date() of a timestamptz follows the session zone
-    return "CAST(timezone('UTC', %s) AS DATE)" % compiler.process(element.clauses, **kw)
+    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
 
 
 def like_prefix(value: str) -> str:

@@ -20,7 +20,8 @@ _KNOWN_SUITES = (
 _SUITES = "(" + "|".join(re.escape(s) + "[^-]*" for s in _KNOWN_SUITES) + ")"
 _MTYPES = "burnupi|mira|plana|saya|tala|vps"
 _DISTROS = "centos|debian|fedora|opensuse|rhel|suse|ubuntu"
-_HEAD = rf"(?P<user>.*)-(?P<scheduled>{_TS})-(?P<suite>{_SUITES})-(?P<branch>.+)-(?P<kernel_branch>.+)-(?P<flavor>[^-]+)"
+_HEAD = (rf"(?P<user>.*)-(?P<scheduled>{_TS})-(?P<suite>{_SUITES})-(?P<branch>.+)"
+         rf"-(?P<kernel_branch>.+)-(?P<flavor>[^-]+)")
 _PATTERNS = (
     re.compile(rf"{_HEAD}-(?P<machine_type>{_MTYPES})-(?P<distro>({_DISTROS}))$"),
     re.compile(rf"{_HEAD}-(?P<machine_type>{_MTYPES})$"),

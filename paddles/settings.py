@@ -162,7 +162,8 @@ _ENV.update({
 
 
 def _from_config_file(path: Path) -> dict[str, Any]:
-    """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``, ``paddles``)."""
+    """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``,
+    ``paddles``)."""
     ns = runpy.run_path(str(path))
     found: dict[str, Any] = {}
     server = ns.get("server") or {}  # upstream's shape; paddles = {"bind": ...} wins over it

@@ -45,7 +45,7 @@ class SpooledUpload:
     filename: str | None = None  # multipart part's filename
 
     def open_decoded(self) -> BinaryIO:
-        handle = open(self.path, "rb")
+        handle = open(self.path, "rb")  # noqa: SIM115 (the caller owns and closes it)
         return gzip.GzipFile(fileobj=handle, mode="rb") if self.content_encoding == "gzip" \
             else handle
 

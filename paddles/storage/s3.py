@@ -1,4 +1,5 @@
-"""Blobs as objects in an S3-compatible bucket (AWS, Ceph RGW, MinIO...), keyed `<prefix>ab/cd/<sha256>`."""
+"""Blobs as objects in an S3-compatible bucket (AWS, Ceph RGW, MinIO...), keyed
+`<prefix>ab/cd/<sha256>`."""
 from __future__ import annotations
 
 from pathlib import Path
