@@ -137,7 +137,7 @@ def export_stackviz(session: Session, store, run_name: str, *, compress: bool = 
         # gzip'd here rather than by tarfile ("w|gz" stamps the gzip header with the time
         # of export), so the same data gives the same bytes
         zipped = gzip_module.GzipFile(filename="", mode="wb", fileobj=sink, mtime=int(mtime))
-        tar = tarfile.open(fileobj=zipped, mode="w|")
+        tar = tarfile.open(fileobj=zipped, mode="w|")  # noqa: SIM115 (the finally closes it)
         try:
             if layout == "current":
                 dstat_names = _current_dstat_names(datasets)
