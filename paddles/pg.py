@@ -24,8 +24,12 @@ import select
 from typing import NamedTuple
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from psycopg2.extensions import connection as _connection
 from sqlalchemy import Engine, event, exc
 from sqlalchemy.orm import Session
+
+#: psycopg2's connection class, for annotations in modules that do not import psycopg2
+PgConnection = _connection
 
 PREPARE_OPTION = "paddles_prepare"
 UNDEFINED_PREPARED_STATEMENT = "26000"
