@@ -32,9 +32,10 @@ class Field:
     max_length: int | None = None
 
 
-def string(n: int) -> Field:
-    """A string field of at most n characters."""
-    return Field("str", n)
+def stored(attribute: Any) -> Field:
+    """A string field of at most as many characters as the model column it is stored in
+    holds (its String(n)): the length is stated once, on the model."""
+    return Field("str", attribute.expression.type.length)
 
 
 TEXT, INT, BOOL, JSONF = Field("text"), Field("int"), Field("bool"), Field("json")

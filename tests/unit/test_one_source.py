@@ -22,3 +22,21 @@ def test_an_event_type_not_in_the_list_is_refused():
     from paddles.services.events import record_event
     with pytest.raises(ValueError):
         record_event(None, "job.exploded", {}, subject="x")
+
+
+def test_string_limits_are_the_model_columns_lengths():
+    """A body's string limit is the length of the column that stores it, read off the model:
+    a longer value is a 400 from validation, never a database error."""
+    from paddles.models import Job, Node, Queue
+    from paddles.schemas.nodes import NODE_FIELDS
+    from paddles.schemas.queue import QUEUE_FIELDS, QUEUE_NAME
+    from paddles.schemas.runs import JOB_FIELDS
+
+    for model, fields in ((Job, JOB_FIELDS), (Node, NODE_FIELDS), (Queue, QUEUE_FIELDS)):
+        for key, field in fields.items():
+            column = model.__table__.c.get("name" if key == "vm_host" else key)
+            if field.kind == "str":
+                assert field.max_length == column.type.length, (model, key)
+            elif field.kind == "text" and getattr(column.type, "length", None):
+                raise AssertionError(f"{model.__name__}.{key} is a String(n) without a limit")
+    assert QUEUE_NAME.max_length == Queue.__table__.c.name.type.length
