@@ -40,3 +40,17 @@ def test_string_limits_are_the_model_columns_lengths():
             elif field.kind == "text" and getattr(column.type, "length", None):
                 raise AssertionError(f"{model.__name__}.{key} is a String(n) without a limit")
     assert QUEUE_NAME.max_length == Queue.__table__.c.name.type.length
+
+
+def test_every_setting_has_its_environment_variable():
+    """Settings fields are declared once: each is PADDLES_<NAME>, parsed by its type."""
+    import dataclasses
+
+    from paddles import settings
+
+    fields = dataclasses.fields(settings.Settings)
+    assert [f.name for f in fields] == list(settings._ENV)
+    loaded = settings.load_settings(environ={
+        "PADDLES_DATABASE_URL": "sqlite://", "PADDLES_EVENTS_KEEPALIVE": "2.5",
+        "PADDLES_DB_POOL_SIZE": "7", "PADDLES_AUTH_ENABLED": "yes"})
+    assert (loaded.events_keepalive, loaded.db_pool_size, loaded.auth_enabled) == (2.5, 7, True)
