@@ -1,6 +1,7 @@
 # make run: create .venv, install, migrate, serve on 127.0.0.1:8080 (SQLite under ./var/
 #           unless PADDLES_DATABASE_URL is set).
-# make test: install with test extras, run the whole suite on SQLite and PostgreSQL.
+# make test: install with test extras, `make lint`, then the whole suite on SQLite and PostgreSQL.
+# make lint: ruff check and mypy, as pyproject.toml configures them (README.md, "Checks").
 # make test-newest: the suite on the newest Python the dependencies support (CI runs both).
 # Any python3 of at least MIN_PYTHON (setup.py's python_requires); PYTHON=python3.13 picks one.
 PYTHON     ?= python3
@@ -20,7 +21,7 @@ NEWEST_VENV ?= .venv-newest
 NEWEST_TESTS ?= tests --ignore=tests/faults --ignore=tests/integration --ignore=tests/scaleout \
 	--ignore=tests/api/test_fuzz.py --ignore=tests/unit/test_properties.py
 
-.PHONY: run test test-newest install migrate bench bench-ab clean
+.PHONY: run test lint test-newest install migrate bench bench-ab clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "paddles needs Python $(MIN_PYTHON) or newer: '$(PYTHON)' is not found (make PYTHON=/path/to/python3.X)" >&2; exit 1; }
@@ -40,7 +41,11 @@ migrate: install
 run: install
 	$(BIN)/paddles serve
 
-test: install
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install lint
 	$(BIN)/python -m pytest -q -n 2 tests
 
 test-newest:

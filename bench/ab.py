@@ -31,9 +31,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server  # noqa: E402
-from loadgen import IDENTITY, PhaseResult, run_phase  # noqa: E402
-from run import ADMIN_URL, job_body  # noqa: E402
+import server
+from loadgen import IDENTITY, PhaseResult, run_phase
+from run import ADMIN_URL, job_body
 
 REPO = Path(__file__).resolve().parents[1]
 FILTERS = ["/runs/branch/main/", "/runs/suite/rados/branch/main/", "/runs/status/running/",

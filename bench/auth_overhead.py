@@ -24,11 +24,11 @@ from webob import Request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from paddles import migrations  # noqa: E402
-from paddles.app import make_app  # noqa: E402
-from paddles.db import make_engine, make_session_factory  # noqa: E402
-from paddles.services import tokens  # noqa: E402
-from paddles.settings import load_settings  # noqa: E402
+from paddles import migrations
+from paddles.app import make_app
+from paddles.db import make_engine, make_session_factory
+from paddles.services import tokens
+from paddles.settings import load_settings
 
 BLOCK = 50
 RUN = "teuthology-2024-01-15_20:00:03-rados-main-distro-default-smithi"

@@ -72,7 +72,7 @@ def load(url: str, n_jobs: int, n_runs: int, seed: int = 1) -> dict:
 
     rnd = random.Random(seed)
     engine = make_engine(url)
-    t0 = dt.datetime(2024, 1, 15, 20, 0, 3, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2024, 1, 15, 20, 0, 3, tzinfo=dt.UTC)
     sha1 = "4f1c0e2a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e"
     started = time.monotonic()
 

@@ -11,7 +11,7 @@ import json
 import statistics
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 

@@ -27,10 +27,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server  # noqa: E402
-import write_bodies  # noqa: E402
-from floor_app import prepare_update_floor  # noqa: E402
-from loadgen import IDENTITY, Client, PhaseResult, run_phase  # noqa: E402
+import server
+import write_bodies
+from floor_app import prepare_update_floor
+from loadgen import IDENTITY, Client, PhaseResult, run_phase
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import threading
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import orjson
 from pecan.hooks import PecanHook

@@ -50,7 +50,7 @@ def _load_sqlite_json(value):
 
 
 # every engine this process made, so a forked child can drop the parent's connections
-_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10,

@@ -89,7 +89,7 @@ def send(claimed: Claimed, timeout: float,
         resp = conn.getresponse()
         resp.read(RESPONSE_READ_LIMIT)
         return resp.status, None, (time.perf_counter() - started) * 1000
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return None, f"timed out after {timeout:g} s", (time.perf_counter() - started) * 1000
     except (OSError, http.client.HTTPException) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500], (time.perf_counter() - started) * 1000
@@ -214,7 +214,7 @@ def run_dispatcher(settings: Settings, *, once: bool = False,
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     log.info("paddles dispatch started (%d concurrent attempts, listening: %s, brokers: %s)",
              dispatcher.concurrency, dispatcher.waker.listening,
              ", ".join(w.broker.name for w in dispatcher.brokers) or "none")
@@ -222,4 +222,4 @@ def run_dispatcher(settings: Settings, *, once: bool = False,
         dispatcher.run_forever(once=once)
     finally:
         dispatcher.close()
-        log.info("paddles dispatch stopped after %s", dt.datetime.now(dt.timezone.utc) - started)
+        log.info("paddles dispatch stopped after %s", dt.datetime.now(dt.UTC) - started)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, Date, and_, false, select
 from sqlalchemy.ext.compiler import compiles
@@ -28,12 +28,12 @@ class utc_date(FunctionElement):
 
 @compiles(utc_date)
 def _utc_date_default(element, compiler, **kw):  # SQLite stores naive UTC text
-    return "date(%s)" % compiler.process(element.clauses, **kw)
+    return f"date({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(utc_date, "postgresql")
 def _utc_date_pg(element, compiler, **kw):  # date() of a timestamptz follows the session zone
-    return "CAST(timezone('UTC', %s) AS DATE)" % compiler.process(element.clauses, **kw)
+    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
 
 
 def like_prefix(value: str) -> str:
@@ -199,5 +199,5 @@ def _bound(key: str, text: str) -> tuple[dt.datetime, bool]:
         raise InvalidRequest(f"{key} must be YYYY-MM-DD, today, yesterday or an ISO 8601 "
                              "time") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
+        when = when.replace(tzinfo=dt.UTC)
     return to_utc(key, when), False

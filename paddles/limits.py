@@ -16,7 +16,7 @@ Configure with `body_limits` (env PADDLES_BODY_LIMITS), a comma-separated list o
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import routes
 

@@ -21,7 +21,7 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC)
                       .isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,

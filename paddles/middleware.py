@@ -160,7 +160,7 @@ class WireMiddleware:
             environ["CONTENT_LENGTH"] = str(len(raw))
             captured: dict = {}
 
-            def capture(status, headers, exc_info=None):
+            def capture(status, headers, exc_info=None, captured=captured):
                 captured["status"], captured["headers"] = status, headers
                 return lambda data: None
 

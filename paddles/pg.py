@@ -24,8 +24,12 @@ import select
 from typing import NamedTuple
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from psycopg2.extensions import connection as _connection
 from sqlalchemy import Engine, event, exc
 from sqlalchemy.orm import Session
+
+#: psycopg2's connection class, for annotations in modules that do not import psycopg2
+PgConnection = _connection
 
 PREPARE_OPTION = "paddles_prepare"
 UNDEFINED_PREPARED_STATEMENT = "26000"
@@ -95,7 +99,7 @@ class Outcome(NamedTuple):
         return self.rows[0] if self.rows else None
 
 
-def execute_alone(session: Session, statement: "Prepared", params: dict) -> Outcome:
+def execute_alone(session: Session, statement: Prepared, params: dict) -> Outcome:
     """Run `statement` as a transaction of its own when the session has sent nothing yet, on
     PostgreSQL with psycopg2: in autocommit (one round trip where BEGIN, the statement and
     COMMIT were three), prepared on the server unless the engine says not to. Its change is
@@ -130,13 +134,13 @@ def _outcome(result) -> Outcome:
     return Outcome(result.fetchall() if result.returns_rows else [], result.rowcount)
 
 
-def _execute_autocommitted(conn, statement: "Prepared", params: dict):
+def _execute_autocommitted(conn, statement: Prepared, params: dict):
     if conn.get_execution_options().get(PREPARE_OPTION, True):
         return statement.execute_prepared(conn, params)
     return conn.execute(statement.statement, params)
 
 
-def _run_pooled(engine: Engine, statement: "Prepared", params: dict) -> Outcome:
+def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
     """`statement` on a connection checked out of the engine's pool for it alone, in
     autocommit. With listeners on the engine's statements (tests counting queries), through
     a SQLAlchemy Connection so that they see it; otherwise on the DBAPI cursor, with the same

@@ -78,7 +78,7 @@ def exception_response(exc: BaseException, method: str, path: str) -> Response:
     if isinstance(exc, OSError) and exc.errno in NO_SPACE:
         log.error("no space left on %s %s: %s", method, path, exc)
         return error_response(InsufficientStorage.status, NO_SPACE_MESSAGE)
-    log.exception("unhandled error on %s %s", method, path)
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
     return error_response(500, "internal server error")
 
 
@@ -111,7 +111,7 @@ def database_error_response(exc: DBAPIError) -> Response:
         log.warning("constraint violation, rolled back: %s", _first_line(exc))
         return error_response(409, "the change conflicts with stored data; nothing was "
                                    "written")
-    log.exception("database error", exc_info=exc)
+    log.error("database error", exc_info=exc)
     return error_response(500, "internal server error")
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import fnmatch
 import re
 from functools import lru_cache
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import filters
 from .models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES
@@ -619,7 +619,7 @@ def _compare_routes() -> list[Route]:
 # sends every /runs/<reserved>/... to the filter chain controller (controllers/runs.py), so
 # whatever of those paths no documented filter route matches is this one, valid or not.
 _FILTER_CHAIN = Route(RUN_FILTER_CHAIN, {}, replica=True, pattern=(
-    r"/runs/(?:%s)/.+" % "|".join(sorted(map(re.escape, filters.RESERVED)))))
+    r"/runs/(?:{})/.+".format("|".join(sorted(map(re.escape, filters.RESERVED))))))
 
 # In the order of the OpenAPI document.
 TABLE: tuple[Route, ...] = (*_run_routes(), *_event_routes(), *_export_routes(),

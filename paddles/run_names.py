@@ -20,7 +20,8 @@ _KNOWN_SUITES = (
 _SUITES = "(" + "|".join(re.escape(s) + "[^-]*" for s in _KNOWN_SUITES) + ")"
 _MTYPES = "burnupi|mira|plana|saya|tala|vps"
 _DISTROS = "centos|debian|fedora|opensuse|rhel|suse|ubuntu"
-_HEAD = rf"(?P<user>.*)-(?P<scheduled>{_TS})-(?P<suite>{_SUITES})-(?P<branch>.+)-(?P<kernel_branch>.+)-(?P<flavor>[^-]+)"
+_HEAD = (rf"(?P<user>.*)-(?P<scheduled>{_TS})-(?P<suite>{_SUITES})-(?P<branch>.+)"
+         rf"-(?P<kernel_branch>.+)-(?P<flavor>[^-]+)")
 _PATTERNS = (
     re.compile(rf"{_HEAD}-(?P<machine_type>{_MTYPES})-(?P<distro>({_DISTROS}))$"),
     re.compile(rf"{_HEAD}-(?P<machine_type>{_MTYPES})$"),
@@ -46,7 +47,7 @@ def parse_run_name(name: str, timezone: str = "UTC") -> ParsedName:
         groups = {k: (v or "").strip(" -") for k, v in match.groupdict().items()}
         try:
             local = dt.datetime.strptime(groups["scheduled"], "%Y-%m-%d_%H:%M:%S")
-            scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.timezone.utc)
+            scheduled = local.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
         except (ValueError, OverflowError):
             # matches TS but is no real date (or none UTC can hold): all defaults
             return ParsedName()

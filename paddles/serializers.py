@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 import orjson
@@ -26,8 +27,8 @@ def wire_time(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        if value.tzinfo is not dt.timezone.utc:
-            value = value.astimezone(dt.timezone.utc)
+        if value.tzinfo is not dt.UTC:
+            value = value.astimezone(dt.UTC)
         value = value.replace(tzinfo=None)
     return str(value)
 

@@ -9,7 +9,8 @@ import dataclasses
 import os
 import runpy
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 DEFAULT_LOG_HREF = "http://qa-proxy.ceph.com/teuthology/{run_name}/{job_id}/teuthology.log"
 
@@ -90,57 +91,6 @@ class Settings:
     body_limits: str = ""
 
 
-# setting name -> (environment variable, converter)
-_ENV = {
-    "database_url": ("PADDLES_DATABASE_URL", str),
-    "database_read_url": ("PADDLES_DATABASE_READ_URL", str),
-    "database_read_max_wait": ("PADDLES_DATABASE_READ_MAX_WAIT", float),
-    "data_dir": ("PADDLES_DATA_DIR", str),
-    "address": ("PADDLES_ADDRESS", str),
-    "job_log_href_templ": ("PADDLES_JOB_LOG_HREF_TEMPL", str),
-    "default_latest_runs_count": ("PADDLES_DEFAULT_LATEST_RUNS_COUNT", int),
-    "timezone": ("PADDLES_TIMEZONE", str),
-    "bind": ("PADDLES_BIND", str),
-    "max_body_size": ("PADDLES_MAX_BODY_SIZE", int),
-    "db_pool_size": ("PADDLES_DB_POOL_SIZE", int),
-    "db_max_overflow": ("PADDLES_DB_MAX_OVERFLOW", int),
-    "log_level": ("PADDLES_LOG_LEVEL", str),
-    "log_format": ("PADDLES_LOG_FORMAT", str),
-    "artifacts_max_size": ("PADDLES_ARTIFACTS_MAX_SIZE", int),
-    "artifacts_storage": ("PADDLES_ARTIFACTS_STORAGE", str),
-    "artifacts_dir": ("PADDLES_ARTIFACTS_DIR", str),
-    "artifacts_tmp_dir": ("PADDLES_ARTIFACTS_TMP_DIR", str),
-    "s3_endpoint_url": ("PADDLES_S3_ENDPOINT_URL", str),
-    "s3_bucket": ("PADDLES_S3_BUCKET", str),
-    "s3_access_key_id": ("PADDLES_S3_ACCESS_KEY_ID", str),
-    "s3_secret_access_key": ("PADDLES_S3_SECRET_ACCESS_KEY", str),
-    "s3_region": ("PADDLES_S3_REGION", str),
-    "s3_prefix": ("PADDLES_S3_PREFIX", str),
-    "event_topic_prefix": ("PADDLES_EVENT_TOPIC_PREFIX", str),
-    "events_keepalive": ("PADDLES_EVENTS_KEEPALIVE", float),
-    "events_poll_interval": ("PADDLES_EVENTS_POLL_INTERVAL", float),
-    "events_stream_max_seconds": ("PADDLES_EVENTS_STREAM_MAX_SECONDS", float),
-    "events_stream_limit": ("PADDLES_EVENTS_STREAM_LIMIT", int),
-    "webhook_timeout": ("PADDLES_WEBHOOK_TIMEOUT", float),
-    "webhook_retry_seconds": ("PADDLES_WEBHOOK_RETRY_SECONDS", float),
-    "webhook_backoff_base": ("PADDLES_WEBHOOK_BACKOFF_BASE", float),
-    "webhook_backoff_max": ("PADDLES_WEBHOOK_BACKOFF_MAX", float),
-    "webhook_disable_failures": ("PADDLES_WEBHOOK_DISABLE_FAILURES", int),
-    "webhook_disable_seconds": ("PADDLES_WEBHOOK_DISABLE_SECONDS", float),
-    "dispatch_poll_interval": ("PADDLES_DISPATCH_POLL_INTERVAL", float),
-    "dispatch_concurrency": ("PADDLES_DISPATCH_CONCURRENCY", int),
-    "event_brokers": ("PADDLES_EVENT_BROKERS", str),
-    "broker_timeout": ("PADDLES_BROKER_TIMEOUT", float),
-    "broker_lease": ("PADDLES_BROKER_LEASE", float),
-    "broker_backoff_base": ("PADDLES_BROKER_BACKOFF_BASE", float),
-    "broker_backoff_max": ("PADDLES_BROKER_BACKOFF_MAX", float),
-    "response_cache_size": ("PADDLES_RESPONSE_CACHE_SIZE", int),
-    "client_timeout": ("PADDLES_CLIENT_TIMEOUT", float),
-    "db_lock_timeout": ("PADDLES_DB_LOCK_TIMEOUT", float),
-    "body_limits": ("PADDLES_BODY_LIMITS", str),
-}
-
-
 def boolean(text: str) -> bool:
     """An environment variable's on/off value."""
     value = text.strip().lower()
@@ -152,16 +102,17 @@ def boolean(text: str) -> bool:
 
 
 boolean.__name__ = "boolean (1/0, true/false, yes/no, on/off)"
-_ENV.update({
-    "auth_enabled": ("PADDLES_AUTH_ENABLED", boolean),
-    "auth_anonymous_read": ("PADDLES_AUTH_ANONYMOUS_READ", boolean),
-    "webhook_allow_private": ("PADDLES_WEBHOOK_ALLOW_PRIVATE", boolean),
-    "db_prepared_statements": ("PADDLES_DB_PREPARED_STATEMENTS", boolean),
-})
+
+# setting name -> (environment variable, converter): every field of Settings, as
+# PADDLES_<NAME>, converted by its declared type
+_CONVERTERS = {"str": str, "int": int, "float": float, "bool": boolean}
+_ENV = {field.name: (f"PADDLES_{field.name.upper()}", _CONVERTERS[str(field.type)])
+        for field in dataclasses.fields(Settings)}
 
 
 def _from_config_file(path: Path) -> dict[str, Any]:
-    """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``, ``paddles``)."""
+    """Read the settings a Pecan-style config.py defines (``server``, ``sqlalchemy``,
+    ``paddles``)."""
     ns = runpy.run_path(str(path))
     found: dict[str, Any] = {}
     server = ns.get("server") or {}  # upstream's shape; paddles = {"bind": ...} wins over it

@@ -17,7 +17,8 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
+from collections.abc import Iterable, Iterator
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
@@ -44,7 +45,7 @@ class SpooledUpload:
     filename: str | None = None  # multipart part's filename
 
     def open_decoded(self) -> BinaryIO:
-        handle = open(self.path, "rb")
+        handle = open(self.path, "rb")  # noqa: SIM115 (the caller owns and closes it)
         return gzip.GzipFile(fileobj=handle, mode="rb") if self.content_encoding == "gzip" \
             else handle
 

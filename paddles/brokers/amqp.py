@@ -14,7 +14,7 @@ on disk), and raises if the broker refused it.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
 import pika

@@ -15,7 +15,7 @@ publishes to this broker.
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from collections.abc import Sequence
 
 import nats
 import nats.errors
@@ -86,7 +86,7 @@ class JetStreamPublisher:
             raise PublishFailed(done, f"no JetStream stream captures the subject "
                                       f"(stream {self.stream} must capture "
                                       f"{self.subjects[0]}): {describe(exc)}") from exc
-        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
             self.close()
             raise PublishFailed(done, describe(exc)) from exc
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 

@@ -4,8 +4,8 @@ Prints every setting with where its value comes from (environment variable, conf
 derived, default; secrets masked), then checks, one line each: the values are valid, the
 database answers, its schema is at this code's migration head, the artifact store takes
 a write (a small unique blob is written, read back and deleted), and each message broker of
-event_brokers takes a login (its exchange or stream is looked at, not created). Exit 0 when every check
-passes, 1 otherwise: run it after editing the configuration and before (re)starting.
+event_brokers takes a login (its exchange or stream is looked at, not created). Exit 0 when
+every check passes, 1 otherwise: run it after editing the configuration and before (re)starting.
 """
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..errors import InvalidRequest
 from ..services import nodes as node_service
@@ -34,7 +35,7 @@ def register(sub):
 
 def load_file(path: str):
     """JSON for *.json, YAML otherwise (YAML also reads JSON)."""
-    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     if path.endswith(".json"):
         try:
             return json.loads(text)

@@ -5,7 +5,6 @@ from pecan import expose, request
 
 from .. import serializers
 from ..cache import cached_run_json
-from ..errors import InvalidRequest
 from ..schemas.common import check_name, parse_day, parse_fields, parse_paging
 from ..schemas.runs import parse_job_body, parse_run_name
 from ..services import jobs as job_service

@@ -83,8 +83,8 @@ class Job(Base):
     started: Mapped[UTCTime | None]
     updated: Mapped[UTCTime | None]
 
-    run: Mapped["Run"] = relationship(back_populates="jobs", lazy="raise")
-    target_nodes: Mapped[list["Node"]] = relationship(secondary=job_nodes,
+    run: Mapped[Run] = relationship(back_populates="jobs", lazy="raise")
+    target_nodes: Mapped[list[Node]] = relationship(secondary=job_nodes,
                                                       back_populates="jobs", lazy="raise")
 
     def __init__(self, **kw: Any) -> None:

@@ -38,9 +38,9 @@ class Node(Base):
     mac_address: Mapped[str | None] = mapped_column(String(17))
     ssh_pub_key: Mapped[str | None] = mapped_column(Text)
 
-    vm_host: Mapped["Node | None"] = relationship(remote_side=[id], lazy="joined",
+    vm_host: Mapped[Node | None] = relationship(remote_side=[id], lazy="joined",
                                                   join_depth=2)
-    jobs: Mapped[list["Job"]] = relationship(secondary=job_nodes, back_populates="target_nodes",
+    jobs: Mapped[list[Job]] = relationship(secondary=job_nodes, back_populates="target_nodes",
                                              lazy="raise", passive_deletes=True)
 
     def __repr__(self) -> str:

@@ -62,7 +62,7 @@ class Run(Base):
     # the key of the response cache and of their ETags.
     version: Mapped[int] = _counter()
 
-    jobs: WriteOnlyMapped["Job"] = relationship(back_populates="run",
+    jobs: WriteOnlyMapped[Job] = relationship(back_populates="run",
                                                 cascade="all, delete-orphan",
                                                 passive_deletes=True)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Mapping
+from collections.abc import Mapping
 
 
 class JobStatus(str, enum.Enum):

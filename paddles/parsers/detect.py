@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 SNIFF_SIZE = 64 * 1024
-_CONTROL = bytes(range(0, 9)) + bytes(range(14, 27)) + bytes(range(28, 32))
+_CONTROL = bytes(range(9)) + bytes(range(14, 27)) + bytes(range(28, 32))
 _PROLOG = re.compile(r"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>)", re.S)
 _FIRST_TAG = re.compile(r"\s*<([A-Za-z_][\w.:-]*)")
 _DSTAT_COLUMNS = re.compile(r'^"(?:time|epoch)",(?:"[^"\n]*",?)*$', re.M)

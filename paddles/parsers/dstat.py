@@ -67,7 +67,7 @@ def parse_dstat(stream: BinaryIO) -> ParseResult:
         columns = _column_names(groups, names)
         epoch = names[0].strip() == "epoch"
         columns[0] = "time"
-        year = _year(preamble) or dt.datetime.now(dt.timezone.utc).year
+        year = _year(preamble) or dt.datetime.now(dt.UTC).year
         rows: list[list] = []
         last_month = None
         for line_no, row in enumerate(reader, start=len(preamble) + 2):
@@ -98,7 +98,7 @@ def _when(cell: str, epoch: bool, year: int, last_month: int | None):
         if value is None:
             return None, last_month, year
         try:
-            when = dt.datetime.fromtimestamp(value, dt.timezone.utc).replace(tzinfo=None)
+            when = dt.datetime.fromtimestamp(value, dt.UTC).replace(tzinfo=None)
         except (OverflowError, OSError, ValueError):
             return None, last_month, year
         return str(when), last_month, year

@@ -32,8 +32,8 @@ def _timestamp(value: str | None) -> dt.datetime | None:
     try:
         when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         # in UTC here: 0001-01-01T00:00+01:00 has no UTC datetime (it was a 500 when stored)
-        return when.astimezone(dt.timezone.utc) if when.tzinfo else \
-            when.replace(tzinfo=dt.timezone.utc)
+        return when.astimezone(dt.UTC) if when.tzinfo else \
+            when.replace(tzinfo=dt.UTC)
     except (ValueError, OverflowError):
         return None
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import InvalidRequest
 from ..models.artifacts import ARTIFACT_KINDS, TEST_STATUS_VALUES

@@ -12,7 +12,8 @@ import datetime as dt
 import json
 import math
 import re
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -31,9 +32,10 @@ class Field:
     max_length: int | None = None
 
 
-def string(n: int) -> Field:
-    """A string field of at most n characters."""
-    return Field("str", n)
+def stored(attribute: Any) -> Field:
+    """A string field of at most as many characters as the model column it is stored in
+    holds (its String(n)): the length is stated once, on the model."""
+    return Field("str", attribute.expression.type.length)
 
 
 TEXT, INT, BOOL, JSONF = Field("text"), Field("int"), Field("bool"), Field("json")
@@ -251,7 +253,7 @@ def parse_timestamp(key: str, value: Any) -> dt.datetime:
         for fmt in ("%Y-%m-%d_%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
             try:
                 return dt.datetime.strptime(value.split(".")[0], fmt).replace(
-                    tzinfo=dt.timezone.utc)
+                    tzinfo=dt.UTC)
             except ValueError:
                 continue
     raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d_%H:%M:%S")
@@ -282,12 +284,12 @@ def to_utc(key: str, when: dt.datetime) -> dt.datetime:
     """An aware time in UTC; one that UTC cannot hold (year 1 ahead of UTC, year 9999
     behind it) is a 400."""
     try:
-        return when.astimezone(dt.timezone.utc)
+        return when.astimezone(dt.UTC)
     except OverflowError:
         raise InvalidRequest(f"{key} is out of range") from None
 
 
-END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+END_OF_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def next_day(day: dt.datetime) -> dt.datetime:
@@ -307,7 +309,7 @@ def parse_time(key: str, value: Any) -> dt.datetime:
             parsed = None
         if parsed is not None:
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.timezone.utc)
+                parsed = parsed.replace(tzinfo=dt.UTC)
             return to_utc(key, parsed)
     raise InvalidRequest(f"{key} must be formatted as %Y-%m-%d %H:%M:%S")
 
@@ -336,7 +338,7 @@ def parse_paging(params: Mapping[str, str], default_count: int | None) -> tuple[
 
 def parse_day(text: str, *, today: dt.date | None = None) -> dt.datetime:
     """`YYYY-MM-DD` (single digits allowed), `today` or `yesterday`: that UTC midnight."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     if text == "today":
         day = today
     elif text == "yesterday":
@@ -346,7 +348,7 @@ def parse_day(text: str, *, today: dt.date | None = None) -> dt.datetime:
             day = dt.datetime.strptime(text, "%Y-%m-%d").date()
         except ValueError:
             raise InvalidRequest(DATE_FORMAT_MSG) from None
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def parse_fields(text: str | None, allowed: Iterable[str]) -> list[str] | None:

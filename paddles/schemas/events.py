@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from ..errors import InvalidRequest, NotFound
+from ..models import Job
 from ..models.events import DELIVERY_STATUS_VALUES, EVENT_TYPES, VERBOSITY_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from .common import (INT_DIGITS, JSONF, TEXT, check_int64_json, check_string, convert,
-                     parse_object, require_key, string)
+                     parse_object, require_key, stored)
 
 
 DEFAULT_EVENT_PAGE = 100
@@ -94,7 +96,7 @@ def parse_message_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("job needs run")
     return {"message": message, "topic": topic, "data": data,
             "run_name": check_string("run", run, 512) if run is not None else None,
-            "job_id": convert("job", string(32), job) if job is not None else None,
+            "job_id": convert("job", stored(Job.job_id), job) if job is not None else None,
             "username": check_string("username", body["username"], 128)
             if body.get("username") is not None else None}
 

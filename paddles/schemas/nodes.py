@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import InvalidRequest
+from ..models import Node
 from .common import (ANY_STRING, BOOL, INT_DIGITS, TEXT, Field, check_name, check_string,
-                     convert, known_fields, parse_bool, parse_object, require_key, string)
+                     convert, known_fields, parse_bool, parse_object, require_key, stored)
 
 
 # Updatable node keys (POST/PUT/lock bodies); vm_host is given as a node name.
 NODE_FIELDS: dict[str, Field] = {
-    "arch": string(16), "description": TEXT, "os_type": string(32), "os_version": string(16),
-    "is_vm": BOOL, "locked": BOOL, "locked_by": string(64), "locked_since": Field("time"),
-    "mac_address": string(17), "machine_type": string(32), "ssh_pub_key": TEXT, "up": BOOL,
-    "vm_host": string(256),
+    "arch": stored(Node.arch), "description": TEXT, "os_type": stored(Node.os_type),
+    "os_version": stored(Node.os_version), "is_vm": BOOL, "locked": BOOL,
+    "locked_by": stored(Node.locked_by), "locked_since": Field("time"),
+    "mac_address": stored(Node.mac_address), "machine_type": stored(Node.machine_type),
+    "ssh_pub_key": TEXT, "up": BOOL, "vm_host": stored(Node.name),
 }
 # `locked: null` is treated as absent (upstream crashes); is_vm has no null either.
 _NODE_NULL_IS_ABSENT = ("locked", "is_vm")

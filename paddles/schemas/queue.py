@@ -1,18 +1,20 @@
 """Queue bodies and parameters (spec 6.4, 11)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import InvalidRequest
+from ..models import Queue
 from .common import (ANY_STRING, BAD_JSON, Field, convert, known_fields, parse_json,
-                     parse_object, require_key, string)
+                     parse_object, require_key, stored)
 
 
 QUEUE_FIELDS: dict[str, Field] = {
-    "paused_by": string(64), "paused_since": Field("time"), "paused_until": Field("time"),
-    "pause_duration": Field("number"),
+    "paused_by": stored(Queue.paused_by), "paused_since": Field("time"),
+    "paused_until": Field("time"), "pause_duration": Field("number"),
 }
-QUEUE_NAME = string(32)
+QUEUE_NAME = stored(Queue.name)
 MAX_PAUSE_SECONDS = 100 * 366 * 86400
 
 

@@ -3,21 +3,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..models import Job
 from .common import (BOOL, INT, JSONF, TEXT, Field, check_name, convert, parse_object,
-                     parse_updated, require_key, string)
+                     parse_updated, require_key, stored)
 
 JOB_FIELDS: dict[str, Field] = {
-    "archive_path": string(512), "description": TEXT, "duration": INT, "email": string(128),
-    "failure_reason": TEXT, "flavor": string(128), "job_id": string(32), "kernel": JSONF,
-    "last_in_suite": BOOL, "machine_type": string(32), "name": string(512), "nuke_on_error": BOOL,
-    "os_type": string(32), "os_version": string(16), "overrides": JSONF, "owner": string(128),
-    "pid": string(32), "roles": JSONF, "sentry_event": string(128), "status": Field("status"),
-    "success": BOOL, "branch": string(128), "seed": INT, "sha1": string(40), "subset": string(32),
-    "suite": string(256), "suite_branch": string(128), "suite_path": string(256),
-    "suite_relpath": string(256), "suite_repo": string(256), "suite_sha1": string(40),
-    "targets": Field("object"), "tasks": JSONF, "timestamp": Field("datetime"),
-    "teuthology_branch": string(64), "verbose": BOOL, "pcp_grafana_url": TEXT, "priority": INT,
-    "user": string(64), "queue": string(32), "package_source": string(32),
+    "archive_path": stored(Job.archive_path), "description": TEXT, "duration": INT,
+    "email": stored(Job.email), "failure_reason": TEXT, "flavor": stored(Job.flavor),
+    "job_id": stored(Job.job_id), "kernel": JSONF, "last_in_suite": BOOL,
+    "machine_type": stored(Job.machine_type), "name": stored(Job.name), "nuke_on_error": BOOL,
+    "os_type": stored(Job.os_type), "os_version": stored(Job.os_version), "overrides": JSONF,
+    "owner": stored(Job.owner), "pid": stored(Job.pid), "roles": JSONF,
+    "sentry_event": stored(Job.sentry_event), "status": Field("status"), "success": BOOL,
+    "branch": stored(Job.branch), "seed": INT, "sha1": stored(Job.sha1),
+    "subset": stored(Job.subset), "suite": stored(Job.suite),
+    "suite_branch": stored(Job.suite_branch), "suite_path": stored(Job.suite_path),
+    "suite_relpath": stored(Job.suite_relpath), "suite_repo": stored(Job.suite_repo),
+    "suite_sha1": stored(Job.suite_sha1), "targets": Field("object"), "tasks": JSONF,
+    "timestamp": Field("datetime"), "teuthology_branch": stored(Job.teuthology_branch),
+    "verbose": BOOL, "pcp_grafana_url": TEXT, "priority": INT, "user": stored(Job.user),
+    "queue": stored(Job.queue), "package_source": stored(Job.package_source),
 }
 JOB_KEYS = tuple(JOB_FIELDS) + ("updated",)
 

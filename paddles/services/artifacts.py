@@ -12,11 +12,15 @@ import dataclasses
 import datetime as dt
 import logging
 import mimetypes
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, CursorResult
 
 from .. import parsers
 from ..errors import ArtifactNotFound, NotFound, PaddlesError
@@ -33,6 +37,7 @@ from .common import fetch_one
 log = logging.getLogger(__name__)
 
 INSERT_BATCH = 1000
+_TEST_CASES = TestCase.metadata.tables[TestCase.__tablename__]  # for the bulk insert
 INSERT_ATTEMPTS = 3  # of a new artifact's row, when concurrent requests keep taking its name
 # what an upload's Content-Type says when the client did not really say anything
 MEANINGLESS_TYPES = ("", "application/x-www-form-urlencoded", "multipart/form-data")
@@ -48,7 +53,7 @@ class Scope:
     run: Run
     job: Job | None
 
-    def where(self, model) -> list:
+    def where(self, model: type[Artifact | Timeline]) -> list[ColumnElement[bool]]:
         job_cond = model.job_id.is_(None) if self.job is None else model.job_id == self.job.id
         return [model.run_id == self.run.id, job_cond]
 
@@ -193,10 +198,12 @@ def _lock_blob(session: Session, store: BlobStore, upload: SpooledUpload) -> Non
         store.put(upload.sha256, upload.path)
 
 
-def _find(session: Session, scope: Scope, name: str, *, for_update: bool = False):
-    return fetch_one(session, select(Artifact).where(*scope.where(Artifact),
-                                                     Artifact.name == name),
-                     for_update=for_update)
+def _find(session: Session, scope: Scope, name: str, *,
+          for_update: bool = False) -> Artifact | None:
+    artifact: Artifact | None = fetch_one(
+        session, select(Artifact).where(*scope.where(Artifact), Artifact.name == name),
+        for_update=for_update)
+    return artifact
 
 
 def _clear_parsed(session: Session, artifact_id: int) -> None:
@@ -234,7 +241,7 @@ def _insert_parsed(session: Session, scope: Scope, artifact: Artifact,
                  duration=t.duration, worker=t.worker, tags=t.tags or None,
                  message=t.message, details=t.details or None) for t in parsed.tests]
     for i in range(0, len(rows), INSERT_BATCH):
-        session.execute(TestCase.__table__.insert(), rows[i:i + INSERT_BATCH])
+        session.execute(_TEST_CASES.insert(), rows[i:i + INSERT_BATCH])
     if parsed.timeline is not None:
         session.add(Timeline(artifact_id=artifact.id, run_id=scope.run.id, job_id=job_pk,
                              columns=parsed.timeline.columns, rows=parsed.timeline.rows))
@@ -257,8 +264,9 @@ def get_artifact(session: Session, scope: Scope, name: str) -> Artifact:
 def delete_artifact(session: Session, run_name: str, job_id: str | None, name: str) -> None:
     """The row goes (with its test cases and timeline); the blob waits for `purge`."""
     scope = get_scope(session, run_name, job_id)
-    result = session.execute(delete(Artifact).where(*scope.where(Artifact),
-                                                    Artifact.name == name))
+    result = cast("CursorResult[Any]",
+                  session.execute(delete(Artifact).where(*scope.where(Artifact),
+                                                         Artifact.name == name)))
     if result.rowcount == 0:
         raise ArtifactNotFound("artifact not found")
     events.record_artifact(session, "artifact.deleted", scope.run, scope.job, name)
@@ -292,7 +300,7 @@ def list_tests(session: Session, run: Run, job: Job | None = None, *,
         stmt = stmt.limit(limit)
     if offset:
         stmt = stmt.offset(offset)
-    return [tuple(row) for row in session.execute(stmt)]
+    return [(case, job_id, name) for case, job_id, name in session.execute(stmt)]
 
 
 def get_timeline(session: Session, scope: Scope) -> tuple[Timeline, Artifact]:
@@ -322,7 +330,9 @@ def plan_purge(session: Session, cutoff: dt.datetime) -> PurgePlan:
 
 def delete_artifacts_before(session: Session, cutoff: dt.datetime) -> int:
     """Delete every artifact row created before `cutoff` (test cases and timelines cascade)."""
-    return session.execute(delete(Artifact).where(Artifact.created < cutoff)).rowcount
+    result = cast("CursorResult[Any]",
+                  session.execute(delete(Artifact).where(Artifact.created < cutoff)))
+    return result.rowcount
 
 
 def unreferenced_blobs(session: Session, keep_after: dt.datetime | None = None) -> list[Blob]:

@@ -49,6 +49,7 @@ def ensure_cursor(session: Session, name: str) -> BrokerCursor:
             name=name, last_event_id=event_service.latest_event_id(session), published=0,
             failures=0, failures_total=0, next_attempt=now, created=now))
         row = session.scalar(select(BrokerCursor).where(BrokerCursor.name == name))
+    assert row is not None  # made just now, or by a dispatcher racing this one
     return row
 
 

@@ -1,7 +1,7 @@
 """Small database idioms the services share."""
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError

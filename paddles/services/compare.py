@@ -15,7 +15,8 @@ Outcomes: a job `pass` passed, `fail`/`dead` failed, anything else has no outcom
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,10 +27,18 @@ from . import runs as run_service
 
 CATEGORIES = ("regressions", "fixes", "new_failures", "still_failing", "added", "removed")
 FINISHED_RUN = (RunStatus.FINISHED_PASS, RunStatus.FINISHED_FAIL, RunStatus.FINISHED_DEAD)
-JOB_OUTCOME = {JobStatus.PASS: "pass", JobStatus.FAIL: "fail", JobStatus.DEAD: "fail"}
-TEST_OUTCOME = {TestStatus.PASS: "pass", TestStatus.XFAIL: "pass", TestStatus.FAIL: "fail",
-                TestStatus.ERROR: "fail", TestStatus.UXSUCCESS: "fail"}
+JOB_OUTCOME: dict[JobStatus | None, str] = {
+    JobStatus.PASS: "pass", JobStatus.FAIL: "fail", JobStatus.DEAD: "fail"}
+TEST_OUTCOME: dict[TestStatus | None, str] = {
+    TestStatus.PASS: "pass", TestStatus.XFAIL: "pass", TestStatus.FAIL: "fail",
+    TestStatus.ERROR: "fail", TestStatus.UXSUCCESS: "fail"}
 MAX_TESTS_LISTED = 1000  # per category; the counts are always complete
+
+JobKey = tuple[str, str]  # ("description", text) or ("job_id", id)
+TestKey = tuple[JobKey | None, str]  # (its job's key or None for the run's own, test_id)
+Item = dict[str, str | None]  # {job_id, status, outcome} of one job or test case
+Entry = dict[str, str | None]  # one line of a category, as the wire shows it
+Key = TypeVar("Key", JobKey, TestKey)
 
 
 def find_baseline(session: Session, run: Run) -> Run | None:
@@ -45,7 +54,8 @@ def find_baseline(session: Session, run: Run) -> Run | None:
         .order_by(Run.scheduled.desc(), Run.id.desc()).limit(1))
 
 
-def compare_runs(session: Session, run_name: str, baseline_name: str | None = None) -> dict:
+def compare_runs(session: Session, run_name: str,
+                 baseline_name: str | None = None) -> dict[str, Any]:
     run = run_service.get_run(session, run_name)
     if baseline_name is not None:
         baseline = session.scalar(select(Run).where(Run.name == baseline_name))
@@ -69,20 +79,20 @@ def compare_runs(session: Session, run_name: str, baseline_name: str | None = No
     }
 
 
-def _job_key(description: str | None, job_id: str) -> tuple[str, str]:
+def _job_key(description: str | None, job_id: str) -> JobKey:
     return ("description", description) if description is not None else ("job_id", job_id)
 
 
-def _description(job_key: tuple[str, str] | None) -> str | None:
+def _description(job_key: JobKey | None) -> str | None:
     return job_key[1] if job_key is not None and job_key[0] == "description" else None
 
 
-def _jobs(session: Session, run: Run) -> tuple[dict[tuple, dict], dict[int, tuple]]:
+def _jobs(session: Session, run: Run) -> tuple[dict[JobKey, Item], dict[int, JobKey]]:
     """key -> {job_id, status, outcome}, latest posted per key; and job pk -> key."""
     rows = session.execute(select(Job.id, Job.job_id, Job.description, Job.status)
                            .where(Job.run_id == run.id).order_by(Job.posted, Job.id))
-    jobs: dict[tuple, dict] = {}
-    keys: dict[int, tuple] = {}
+    jobs: dict[JobKey, Item] = {}
+    keys: dict[int, JobKey] = {}
     for pk, job_id, description, status in rows:
         key = _job_key(description, job_id)
         keys[pk] = key
@@ -91,13 +101,14 @@ def _jobs(session: Session, run: Run) -> tuple[dict[tuple, dict], dict[int, tupl
     return jobs, keys
 
 
-def _tests(session: Session, run: Run, job_keys: dict[int, tuple]) -> dict[tuple, dict]:
+def _tests(session: Session, run: Run,
+           job_keys: dict[int, JobKey]) -> dict[TestKey, Item]:
     """(job key or None, test_id) -> {job_id, status, outcome}."""
     rows = session.execute(select(TestCase.job_id, TestCase.test_id, TestCase.status,
                                   Job.job_id)
                            .outerjoin(Job, Job.id == TestCase.job_id)
                            .where(TestCase.run_id == run.id).order_by(TestCase.id))
-    tests: dict[tuple, dict] = {}
+    tests: dict[TestKey, Item] = {}
     for job_pk, test_id, status, job_id in rows:
         key = (job_keys.get(job_pk) if job_pk is not None else None, test_id)
         outcome = TEST_OUTCOME.get(status)
@@ -108,7 +119,7 @@ def _tests(session: Session, run: Run, job_keys: dict[int, tuple]) -> dict[tuple
     return tests
 
 
-def _job_entry(key, now: dict | None, then: dict | None) -> dict[str, Any]:
+def _job_entry(key: JobKey, now: Item | None, then: Item | None) -> Entry:
     return {"description": _description(key),
             "job_id": now["job_id"] if now else None,
             "status": now["status"] if now else None,
@@ -116,7 +127,7 @@ def _job_entry(key, now: dict | None, then: dict | None) -> dict[str, Any]:
             "baseline_status": then["status"] if then else None}
 
 
-def _test_entry(key, now: dict | None, then: dict | None) -> dict[str, Any]:
+def _test_entry(key: TestKey, now: Item | None, then: Item | None) -> Entry:
     job_key, test_id = key
     return {"test_id": test_id, "job": _description(job_key),
             "job_id": now["job_id"] if now else None,
@@ -125,8 +136,10 @@ def _test_entry(key, now: dict | None, then: dict | None) -> dict[str, Any]:
             "baseline_status": then["status"] if then else None}
 
 
-def _categorise(now: dict, then: dict, entry) -> dict[str, list]:
-    cats: dict[str, list] = {c: [] for c in CATEGORIES}
+def _categorise(now: dict[Key, Item], then: dict[Key, Item],
+                entry: Callable[[Key, Item | None, Item | None], Entry]
+                ) -> dict[str, list[Entry]]:
+    cats: dict[str, list[Entry]] = {c: [] for c in CATEGORIES}
     for key, item in now.items():
         old = then.get(key)
         if old is None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import uuid
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, delete, event, func, insert, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker

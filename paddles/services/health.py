@@ -1,8 +1,10 @@
 """Liveness and readiness: what a load balancer or supervisor asks before sending traffic."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -11,6 +13,9 @@ from sqlalchemy.orm import Session
 from .. import migrations
 from ..errors import Unavailable
 
+if TYPE_CHECKING:
+    from ..storage.base import BlobStore
+
 
 @lru_cache(maxsize=1)
 def head_revision() -> str | None:
@@ -18,7 +23,8 @@ def head_revision() -> str | None:
     return migrations.head_revision("")
 
 
-def check_ready(session: Session, replica_factory=None) -> dict:
+def check_ready(session: Session, replica_factory: Callable[[], Session] | None = None
+                ) -> dict[str, str | None]:
     """`{"database": "ok", "migrations": "current", "revision": ...}` (plus `"replica": "ok"`
     when a read replica is configured), or Unavailable naming what is wrong: the database
     unreachable, or its schema not at this code's head."""
@@ -33,7 +39,8 @@ def check_ready(session: Session, replica_factory=None) -> dict:
         raise Unavailable(f"database schema is at revision {current or 'none (empty)'}, "
                           f"this code needs {head}: run `paddles migrate`",
                           headers={"Retry-After": "30"})
-    ready = {"database": "ok", "migrations": "current", "revision": head}
+    ready: dict[str, str | None] = {"database": "ok", "migrations": "current",
+                                    "revision": head}
     if replica_factory is not None:
         with replica_factory() as replica:
             ready["replica"] = check_replica(replica)
@@ -61,10 +68,11 @@ def schema_revision(session: Session) -> str | None:
     """The revision the database is at (None: no schema yet)."""
     if not inspect(session.connection()).has_table("alembic_version"):
         return None
-    return session.scalar(text("SELECT version_num FROM alembic_version"))
+    revision: str | None = session.scalar(text("SELECT version_num FROM alembic_version"))
+    return revision
 
 
-def probe_blob_store(store) -> str:
+def probe_blob_store(store: BlobStore) -> str:
     """Write, read back and delete a small unique blob through the store; returns where."""
     import hashlib
     import os
@@ -92,4 +100,6 @@ def probe_blob_store(store) -> str:
         if probe.exists():
             os.unlink(probe)
     root = getattr(store, "root", None)
-    return str(root) if root is not None else f"s3://{store.bucket}/{getattr(store, 'prefix', '')}"
+    if root is not None:
+        return str(root)
+    return f"s3://{getattr(store, 'bucket', None)}/{getattr(store, 'prefix', '')}"

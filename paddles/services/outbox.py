@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from typing import Any
+
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -26,7 +28,7 @@ from ..models import Event
 from . import events as event_service
 
 
-def skip_locked(session: Session, stmt: Select, *, of=None) -> Select:
+def skip_locked(session: Session, stmt: Select[Any], *, of: Any = None) -> Select[Any]:
     """`stmt` locking the rows it reads, skipping those another transaction holds
     (PostgreSQL); unchanged on SQLite, where a writer is alone."""
     if session.get_bind().dialect.name == "postgresql":
@@ -55,5 +57,5 @@ def lease_end(now: dt.datetime, seconds: float) -> dt.datetime:
 def backoff(base: float, cap: float, attempt: int) -> float:
     """Seconds before retry number `attempt` (1, 2, ...): doubling from `base`, capped at
     `cap`, plus 0-10 % jitter so that retries of many consumers spread out."""
-    delay = min(cap, base * 2 ** (max(1, attempt) - 1))
-    return delay * (1 + random.random() * 0.1)
+    delay = min(cap, base * 2.0 ** (max(1, attempt) - 1))
+    return float(delay * (1 + random.random() * 0.1))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from sqlalchemy import Row, Select, case, func, select
 from sqlalchemy.orm import Session
@@ -122,9 +123,9 @@ def get_queue_stats(session: Session, days: int, now: dt.datetime | None = None
     """For each of the last `days` UTC days (today included, oldest first): the jobs of runs
     scheduled that day and how many of them finished `pass` or `fail`."""
     now = now or utcnow()
-    today = now.astimezone(dt.timezone.utc).date()
+    today = now.astimezone(dt.UTC).date()
     first = today - dt.timedelta(days=days - 1)
-    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.timezone.utc)
+    start = dt.datetime(first.year, first.month, first.day, tzinfo=dt.UTC)
     finished = func.sum(case((Job.status.in_((JobStatus.PASS, JobStatus.FAIL)), 1), else_=0))
     rows = session.execute(
         select(Run.scheduled, func.count(Job.id), finished)
@@ -133,7 +134,7 @@ def get_queue_stats(session: Session, days: int, now: dt.datetime | None = None
         .group_by(Run.id, Run.scheduled))
     per_day = {first + dt.timedelta(days=i): [0, 0] for i in range(days)}
     for scheduled, jobs, done in rows:
-        day = scheduled.astimezone(dt.timezone.utc).date()
+        day = scheduled.astimezone(dt.UTC).date()
         per_day[day][0] += jobs
         per_day[day][1] += done or 0
     return [DayStats(day, jobs, done) for day, (jobs, done) in per_day.items()]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from itertools import chain
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,7 +95,7 @@ def run_state(session: Session, name: str, *, missing: str = "run not found") ->
     if row is None:
         raise RunNotFound(missing)
     run_id, posted, version = row  # posted: aware (UTCDateTime, or psycopg2's timestamptz)
-    return run_id, posted.astimezone(dt.timezone.utc).isoformat(), version
+    return run_id, posted.astimezone(dt.UTC).isoformat(), version
 
 
 _RUN_STATE = Prepared(

@@ -10,14 +10,18 @@ import datetime as dt
 import io
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session
 
 from ..models import Job, Run
 from ..models.base import sortable_job_id
 from ..models.statuses import COUNT_KEYS, run_status
+
+if TYPE_CHECKING:
+    from ..pg import PgConnection
 
 SUITES = ("rados", "rbd", "fs", "rgw", "krbd", "upgrade:reef-x", "smoke", "orch")
 BRANCHES = ("main", "squid", "reef", "quincy", "wip-jdoe-fix-osd", "wip-asmith-testing")
@@ -36,7 +40,7 @@ def seed_jobs(session: Session, jobs: int, *, jobs_per_run: int = 300, days: int
               seed: int = 1, progress: Callable[[int, int], None] | None = None) -> int:
     """Insert about `jobs` jobs in runs of `jobs_per_run`; returns the number of runs."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     nruns = max(1, -(-jobs // jobs_per_run))
     finished = [s for s, _, w in FINISHED for _ in range(w)]
     active = [s for s, _, w in ACTIVE for _ in range(w)]
@@ -81,7 +85,7 @@ def seed_jobs(session: Session, jobs: int, *, jobs_per_run: int = 300, days: int
     return nruns
 
 
-def _insert_jobs(session: Session, rows: list[tuple]) -> None:
+def _insert_jobs(session: Session, rows: list[tuple[Any, ...]]) -> None:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         buf = io.StringIO()
@@ -89,16 +93,17 @@ def _insert_jobs(session: Session, rows: list[tuple]) -> None:
         for row in rows:
             writer.writerow(["\\N" if v is None else v for v in row])
         buf.seek(0)
-        with conn.connection.dbapi_connection.cursor() as cur:
+        dbapi = cast("PgConnection", conn.connection.dbapi_connection)  # the COPY path
+        with dbapi.cursor() as cur:
             cur.copy_expert(f"COPY jobs ({', '.join(JOB_COLUMNS)}) FROM STDIN "
                             "WITH (FORMAT csv, NULL '\\N')", buf)
         return
-    table = Job.__table__
+    table = Job.metadata.tables[Job.__tablename__]
     session.execute(insert(table), [dict(zip(JOB_COLUMNS, r[:-1] + (json.loads(r[-1]),)))
                                     for r in rows])
 
 
-def refresh_planner_statistics(engine) -> None:
+def refresh_planner_statistics(engine: Engine) -> None:
     """After a bulk load: fresh planner statistics (and, on PostgreSQL, the visibility map
     that index-only scans need). Autovacuum gets there eventually, but a benchmark started
     right after seeding was planned against the empty tables' estimates (the filter routes'

@@ -24,7 +24,7 @@ import gzip as gzip_module
 import logging
 import re
 import tarfile
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -69,8 +69,8 @@ def stackviz_time(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat()
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()
 
 
 def _detail_key(name: str) -> str:
@@ -132,12 +132,12 @@ def export_stackviz(session: Session, store, run_name: str, *, compress: bool = 
 
     def tar_chunks(progress):
         datasets = _datasets(session, run)
-        mtime = (run.updated or run.scheduled or dt.datetime.now(dt.timezone.utc)).timestamp()
+        mtime = (run.updated or run.scheduled or dt.datetime.now(dt.UTC)).timestamp()
         sink = TarSink()
         # gzip'd here rather than by tarfile ("w|gz" stamps the gzip header with the time
         # of export), so the same data gives the same bytes
         zipped = gzip_module.GzipFile(filename="", mode="wb", fileobj=sink, mtime=int(mtime))
-        tar = tarfile.open(fileobj=zipped, mode="w|")
+        tar = tarfile.open(fileobj=zipped, mode="w|")  # noqa: SIM115 (the finally closes it)
         try:
             if layout == "current":
                 dstat_names = _current_dstat_names(datasets)

@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from typing import Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -136,7 +136,7 @@ def is_live(session: Session, name: str) -> bool:
     return row is not None and _live(row.revoked, row.expires)
 
 
-def _live(revoked, expires) -> bool:
+def _live(revoked: dt.datetime | None, expires: dt.datetime | None) -> bool:
     return revoked is None and (expires is None or expires > utcnow())
 
 

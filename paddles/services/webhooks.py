@@ -22,7 +22,8 @@ import ipaddress
 import secrets
 import socket
 import uuid
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import orjson

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
 
 CHUNK_SIZE = 1 << 20  # bytes per read when streaming a blob out
 _SHA256 = re.compile(r"[0-9a-f]{64}")

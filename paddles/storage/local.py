@@ -5,7 +5,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .base import CHUNK_SIZE, BlobMissing, fanout
 
@@ -40,7 +40,8 @@ class LocalBlobStore:
 
     def open_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         try:
-            handle = open(self.path(sha256), "rb")
+            # _read_range closes it when the response is done with it
+            handle = open(self.path(sha256), "rb")  # noqa: SIM115
         except FileNotFoundError:
             raise BlobMissing(sha256) from None
         return _read_range(handle, start, end)

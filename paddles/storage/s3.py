@@ -1,8 +1,9 @@
-"""Blobs as objects in an S3-compatible bucket (AWS, Ceph RGW, MinIO...), keyed `<prefix>ab/cd/<sha256>`."""
+"""Blobs as objects in an S3-compatible bucket (AWS, Ceph RGW, MinIO...), keyed
+`<prefix>ab/cd/<sha256>`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import boto3
 from boto3.s3.transfer import TransferConfig

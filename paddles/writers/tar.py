@@ -34,7 +34,8 @@ class Member:
 
     def __init__(self, name: str, compress: bool):
         self.name = name + (".gz" if compress else "")
-        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+        # closed by add_to() once the tarball has taken it
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         self._gzip = (gzip_module.GzipFile(filename="", mode="wb", fileobj=self.file,
                                            mtime=0) if compress else None)
 

@@ -12,7 +12,7 @@ from paddles.models import Event
 from tests.factories import run_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import write_bodies  # noqa: E402
+import write_bodies
 
 
 def post(app, run, job_id, expect=200, **fields):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from sqlalchemy import insert, select
 
 from paddles.models import Job, Run, RunStatus, JobStatus

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from paddles.schemas import common as schemas
 from paddles.app import make_app
 from paddles.db import make_engine
-from paddles.models import Job, Node, Run, job_nodes
+from paddles.models import Job, Node, job_nodes
 from paddles.serializers import wire_time
 from paddles.settings import load_settings
 from tests.factories import post_job, post_run, put_job, run_name

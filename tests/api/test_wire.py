@@ -13,7 +13,7 @@ from paddles.controllers import base
 from paddles.controllers.base import Resource
 from paddles.models import Job, Run
 from paddles.settings import load_settings
-from tests.factories import job_body, post_job, put_job, run_name
+from tests.factories import job_body, post_job, run_name
 
 CORS = {
     "Access-Control-Allow-Origin": "*",

@@ -3,11 +3,9 @@ right body, 1,000 in order, across a broker outage, and across a dispatcher SIGK
 mid-batch. Every test runs against each real broker, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from paddles.models import Job, job_nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import write_bodies  # noqa: E402
+import write_bodies
 
 RUN = "teuthology-2026-12-05_10:00:00-rados-main-distro-default-smithi"
 

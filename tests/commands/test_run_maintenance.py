@@ -5,7 +5,7 @@ from sqlalchemy import func, select, update
 
 from paddles.models import Job, Run
 from tests.commands.conftest import recomputed, stored
-from tests.factories import post_job, post_run, put_job, run_name
+from tests.factories import post_job, post_run, run_name
 
 UTC = dt.timezone.utc
 

@@ -8,7 +8,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from tests.factories import run_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import server as bench_server  # noqa: E402
+import server as bench_server
 
 pytestmark = pytest.mark.slow
 MIB = 1 << 20

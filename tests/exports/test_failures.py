@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from tests.factories import run_name
 from .conftest import bulk_jobs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import server as bench_server  # noqa: E402
+import server as bench_server
 
 pytestmark = pytest.mark.slow
 JOBS = 3000  # several 64 KiB chunks and several 1000-row batches

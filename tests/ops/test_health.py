@@ -5,7 +5,6 @@ import json
 import logging
 import re
 
-import pytest
 import webtest
 
 from paddles.app import make_app

@@ -16,14 +16,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import boto3
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from tests.conftest import REQUIRE_PG
 from tests.deploy.conftest import wait_for

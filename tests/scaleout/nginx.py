@@ -18,7 +18,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "nginx_paddles.conf"

@@ -17,7 +17,6 @@ import pecan.decorators
 import pecan.rest
 import pecan.routing
 import pecan.util
-import pytest
 from pecan.rest import RestController
 from webob import Response, exc
 
