@@ -35,13 +35,7 @@ from loadgen import IDENTITY, Client, PhaseResult, run_phase
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",
                            "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-DESCRIPTION = ("rados/thrash/{0-size-min-size-overrides/3-size-2-min-size "
-               "1-pg-log-overrides/normal_pg_log 2-recovery-overrides/{more-active-recovery} "
-               "3-scrub-overrides/{max-simultaneous-scrubs-3} backoff/peering_and_degraded "
-               "ceph clusters/{fixed-2 openstack} crc-failures/default d-balancer/crush-compat "
-               "mon_election/connectivity msgr-failures/osd-delay msgr/async-v2only "
-               "objectstore/bluestore-comp-zstd rados supported-random-distro$/{ubuntu_latest} "
-               "thrashers/mapgap thrashosds-health workloads/cache-snaps}")
+DESCRIPTION = write_bodies.DESCRIPTION  # the same teuthology description in every phase
 
 
 def job_body(run: str, job_id: int) -> dict:

@@ -85,6 +85,12 @@ def _held(session: Session, name: str, owner: str) -> BrokerCursor | None:
     return row if row is not None and row.owner == owner else None
 
 
+def _advance(row: BrokerCursor, position: int, published: int) -> None:
+    """The cursor after the `published` messages the broker confirmed, up to `position`."""
+    row.last_event_id = max(row.last_event_id, position)
+    row.published += published
+
+
 def record_progress(session: Session, name: str, *, owner: str, position: int, published: int,
                     lease: float | None, now: dt.datetime | None = None) -> bool:
     """The broker confirmed `published` more messages, up to event `position`. With a
@@ -94,8 +100,7 @@ def record_progress(session: Session, name: str, *, owner: str, position: int, p
     row = _held(session, name, owner)
     if row is None:
         return False
-    row.last_event_id = max(row.last_event_id, position)
-    row.published += published
+    _advance(row, position, published)
     row.failures = 0
     row.failing_since = None
     row.last_success = now
@@ -117,8 +122,7 @@ def record_failure(session: Session, name: str, *, owner: str, position: int, pu
     row = _held(session, name, owner)
     if row is None:
         return None
-    row.last_event_id = max(row.last_event_id, position)
-    row.published += published
+    _advance(row, position, published)
     row.failures += 1
     row.failures_total += 1
     row.failing_since = row.failing_since or now
