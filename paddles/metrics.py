@@ -195,13 +195,36 @@ def _broker_metrics(brokers, latest: int):
     yield from (published, lag, failures, failing)
 
 
+class WorkerFiles:
+    """Every worker's values, merged from the files in PROMETHEUS_MULTIPROC_DIR.
+
+    prometheus-client's own MultiProcessCollector reads every `*.db` file it globs. A worker
+    that has just started (after a SIGHUP, say) creates its file empty and sizes it a moment
+    later; a scrape between the two failed with struct.error, a 500. A file shorter than its
+    8-byte header holds no value yet, so it is left out of this scrape. Files that vanish
+    after the glob (a dead worker's live gauges) are skipped by `merge` itself."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def collect(self):
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = []
+        for entry in os.scandir(self.path):
+            try:
+                if entry.name.endswith(".db") and entry.stat().st_size >= 8:
+                    files.append(entry.path)
+            except FileNotFoundError:
+                continue
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
 def render(session: Session) -> bytes:
     """The Prometheus text exposition: the request metrics of every worker, then the DB's."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
+    if path := os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(WorkerFiles(path))
         served = generate_latest(registry)
     else:
         served = generate_latest(REGISTRY)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import re
 
@@ -144,3 +145,22 @@ def test_one_access_line_per_request(app, caplog):
     entry = json.loads(JsonFormatter().format(lines[0]))
     assert entry["logger"] == "paddles.access" and entry["request_id"] == "rid-7"
     assert entry["status"] == 200 and entry["level"] == "INFO"
+
+
+def test_a_scrape_merges_worker_files_even_while_a_worker_creates_its_own(
+        app, tmp_path, monkeypatch):
+    """Under gunicorn every worker keeps its counts in PROMETHEUS_MULTIPROC_DIR. A worker
+    that has just started creates its file empty and sizes it a moment later; a scrape in
+    between answered 500 (struct.error) once, after a SIGHUP. It now leaves that file out."""
+    import subprocess
+    import sys
+
+    count = ("from prometheus_client import Counter\n"
+             "Counter('paddles_probe', 'a worker count', ['w']).labels('a').inc(3)\n")
+    subprocess.run([sys.executable, "-c", count], check=True,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    (tmp_path / "counter_424242.db").touch()  # a worker between creating and sizing it
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    scrape = _samples(app.get("/metrics/").text)
+    assert scrape['paddles_probe_total{w="a"}'] == 3.0
+    assert "paddles_database_up" in scrape
