@@ -33,6 +33,7 @@ from ..models import Artifact, Job, Run, TestCase, Timeline
 from ..storage import BlobMissing
 from ..streams import gunzip_chunks
 from ..writers.common import CONTENT_TYPES, NOTHING, dumps, iso_time, safe_filename
+from ..writers.subunit import SUBUNIT_STATUS
 from ..writers.tar import Member, TarSink
 from .exports import Export, _counted, _get_run, _stream_rows, _test_select
 
@@ -40,11 +41,11 @@ LAYOUTS = ("current", "legacy")
 
 log = logging.getLogger(__name__)
 
-# test status -> stackviz status. Current: subunit's own words (stackviz-export copies them
-# from the stream; paddles' "error" is a JUnit error or a subunit test that never finished,
-# both failures). Legacy: the pre-2016 front end's pass/fail/skip.
-STATUS = {"pass": "success", "fail": "fail", "skip": "skip", "xfail": "xfail",
-          "uxsuccess": "uxsuccess", "error": "fail"}
+# test status -> stackviz status. Current: subunit's own words, as the subunit writer spells
+# them (stackviz-export copies them from the stream; paddles' "error" is a JUnit error or a
+# subunit test that never finished, both failures). Legacy: the pre-2016 front end's
+# pass/fail/skip.
+STATUS = SUBUNIT_STATUS
 LEGACY_STATUS = {"pass": "pass", "xfail": "pass", "skip": "skip", "fail": "fail",
                  "error": "fail", "uxsuccess": "fail"}
 _TAGS_SUFFIX = re.compile(r"^(.+)\[(.+)\]$")
