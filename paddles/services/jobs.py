@@ -363,8 +363,9 @@ def _link_targets(session: Session, job: Job, targets: dict, machine_type: str |
             select(func.count()).select_from(job_nodes).where(job_nodes.c.job_id == job.id))
     if len(targets) <= linked:
         return
-    # node names are cut to their column here, so the lookup below finds what was created
-    hosts = sorted({str(key).rsplit("@", 1)[-1][:NODE_NAME_LENGTH] for key in targets})
+    hosts = _hosts(targets)
+    if not hosts:
+        return
     if new:
         done = session.execute(
             insert(job_nodes).from_select(
@@ -524,9 +525,11 @@ def guess_machine_type(host: str) -> str | None:
 
 
 def _hosts(targets: Any) -> list[str]:
+    """The hosts a job's targets name (`user@host` keys), sorted, without repeats. A name is
+    cut to the node column, so a lookup finds what was created; `user@` names no host."""
     if not isinstance(targets, dict):
         return []
-    hosts = {str(key).rsplit("@", 1)[-1][:256] for key in targets}
+    hosts = {str(key).rsplit("@", 1)[-1][:NODE_NAME_LENGTH] for key in targets}
     return sorted(h for h in hosts if h)
 
 

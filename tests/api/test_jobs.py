@@ -496,6 +496,18 @@ def test_targets_without_user_and_on_put(app, run, session):
     assert node_names_of(session, run, 1) == ["mira001", "mira002"]
 
 
+def test_a_target_without_a_host_creates_no_node(app, run, session):
+    """`user@` names no host: it stays in the job's targets and links nothing, on POST as on
+    PUT (it used to create a node with an empty name, which no URL can address)."""
+    post_job(app, run, job_id=1, targets={"u@": "k", "u@mira010": "k"})
+    assert node_names_of(session, run, 1) == ["mira010"]
+    put_job(app, run, 1, targets={"u@": "k", "u@mira010": "k", "v@mira011": "k"})
+    assert node_names_of(session, run, 1) == ["mira010", "mira011"]
+    assert session.scalar(select(Node).where(Node.name == "")) is None
+    assert [n["name"] for n in app.get("/nodes/").json] == ["mira010", "mira011"]
+    assert get_job(app, run, 1)["targets"] == {"u@": "k", "u@mira010": "k", "v@mira011": "k"}
+
+
 def test_same_node_in_two_jobs(app, run, session):
     post_job(app, run, job_id=1, targets={"u@smithi010": "k"})
     post_job(app, run, job_id=2, targets={"u@smithi010": "k"})
