@@ -9,8 +9,8 @@ from ..errors import InvalidRequest, NotFound
 from ..models import Job
 from ..models.events import DELIVERY_STATUS_VALUES, EVENT_TYPES, VERBOSITY_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
-from .common import (INT_DIGITS, JSONF, TEXT, check_int64_json, check_string, convert,
-                     parse_object, require_key, stored)
+from .common import (BAD_JSON, INT_DIGITS, JSONF, NUL, TEXT, WHITE_SPACE, check_int64_json,
+                     check_string, convert, parse_object, require_key, stored)
 
 
 DEFAULT_EVENT_PAGE = 100
@@ -96,7 +96,7 @@ def parse_message_body(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest("job needs run")
     return {"message": message, "topic": topic, "data": data,
             "run_name": check_string("run", run, 512) if run is not None else None,
-            "job_id": convert("job", stored(Job.job_id), job) if job is not None else None,
+            "job_id": convert("job", JOB_ID, job) if job is not None else None,
             "username": check_string("username", body["username"], 128)
             if body.get("username") is not None else None}
 
@@ -195,23 +195,125 @@ EVENT_SCHEMA = {"type": "object", "properties": {
     "type": {"enum": list(EVENT_TYPES)}, "subject": {"type": "string"},
     "username": {"type": ["string", "null"]}, "run": {"type": ["string", "null"]},
     "job": {"type": ["string", "null"]}, "data": {"type": "object"}}}
-MESSAGE_SCHEMA = {"type": "object", "required": ["message"], "additionalProperties": False,
-                  "properties": {
-                      "message": {"description": "any JSON value"},
-                      "topic": {"type": "string", "description": "appended to <prefix>.message"},
-                      "run": {"type": "string", "maxLength": 512},
-                      "job": {"type": "string", "maxLength": 32},
-                      "username": {"type": "string", "maxLength": 128},
-                      "data": {"type": "object"}}}
-_STRINGS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-SUBSCRIPTION_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {
-    "url": {"type": "string", "format": "uri", "maxLength": 2048},
-    "description": {"type": ["string", "null"]},
-    "types": {"type": "array", "items": {"type": "string"}, "default": ["*"]},
-    "criteria": {"type": "object", "additionalProperties": False, "properties": {
-        "status": _STRINGS, **{k: _STRINGS for k in CRITERIA_GLOB_KEYS}}},
-    "verbosity": {"enum": list(VERBOSITIES), "default": "status"},
-    "compare": {"type": "boolean", "default": False},
-    "secret": {"type": "string", "minLength": 16, "maxLength": 256,
-               "description": "HMAC key; generated (and shown once) when not given"},
-    "enabled": {"type": "boolean", "default": True}}}
+# ---- request bodies: the JSON Schemas the OpenAPI document publishes; `x-message` is the
+# 400 message the server answers for each failure
+
+JOB_ID = stored(Job.job_id)
+
+
+def _string(key: str, *, types: tuple[str, ...] = ("string", "null"), **keywords: Any) -> dict:
+    """A string field (or as `types` says) without NUL, then `keywords` in order, with the
+    messages the server answers: maxLength, minLength, and pattern (its message given as
+    `message`)."""
+    message = keywords.pop("message", None)
+    schema: dict[str, Any] = {"type": list(types), "not": NUL, **keywords}
+    messages = {"type": f"{key} must be a string", "not": f"{key} must not contain NUL characters"}
+    if "maxLength" in keywords:
+        messages["maxLength"] = f"{key} is longer than {keywords['maxLength']} characters"
+    if "minLength" in keywords:
+        messages["minLength"] = f"{key} must be at least {keywords['minLength']} characters"
+    if "pattern" in keywords:
+        messages["pattern"] = message
+    schema["x-message"] = messages
+    return schema
+
+
+# the top level of a body: parse_object has answered one that is no object
+_BODY_MESSAGES = {"type": BAD_JSON, "additionalProperties": "unknown key: {name}",
+                  "required": "could not find required key: '{name}'"}
+TOPIC_PATTERN = "^[A-Za-z0-9_\\-]+(\\.[A-Za-z0-9_\\-]+)*$"
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["message"],
+    "properties": {
+        "message": {"not": {"type": "null"},
+                    "description": "any JSON value but null; no NUL character in any string "
+                                   "or key, integers within 64 bits",
+                    "x-message": "could not find required key: 'message'"},
+        "topic": {**_string("topic", maxLength=128, pattern=TOPIC_PATTERN,
+                            message="topic must be dot-separated words (letters, digits, _ "
+                                    "and -)"),
+                  "description": "appended to <prefix>.message"},
+        "data": {"type": ["object", "null"],
+                 "propertyNames": {"not": {"enum": ["message", "run", "job"]}},
+                 "description": "added to the event's data; no NUL character in any string "
+                                "or key, integers within 64 bits",
+                 "x-message": {"type": "data must be an object",
+                               "propertyNames": "data must not repeat message, run or job"}},
+        "run": _string("run", maxLength=512),
+        "job": {**_string("job", types=("string", "number", "null"),
+                          maxLength=JOB_ID.max_length),
+                "description": "a number is taken as its text, which must fit too"},
+        "username": _string("username", maxLength=128),
+    },
+    # a job (not null) needs its run (not null)
+    "if": {"required": ["job"], "properties": {"job": {"not": {"type": "null"}}}},
+    "then": {"required": ["run"], "properties": {"run": {"type": "string"}},
+             "x-message": "job needs run"},
+    "x-message": _BODY_MESSAGES,
+}
+
+# a glob: one or more characters of event types and * ?
+_GLOB_PATTERN = "[A-Za-z0-9_.*?\\-]{1,64}"
+_SPACES = f"[{WHITE_SPACE}]*"
+# an item of `types`: globs separated by commas, each with white space around it, or none
+_PIECE = f"{_SPACES}(?:{_GLOB_PATTERN}{_SPACES})?"
+TYPES_ITEM_PATTERN = f"^{_PIECE}(?:,{_PIECE})*$"
+_CRITERION = {"type": "string", "minLength": 1, "maxLength": 512, "not": NUL}
+
+
+def _criterion(key: str) -> dict:
+    return {"anyOf": [_CRITERION, {"type": "array", "minItems": 1, "items": _CRITERION}],
+            "x-message": f"criteria.{key} must be a string or a list of strings"}
+
+
+_STATUSES = list(CRITERIA_STATUSES)
+SUBSCRIPTION_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "properties": {
+        "url": {"not": {"enum": [None, ""]}, "type": "string",
+                "allOf": [{"not": NUL, "x-message": "url must not contain NUL characters"}],
+                "maxLength": 2048,
+                "pattern": f"^https?://[^{WHITE_SPACE}/?#]+[^{WHITE_SPACE}]*$",
+                "x-message": {"not": "could not find required key: 'url'",
+                              "type": "url must be a string",
+                              "maxLength": "url is longer than 2048 characters",
+                              "pattern": "url must be an http:// or https:// URL"}},
+        "description": _string("description", types=("string", "number", "null")),
+        "types": {"type": "array", "minItems": 1,
+                  "items": {"type": "string", "pattern": TYPES_ITEM_PATTERN,
+                            "x-message": {
+                                "type": "types must be a non-empty list of event types or "
+                                        "globs",
+                                "pattern": "type must be an event type or a glob such as "
+                                           "job.*"}},
+                  "default": ["*"],
+                  "description": "event types or globs such as job.*; an item may hold "
+                                 "several, comma-separated",
+                  "x-message": "types must be a non-empty list of event types or globs"},
+        "criteria": {
+            "anyOf": [{"type": "object"}, {"enum": [None, False, 0, "", []]}],
+            "properties": {
+                "status": {"allOf": [_criterion("status"), {
+                    "anyOf": [{"enum": _STATUSES},
+                              {"type": "array", "items": {"enum": _STATUSES}}],
+                    "x-message": "criteria.status values must be job or run statuses: "
+                                 + ", ".join(CRITERIA_STATUSES)}]},
+                **{key: _criterion(key) for key in CRITERIA_GLOB_KEYS}},
+            "additionalProperties": False,
+            "description": "all must hold; null, false, 0, \"\" and [] are no criteria",
+            "x-message": {"anyOf": "criteria must be an object",
+                          "additionalProperties": "unknown criteria key: {name} (known: "
+                                                  "status, " + ", ".join(CRITERIA_GLOB_KEYS)
+                                                  + ")"}},
+        "verbosity": {"enum": list(VERBOSITIES), "default": "status",
+                      "x-message": "verbosity must be one of " + ", ".join(VERBOSITIES)},
+        "compare": {"type": "boolean", "default": False,
+                    "x-message": "compare must be a boolean"},
+        "enabled": {"type": "boolean", "default": True,
+                    "x-message": "enabled must be a boolean"},
+        "secret": {**_string("secret", types=("string",), maxLength=256, minLength=16),
+                   "description": "HMAC key; generated (and shown once) when not given"},
+    },
+    "x-message": _BODY_MESSAGES,
+}
+# POST: a new subscription needs its url
+NEW_SUBSCRIPTION_SCHEMA: dict[str, Any] = {**SUBSCRIPTION_SCHEMA, "required": ["url"]}
