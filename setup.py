@@ -56,6 +56,9 @@ setup(
         "boto3>=1.34",
         "multipart>=1.2",
         "prometheus-client>=0.20",
+        # request bodies checked against the schemas the OpenAPI document publishes
+        # (paddles/schemas/validation.py); public API only
+        "jsonschema>=4.18,<5",
         # message brokers for `paddles dispatch` (paddles/brokers/): pure Python, no
         # dependencies of their own; public API only
         "pika>=1.3",
@@ -84,6 +87,7 @@ setup(
             "types-defusedxml>=0.7,<0.8",
             "types-psycopg2>=2.9.21,<2.10",
             "types-WebOb>=1.8.11,<1.9",
+            "types-jsonschema>=4.26,<4.27",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},
