@@ -56,6 +56,9 @@ setup(
         "boto3>=1.34",
         "multipart>=1.2",
         "prometheus-client>=0.20",
+        # request bodies checked against the schemas the OpenAPI document publishes
+        # (paddles/schemas/validation.py); public API only
+        "jsonschema>=4.18,<5",
         # message brokers for `paddles dispatch` (paddles/brokers/): pure Python, no
         # dependencies of their own; public API only
         "pika>=1.3",
@@ -75,6 +78,9 @@ setup(
             "moto[server]>=5.0",
             "schemathesis>=4.0",
             "hypothesis>=6.100",
+            # a JSON Schema validator independent of the server's (Rust, ECMA 262 patterns)
+            # judges the published request schemas (tests/events/test_body_schemas.py)
+            "jsonschema-rs>=0.60",
             # `make lint` (pyproject.toml): pinned to a minor version, since a new release
             # brings new findings; constraints.txt holds the exact versions
             "ruff>=0.17.5,<0.18",
@@ -84,6 +90,7 @@ setup(
             "types-defusedxml>=0.7,<0.8",
             "types-psycopg2>=2.9.21,<2.10",
             "types-WebOb>=1.8.11,<1.9",
+            "types-jsonschema>=4.26,<4.27",
         ],
     },
     entry_points={"console_scripts": ["paddles = paddles.commands:main"]},

@@ -31,7 +31,8 @@ from .models.events import EVENT_TYPES
 from .models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
 from .schemas.common import json_schema
 from .schemas.events import (DEFAULT_EVENT_PAGE, DELIVERY_STATUSES, EVENT_SCHEMA, MAX_EVENT_PAGE,
-                             MESSAGE_SCHEMA, SUBSCRIPTION_SCHEMA)
+                             MESSAGE_SCHEMA, NEW_SUBSCRIPTION_SCHEMA, SUBSCRIPTION_SCHEMA,
+                             VERBOSITIES)
 from .schemas.nodes import LOCK_MANY_KEYS, NODE_FIELDS, UNLOCK_MANY_KEYS
 from .schemas.queue import QUEUE_FIELDS
 from .services.compare import CATEGORIES as COMPARE_CATEGORIES
@@ -235,10 +236,17 @@ def _run_routes() -> list[Route]:
 
 def _event_routes() -> list[Route]:
     event = EVENT_SCHEMA
+    when = {"type": ["string", "null"]}
     sub = {"type": "object", "properties": {
-        **SUBSCRIPTION_SCHEMA["properties"], "id": {"type": "integer"},
-        "href": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
-        "failures": {"type": "integer"}, "last_event_id": {"type": "integer"}}}
+        "id": {"type": "integer"}, "href": {"type": "string"}, "url": {"type": "string"},
+        "description": {"type": ["string", "null"]},
+        "types": {"type": "array", "items": {"type": "string"}},
+        "criteria": {"type": "object"}, "verbosity": {"enum": list(VERBOSITIES)},
+        "compare": {"type": "boolean"}, "enabled": {"type": "boolean"},
+        "secret": {"type": "string", "description": "in the answer to the POST only"},
+        "disabled_reason": {"type": ["string", "null"]}, "created": when, "updated": when,
+        "failures": {"type": "integer"}, "last_event_id": {"type": "integer"},
+        "failing_since": when, "last_success": when}}
     delivery = {"type": "object", "properties": {
         "id": {"type": "integer"}, "uuid": {"type": "string"},
         "event_id": {"type": "integer"}, "event_type": {"type": "string"},
@@ -246,7 +254,6 @@ def _event_routes() -> list[Route]:
         "attempts": {"type": "integer"}, "next_attempt": {"type": ["string", "null"]},
         "response_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
         "log": {"type": "array", "items": {"type": "object"}}}}
-    when = {"type": ["string", "null"]}
     broker = {"type": "object", "properties": {
         "name": {"type": "string", "description": "the broker URL, password masked"},
         "protocol": {"enum": ["amqp", "amqps", "mqtt", "mqtts", "nats"]},
@@ -311,7 +318,7 @@ def _event_routes() -> list[Route]:
             "get": op("webhook subscriptions", ok=ok({"type": "array", "items": sub}),
                       errors=()),
             "post": created("create a webhook subscription (the answer shows the secret)",
-                            sub, body={**SUBSCRIPTION_SCHEMA, "required": ["url"]}),
+                            sub, body=NEW_SUBSCRIPTION_SCHEMA),
         }, body_limit="json"),
         Route("/subscriptions/{id}/", {
             "get": op("one subscription", params=[sub_id], ok=ok(sub), errors=(404,)),

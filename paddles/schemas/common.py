@@ -394,6 +394,15 @@ def known_fields(body: Mapping[str, Any], table: Mapping[str, Field],
 
 # ---- JSON Schema for OpenAPI ----------------------------------------------------------------
 
+# Patterns are written to mean the same in ECMA 262 (JSON Schema's dialect) and Python's re
+# (the server's): no `\s`, `\d`, `\w` or `.`, and `$` only at the end (see
+# schemas.validation). White space is Python's (str.isspace(), str.strip(), re's `\s`)
+# spelled out: ECMA 262's `\s` has U+FEFF and lacks U+001C-U+001F and U+0085.
+WHITE_SPACE = ("\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f"
+               "\\u3000")
+# a string with a NUL, which PostgreSQL can store in neither text nor JSONB
+NUL = {"type": "string", "pattern": "\\x00"}
+
 _KIND_SCHEMA: dict[str, Callable[[Field], dict]] = {
     "str": lambda f: {"type": ["string", "number", "null"], "maxLength": f.max_length},
     "text": lambda f: {"type": ["string", "null"]},

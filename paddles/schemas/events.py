@@ -9,15 +9,15 @@ from ..errors import InvalidRequest, NotFound
 from ..models import Job
 from ..models.events import DELIVERY_STATUS_VALUES, EVENT_TYPES, VERBOSITY_VALUES
 from ..models.statuses import JOB_STATUS_VALUES, RUN_STATUS_VALUES
-from .common import (INT_DIGITS, JSONF, TEXT, check_int64_json, check_string, convert,
-                     parse_object, require_key, stored)
+from .common import (BAD_JSON, INT_DIGITS, JSONF, NUL, TEXT, WHITE_SPACE, check_int64_json,
+                     check_string, convert, parse_object, stored)
+from .validation import BodySchema
 
 
 DEFAULT_EVENT_PAGE = 100
 MAX_EVENT_PAGE = 1000
 MAX_EVENT_ID = 2**63 - 1
 _GLOB = re.compile(r"[A-Za-z0-9_.*?\-]{1,64}")
-_TOPIC_SUFFIX = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
 CRITERIA_GLOB_KEYS = ("run", "suite", "branch", "user", "machine_type")
 VERBOSITIES = VERBOSITY_VALUES
 DELIVERY_STATUSES = DELIVERY_STATUS_VALUES
@@ -72,100 +72,26 @@ def parse_event_query(params, *, last_event_id: str | None = None) -> dict[str, 
 def parse_message_body(raw: bytes) -> dict[str, Any]:
     """POST /events/: {"message": ..., "topic", "run", "job", "username", "data"}."""
     body = parse_object(raw)
-    unknown = set(body) - {"message", "topic", "run", "job", "username", "data"}
-    if unknown:
-        raise InvalidRequest(f"unknown key: {sorted(unknown)[0]}")
-    if body.get("message") is None:
-        raise InvalidRequest("could not find required key: 'message'")
-    message = check_int64_json("message", convert("message", JSONF, body["message"]))
-    topic = body.get("topic")
-    if topic is not None:
-        topic = check_string("topic", topic, 128)
-        if not _TOPIC_SUFFIX.fullmatch(topic):
-            raise InvalidRequest("topic must be dot-separated words (letters, digits, _ and -)")
-    data = body.get("data")
-    if data is not None and not isinstance(data, dict):
-        raise InvalidRequest("data must be an object")
-    if data is not None:
-        check_int64_json("data", convert("data", JSONF, data))
-        if set(data) & {"message", "run", "job"}:
-            raise InvalidRequest("data must not repeat message, run or job")
-    run = body.get("run")
+    MESSAGE_BODY.check(body)
     job = body.get("job")
-    if job is not None and run is None:
-        raise InvalidRequest("job needs run")
-    return {"message": message, "topic": topic, "data": data,
-            "run_name": check_string("run", run, 512) if run is not None else None,
-            "job_id": convert("job", stored(Job.job_id), job) if job is not None else None,
-            "username": check_string("username", body["username"], 128)
-            if body.get("username") is not None else None}
-
-
-def _check_globs(key: str, value: Any) -> Any:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or \
-            not all(isinstance(v, str) and v and "\x00" not in v and len(v) <= 512
-                    for v in items):
-        raise InvalidRequest(f"criteria.{key} must be a string or a list of strings")
-    return value
-
-
-def _parse_criteria(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidRequest("criteria must be an object")
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        if key == "status":
-            _check_globs(key, item)
-            for status in [item] if isinstance(item, str) else item:
-                if status not in CRITERIA_STATUSES:
-                    raise InvalidRequest("criteria.status values must be job or run statuses: "
-                                         + ", ".join(CRITERIA_STATUSES))
-            out[key] = item
-        elif key in CRITERIA_GLOB_KEYS:
-            out[key] = _check_globs(key, item)
-        else:
-            raise InvalidRequest(f"unknown criteria key: {key} (known: status, "
-                                 + ", ".join(CRITERIA_GLOB_KEYS) + ")")
-    return out
+    return {"message": body["message"], "topic": body.get("topic"), "data": body.get("data"),
+            "run_name": body.get("run"),
+            "job_id": convert("job", JOB_ID, job) if job is not None else None,
+            "username": body.get("username")}
 
 
 def parse_subscription_body(raw: bytes, *, partial: bool) -> dict[str, Any]:
     """POST /subscriptions/ (url required) and PUT /subscriptions/ID/ (any subset)."""
     body = parse_object(raw)
-    unknown = set(body) - set(SUBSCRIPTION_SCHEMA["properties"])
-    if unknown:
-        raise InvalidRequest(f"unknown key: {sorted(unknown)[0]}")
-    out: dict[str, Any] = {}
-    if not partial or "url" in body:
-        url = check_string("url", require_key(body, "url"), 2048)
-        if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url):
-            raise InvalidRequest("url must be an http:// or https:// URL")
-        out["url"] = url
-    if "description" in body:
+    (SUBSCRIPTION_CHANGE if partial else SUBSCRIPTION_BODY).check(body)
+    out = {key: body[key] for key in ("url", "verbosity", "compare", "enabled", "secret")
+           if key in body}
+    if "description" in body:  # a number is kept as its text
         out["description"] = convert("description", TEXT, body["description"])
-    if "types" in body:
-        types = body["types"]
-        if not isinstance(types, list) or not types or \
-                not all(isinstance(t, str) for t in types):
-            raise InvalidRequest("types must be a non-empty list of event types or globs")
-        out["types"] = parse_type_globs(types)
-    if "criteria" in body:
-        out["criteria"] = _parse_criteria(body["criteria"] or {})
-    if "verbosity" in body:
-        if body["verbosity"] not in VERBOSITIES:
-            raise InvalidRequest("verbosity must be one of " + ", ".join(VERBOSITIES))
-        out["verbosity"] = body["verbosity"]
-    for key in ("compare", "enabled"):
-        if key in body:
-            if not isinstance(body[key], bool):
-                raise InvalidRequest(f"{key} must be a boolean")
-            out[key] = body[key]
-    if "secret" in body:
-        secret = check_string("secret", body["secret"], 256)
-        if len(secret) < 16:
-            raise InvalidRequest("secret must be at least 16 characters")
-        out["secret"] = secret
+    if "types" in body:  # an item may hold several types, comma-separated
+        out["types"] = parse_type_globs(body["types"])
+    if "criteria" in body:  # null, false, 0, "" and [] are no criteria
+        out["criteria"] = dict(body["criteria"] or {})
     return out
 
 
@@ -195,23 +121,136 @@ EVENT_SCHEMA = {"type": "object", "properties": {
     "type": {"enum": list(EVENT_TYPES)}, "subject": {"type": "string"},
     "username": {"type": ["string", "null"]}, "run": {"type": ["string", "null"]},
     "job": {"type": ["string", "null"]}, "data": {"type": "object"}}}
-MESSAGE_SCHEMA = {"type": "object", "required": ["message"], "additionalProperties": False,
-                  "properties": {
-                      "message": {"description": "any JSON value"},
-                      "topic": {"type": "string", "description": "appended to <prefix>.message"},
-                      "run": {"type": "string", "maxLength": 512},
-                      "job": {"type": "string", "maxLength": 32},
-                      "username": {"type": "string", "maxLength": 128},
-                      "data": {"type": "object"}}}
-_STRINGS = {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-SUBSCRIPTION_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {
-    "url": {"type": "string", "format": "uri", "maxLength": 2048},
-    "description": {"type": ["string", "null"]},
-    "types": {"type": "array", "items": {"type": "string"}, "default": ["*"]},
-    "criteria": {"type": "object", "additionalProperties": False, "properties": {
-        "status": _STRINGS, **{k: _STRINGS for k in CRITERIA_GLOB_KEYS}}},
-    "verbosity": {"enum": list(VERBOSITIES), "default": "status"},
-    "compare": {"type": "boolean", "default": False},
-    "secret": {"type": "string", "minLength": 16, "maxLength": 256,
-               "description": "HMAC key; generated (and shown once) when not given"},
-    "enabled": {"type": "boolean", "default": True}}}
+# ---- request bodies: the JSON Schemas the OpenAPI document publishes and the server checks
+# (validation.BodySchema); `x-message` is the 400 message of each failure
+
+JOB_ID = stored(Job.job_id)
+
+
+def _string(key: str, *, types: tuple[str, ...] = ("string", "null"), **keywords: Any) -> dict:
+    """A string field (or as `types` says) without NUL, then `keywords` in order, with the
+    messages the server answers: maxLength, minLength, and pattern (its message given as
+    `message`)."""
+    message = keywords.pop("message", None)
+    schema: dict[str, Any] = {"type": list(types), "not": NUL, **keywords}
+    messages = {"type": f"{key} must be a string", "not": f"{key} must not contain NUL characters"}
+    if "maxLength" in keywords:
+        messages["maxLength"] = f"{key} is longer than {keywords['maxLength']} characters"
+    if "minLength" in keywords:
+        messages["minLength"] = f"{key} must be at least {keywords['minLength']} characters"
+    if "pattern" in keywords:
+        messages["pattern"] = message
+    schema["x-message"] = messages
+    return schema
+
+
+def _json(key: str, value: Any) -> Any:
+    """What a message's `message` and `data` must be beyond their schema: no NUL character in
+    any string or key, and integers within 64 bits (events are served by re-encoding them)."""
+    return check_int64_json(key, convert(key, JSONF, value))
+
+
+# the top level of a body: parse_object has answered one that is no object
+_BODY_MESSAGES = {"type": BAD_JSON, "additionalProperties": "unknown key: {name}",
+                  "required": "could not find required key: '{name}'"}
+TOPIC_PATTERN = "^[A-Za-z0-9_\\-]+(\\.[A-Za-z0-9_\\-]+)*$"
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["message"],
+    "properties": {
+        "message": {"not": {"type": "null"},
+                    "description": "any JSON value but null; no NUL character in any string "
+                                   "or key, integers within 64 bits",
+                    "x-message": "could not find required key: 'message'"},
+        "topic": {**_string("topic", maxLength=128, pattern=TOPIC_PATTERN,
+                            message="topic must be dot-separated words (letters, digits, _ "
+                                    "and -)"),
+                  "description": "appended to <prefix>.message"},
+        "data": {"type": ["object", "null"],
+                 "propertyNames": {"not": {"enum": ["message", "run", "job"]}},
+                 "description": "added to the event's data; no NUL character in any string "
+                                "or key, integers within 64 bits",
+                 "x-message": {"type": "data must be an object",
+                               "propertyNames": "data must not repeat message, run or job"}},
+        "run": _string("run", maxLength=512),
+        "job": {**_string("job", types=("string", "number", "null"),
+                          maxLength=JOB_ID.max_length),
+                "description": "a number is taken as its text, which must fit too"},
+        "username": _string("username", maxLength=128),
+    },
+    # a job (not null) needs its run (not null)
+    "if": {"required": ["job"], "properties": {"job": {"not": {"type": "null"}}}},
+    "then": {"required": ["run"], "properties": {"run": {"type": "string"}},
+             "x-message": "job needs run"},
+    "x-message": _BODY_MESSAGES,
+}
+MESSAGE_BODY = BodySchema(MESSAGE_SCHEMA, {"message": lambda value: _json("message", value),
+                                           "data": lambda value: _json("data", value),
+                                           "job": lambda value: convert("job", JOB_ID, value)})
+
+# a glob: one or more characters of event types and * ?
+_GLOB_PATTERN = "[A-Za-z0-9_.*?\\-]{1,64}"
+_SPACES = f"[{WHITE_SPACE}]*"
+# an item of `types`: globs separated by commas, each with white space around it, or none
+_PIECE = f"{_SPACES}(?:{_GLOB_PATTERN}{_SPACES})?"
+TYPES_ITEM_PATTERN = f"^{_PIECE}(?:,{_PIECE})*$"
+_CRITERION = {"type": "string", "minLength": 1, "maxLength": 512, "not": NUL}
+
+
+def _criterion(key: str) -> dict:
+    return {"anyOf": [_CRITERION, {"type": "array", "minItems": 1, "items": _CRITERION}],
+            "x-message": f"criteria.{key} must be a string or a list of strings"}
+
+
+_STATUSES = list(CRITERIA_STATUSES)
+SUBSCRIPTION_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "properties": {
+        "url": {"not": {"enum": [None, ""]}, "type": "string",
+                "allOf": [{"not": NUL, "x-message": "url must not contain NUL characters"}],
+                "maxLength": 2048,
+                "pattern": f"^https?://[^{WHITE_SPACE}/?#]+[^{WHITE_SPACE}]*$",
+                "x-message": {"not": "could not find required key: 'url'",
+                              "type": "url must be a string",
+                              "maxLength": "url is longer than 2048 characters",
+                              "pattern": "url must be an http:// or https:// URL"}},
+        "description": _string("description", types=("string", "number", "null")),
+        "types": {"type": "array", "minItems": 1,
+                  "items": {"type": "string", "pattern": TYPES_ITEM_PATTERN,
+                            "x-message": {
+                                "type": "types must be a non-empty list of event types or "
+                                        "globs",
+                                "pattern": "type must be an event type or a glob such as "
+                                           "job.*"}},
+                  "default": ["*"],
+                  "description": "event types or globs such as job.*; an item may hold "
+                                 "several, comma-separated",
+                  "x-message": "types must be a non-empty list of event types or globs"},
+        "criteria": {
+            "anyOf": [{"type": "object"}, {"enum": [None, False, 0, "", []]}],
+            "properties": {
+                "status": {"allOf": [_criterion("status"), {
+                    "anyOf": [{"enum": _STATUSES},
+                              {"type": "array", "items": {"enum": _STATUSES}}],
+                    "x-message": "criteria.status values must be job or run statuses: "
+                                 + ", ".join(CRITERIA_STATUSES)}]},
+                **{key: _criterion(key) for key in CRITERIA_GLOB_KEYS}},
+            "additionalProperties": False,
+            "description": "all must hold; null, false, 0, \"\" and [] are no criteria",
+            "x-message": {"anyOf": "criteria must be an object",
+                          "additionalProperties": "unknown criteria key: {name} (known: "
+                                                  "status, " + ", ".join(CRITERIA_GLOB_KEYS)
+                                                  + ")"}},
+        "verbosity": {"enum": list(VERBOSITIES), "default": "status",
+                      "x-message": "verbosity must be one of " + ", ".join(VERBOSITIES)},
+        "compare": {"type": "boolean", "default": False,
+                    "x-message": "compare must be a boolean"},
+        "enabled": {"type": "boolean", "default": True,
+                    "x-message": "enabled must be a boolean"},
+        "secret": {**_string("secret", types=("string",), maxLength=256, minLength=16),
+                   "description": "HMAC key; generated (and shown once) when not given"},
+    },
+    "x-message": _BODY_MESSAGES,
+}
+# POST: a new subscription needs its url
+NEW_SUBSCRIPTION_SCHEMA: dict[str, Any] = {**SUBSCRIPTION_SCHEMA, "required": ["url"]}
+SUBSCRIPTION_BODY = BodySchema(NEW_SUBSCRIPTION_SCHEMA)
+SUBSCRIPTION_CHANGE = BodySchema(SUBSCRIPTION_SCHEMA)
