@@ -354,7 +354,7 @@ def next_due(session: Session) -> dt.datetime | None:
 
 def pending_fan_out(session: Session) -> bool:
     """True when some enabled subscription's cursor is behind the newest event."""
-    top = event_service.latest_event_id(session)
+    top = event_service.newest_event_id(session)
     return session.scalar(select(func.count()).select_from(Subscription)
                           .where(Subscription.enabled, Subscription.last_event_id < top)) > 0
 
