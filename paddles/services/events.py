@@ -8,8 +8,8 @@ created, a failed commit) leaves no event behind, and no event exists without it
 
 Ordering. Replay is `id > since`, so a reader must never move past an id that can still
 appear: an id is assigned at INSERT but becomes visible at COMMIT, and commits do not come
-in id order. Writers and readers share one advisory key (docs/events.md, "Ids commit in
-order"). `flush_events` inserts a transaction's events as its very last statements, after
+in id order. Writers and readers share one advisory key (docs/events.md, "No id is
+skipped"). `flush_events` inserts a transaction's events as its very last statements, after
 taking the key in SHARED mode (transaction-scoped, held until the commit has ended): every
 id is handed out while its writer holds the shared lock, and writers still commit together.
 Everything else the transaction does (row locks included) happens before the lock, so it
@@ -48,7 +48,7 @@ from ..models.events import EVENT_TYPES
 log = logging.getLogger(__name__)
 
 PENDING = "paddles.pending_events"  # Session.info key: events waiting for the commit
-NOTIFY_ON = "paddles.notify_on"  # Session.info key: the DBAPI connection to NOTIFY on
+NOTIFY_ON = "paddles.notify_on"  # Session.info key: the Connection to NOTIFY on
 CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
 # advisory key: event writers hold it shared to their commit's end, readers of a horizon
 # take it exclusive for an instant ("paddEVNT")
@@ -96,7 +96,7 @@ def flush_events(session: Session) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         connection = session.connection()
         connection.execute(_WRITER_LOCK, {"key": ADVISORY_KEY})
-        session.info[NOTIFY_ON] = connection.connection.dbapi_connection
+        session.info[NOTIFY_ON] = connection
     result = session.execute(insert(Event.__table__).returning(Event.__table__.c.id,
                                                                sort_by_parameter_order=True),
                              pending)
@@ -124,14 +124,17 @@ def _flush_on_commit(session: Session) -> None:
 def _notify_after_commit(session: Session) -> None:
     """NOTIFY on the connection that just committed events (still checked out here), as a
     statement of its own: one round trip, after the writers' lock is gone."""
-    dbapi_conn = session.info.get(NOTIFY_ON)
-    if dbapi_conn is None:
+    connection = session.info.get(NOTIFY_ON)
+    if connection is None:
         return
     try:
-        if not pg.run_after_commit(dbapi_conn, _NOTIFY_SQL):
+        if not pg.run_after_commit(connection.connection.dbapi_connection, _NOTIFY_SQL):
             return  # a savepoint's commit: the transaction goes on
     except Exception as exc:  # the events are committed; readers look again on their own
         log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
+        # not through SQLAlchemy's statement path: drop the connection here (a server gone
+        # away would otherwise fail the pool's reset of it)
+        connection.invalidate()
     session.info.pop(NOTIFY_ON, None)
 
 
@@ -359,10 +362,10 @@ def list_events(session: Session, *, since: int = 0, types: Sequence[str] = (),
                 limit: int = 100) -> tuple[list[Event], int]:
     """(events with id > since in id order, at most `limit`; the cursor to continue from).
 
-    The cursor is the last id returned or, when the page is not full, the newest id that
-    existed when the page was read: a filtered reader then does not scan the same
-    non-matching events again. Commit-ordered ids make that safe (nothing below it can
-    still appear)."""
+    The cursor is the last id returned or, when the page is not full, the horizon the page
+    was read up to (latest_event_id): a filtered reader then does not scan the same
+    non-matching events again. The horizon makes that safe (nothing below it can still
+    appear)."""
     top = latest_event_id(session)
     stmt = select(Event).where(Event.id > since, Event.id <= top)
     cond = glob_condition(Event.type, types)

@@ -253,3 +253,20 @@ def test_replay_under_concurrent_writers_sees_every_id_once(session_factory):
     assert len(everything) > writers * per_writer
     assert seen == sorted(set(seen))  # increasing: no duplicate
     assert seen == everything  # and nothing skipped
+
+
+def test_a_notify_failing_after_the_commit_drops_its_connection(session_factory, db_engine,
+                                                                monkeypatch, caplog):
+    """The NOTIFY runs after the commit, below SQLAlchemy: when the server goes away then,
+    the events stay committed, the commit does not fail, and the connection is dropped
+    (not rolled back by the pool, which would log its own failure)."""
+    _postgresql_only(session_factory)
+    monkeypatch.setattr(event_service, "_NOTIFY_SQL",
+                        "SELECT pg_terminate_backend(pg_backend_pid())")
+    with caplog.at_level("WARNING"):
+        event_id = _commit_one(session_factory)
+    assert "NOTIFY after an event commit failed" in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("sqlalchemy")]
+    monkeypatch.undo()
+    with session_factory() as reader:
+        assert event_id in [e.id for e in event_service.list_events(reader, since=0)[0]]
