@@ -14,10 +14,10 @@ Three measurements, each on a throwaway database of the local server:
 3. `--waits`: paddles under gunicorn (gunicorn_config.py) with 8 clients, the job_create
    and job_status phases of bench/run.py, while a sampler reads pg_stat_activity every
    few milliseconds: what the database backends serving paddles were doing (running, or
-   waiting: on a row lock (the run row), on the events' advisory lock, on the WAL flush of
-   a commit, on the client, ...), and how much of the time a transaction stood open while
-   paddles' Python worked ("idle in transaction": locks held with nothing for PostgreSQL
-   to do).
+   waiting: on a row lock (the run row), on the events' advisory lock, on the lock that
+   orders NOTIFYing commits, on the WAL flush of a commit, on the client, ...), and how
+   much of the time a transaction stood open while paddles' Python worked ("idle in
+   transaction": locks held with nothing for PostgreSQL to do).
 
     .venv/bin/python bench/write_breakdown.py                 # 1 only (about 20 s)
     .venv/bin/python bench/write_breakdown.py --callgrind --waits
@@ -222,6 +222,8 @@ def callgrind(url: str, n: int) -> dict:
 WAIT_CLASSES = [
     ("row lock (run row)", lambda t, e: t == "Lock" and e in ("transactionid", "tuple")),
     ("events advisory lock", lambda t, e: t == "Lock" and e == "advisory"),
+    # NOTIFY: PostgreSQL serialises the commits of notifying transactions on one lock
+    ("notify queue lock", lambda t, e: t == "Lock" and e == "object"),
     ("other lock", lambda t, e: t == "Lock"),
     ("commit: WAL flush", lambda t, e: (t == "IO" and e in ("WALSync", "WALWrite"))
      or (t == "LWLock" and e in ("WALWrite", "WALInsert"))),

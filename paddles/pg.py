@@ -89,6 +89,22 @@ def _checkin_transactional(dbapi_conn, _record) -> None:
         dbapi_conn.autocommit = False
 
 
+def run_after_commit(dbapi_conn, sql: str) -> bool:
+    """`sql` as a transaction of its own (autocommit) on a psycopg2 connection that has just
+    committed and is still checked out; False (nothing run) when it is closed or inside a
+    transaction (a savepoint released, say). The connection is left as it was found."""
+    if dbapi_conn.closed or dbapi_conn.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+        return False
+    was = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        dbapi_conn.autocommit = was
+    return True
+
+
 class Outcome(NamedTuple):
     """What a statement run by `execute_alone` gave: its rows (a list of tuples, empty for a
     statement that returns none) and its rowcount."""

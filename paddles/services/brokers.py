@@ -59,7 +59,7 @@ def due(session: Session, name: str, *, now: dt.datetime | None = None) -> float
     row = session.scalar(select(BrokerCursor).where(BrokerCursor.name == name))
     if row is None:
         return 0.0
-    if row.last_event_id >= event_service.latest_event_id(session):
+    if row.last_event_id >= event_service.newest_event_id(session):
         return None
     return max(0.0, (row.next_attempt - (now or utcnow())).total_seconds())
 
@@ -136,4 +136,4 @@ def record_failure(session: Session, name: str, *, owner: str, position: int, pu
 def list_brokers(session: Session) -> tuple[list[BrokerCursor], int]:
     """Every broker's row, by name, and the newest event id (lag = it - the cursor)."""
     rows = list(session.scalars(select(BrokerCursor).order_by(BrokerCursor.name)))
-    return rows, event_service.latest_event_id(session)
+    return rows, event_service.newest_event_id(session)

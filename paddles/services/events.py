@@ -6,15 +6,20 @@ pending events go in at commit (a `before_commit` listener calls `flush_events`)
 rollback drops them with the change. So a request that fails half way (a 400 after a run was
 created, a failed commit) leaves no event behind, and no event exists without its change.
 
-Ordering. Replay is `id > since`, so ids must become visible in id order: an id assigned
-at INSERT but committed after a higher one would be skipped by a reader that already moved
-past it. `flush_events` therefore inserts a transaction's events as its very last statements
-and, on PostgreSQL, first takes a transaction-scoped advisory lock that is held until the
-commit ends: event-writing transactions take their ids and commit one at a time, in id
-order. Everything else the transaction does (row locks included) happens before the lock,
-so the lock is held only for the INSERT and the commit itself, and it cannot deadlock with
-row locks. SQLite allows one writer at a time anyway. The same transaction sends a
-PostgreSQL NOTIFY, delivered at commit, which wakes event streams and the dispatch worker.
+Ordering. Replay is `id > since`, so a reader must never move past an id that can still
+appear: an id is assigned at INSERT but becomes visible at COMMIT, and commits do not come
+in id order. Writers and readers share one advisory key (docs/events.md, "No id is
+skipped"). `flush_events` inserts a transaction's events as its very last statements, after
+taking the key in SHARED mode (transaction-scoped, held until the commit has ended): every
+id is handed out while its writer holds the shared lock, and writers still commit together.
+Everything else the transaction does (row locks included) happens before the lock, so it
+cannot deadlock with row locks. A reader asks `latest_event_id` for a horizon: it reads
+max(id), then takes the key EXCLUSIVELY and lets go at once, which waits for every writer
+that held the shared lock when max(id) was read; from the reader's next statement on, every
+id up to the horizon is committed or gone for good. SQLite allows one writer at a time
+anyway. After the commit, the same connection sends a PostgreSQL NOTIFY (a transaction of
+its own: a NOTIFY inside the writing transaction would serialise every event commit on
+PostgreSQL's notify queue lock), which wakes event streams and the dispatch worker.
 
 Record events outside `session.begin_nested()` blocks: a savepoint rolled back does not
 take back an event recorded inside it.
@@ -27,19 +32,26 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import logging
 import uuid
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import ColumnElement, delete, event, func, insert, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import pg
 from ..models import Event, utcnow
 from ..models.events import EVENT_TYPES
 
+log = logging.getLogger(__name__)
+
 PENDING = "paddles.pending_events"  # Session.info key: events waiting for the commit
+NOTIFY_ON = "paddles.notify_on"  # Session.info key: the Connection to NOTIFY on
 CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
-# pg_advisory_xact_lock key that orders event commits ("paddEVNT")
+# advisory key: event writers hold it shared to their commit's end, readers of a horizon
+# take it exclusive for an instant ("paddEVNT")
 ADVISORY_KEY = 0x7061646445564E54
 DEFAULT_TOPIC_PREFIX = "org.paddles"
 TOPIC_PREFIX = "paddles.topic_prefix"  # Session.info key: settings.event_topic_prefix
@@ -82,17 +94,25 @@ def flush_events(session: Session) -> list[int]:
         return []
     session.flush()  # every row lock this transaction takes is taken before the lock below
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key), pg_notify(:channel, '')"),
-                        {"key": ADVISORY_KEY, "channel": CHANNEL})
+        connection = session.connection()
+        connection.execute(_WRITER_LOCK, {"key": ADVISORY_KEY})
+        session.info[NOTIFY_ON] = connection
     result = session.execute(insert(Event.__table__).returning(Event.__table__.c.id,
                                                                sort_by_parameter_order=True),
                              pending)
     return list(result.scalars())
 
 
+_WRITER_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
+# Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so
+# losing one in a crash costs nothing, and the notify queue's lock is held for no WAL flush
+_NOTIFY_SQL = f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
+
+
 def listen(factory: sessionmaker) -> None:
     """Pending events inserted at commit, forgotten at rollback, for `factory`'s sessions."""
     event.listen(factory, "before_commit", _flush_on_commit)
+    event.listen(factory, "after_commit", _notify_after_commit)
     event.listen(factory, "after_transaction_end", _forget_on_end)
 
 
@@ -101,9 +121,27 @@ def _flush_on_commit(session: Session) -> None:
         flush_events(session)
 
 
+def _notify_after_commit(session: Session) -> None:
+    """NOTIFY on the connection that just committed events (still checked out here), as a
+    statement of its own: one round trip, after the writers' lock is gone."""
+    connection = session.info.get(NOTIFY_ON)
+    if connection is None:
+        return
+    try:
+        if not pg.run_after_commit(connection.connection.dbapi_connection, _NOTIFY_SQL):
+            return  # a savepoint's commit: the transaction goes on
+    except Exception as exc:  # the events are committed; readers look again on their own
+        log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
+        # not through SQLAlchemy's statement path: drop the connection here (a server gone
+        # away would otherwise fail the pool's reset of it)
+        connection.invalidate()
+    session.info.pop(NOTIFY_ON, None)
+
+
 def _forget_on_end(session: Session, transaction) -> None:
     if transaction.parent is None:  # the outermost transaction: committed or rolled back
         session.info.pop(PENDING, None)
+        session.info.pop(NOTIFY_ON, None)
 
 
 def pending_events(session: Session) -> list[dict[str, Any]]:
@@ -275,6 +313,47 @@ def glob_condition(column, patterns: Iterable[str]) -> ColumnElement | None:
 
 
 def latest_event_id(session: Session) -> int:
+    """The horizon: the newest event id such that every id up to it is, from the caller's
+    next statement on, committed (and visible) or rolled back for good, so that a reader
+    that moves its cursor to it skips nothing that could still appear.
+
+    On PostgreSQL, one statement reads max(id) in its snapshot, then takes ADVISORY_KEY
+    exclusively and lets go: the lock is granted once every writer that held it shared (as
+    writers do from before their ids are handed out to after their commit has ended) when
+    max(id) was read has ended. A new exclusive request queues later shared ones behind it,
+    so readers are not starved. It needs READ COMMITTED (the next statement's snapshot is
+    taken after the wait); a session-level lock, so that it is not kept to the end of the
+    caller's transaction. SQLite: one writer at a time, max(id) is the horizon."""
+    if session.get_bind().dialect.name != "postgresql":
+        return session.scalar(select(func.coalesce(func.max(Event.id), 0)))
+    connection = session.connection()
+    try:
+        top, _, released, isolation = connection.execute(
+            _HORIZON, {"key": ADVISORY_KEY}).one()
+    except DBAPIError:
+        # whatever failed, no session-level lock may stay on a pooled connection: closing
+        # the backend drops every lock it held
+        connection.invalidate()
+        raise
+    if not released:  # pragma: no cover - the statement's evaluation order changed
+        connection.invalidate()
+        raise RuntimeError("the events horizon lock was not released")
+    if isolation != "read committed":
+        raise RuntimeError(f"latest_event_id needs READ COMMITTED, not {isolation}: a "
+                           "transaction snapshot taken before the wait would miss events")
+    return top
+
+
+# The scalar subquery is read in the statement's snapshot, taken before the lock is asked
+# for; the target list is evaluated left to right, so the unlock follows the lock
+_HORIZON = text("SELECT (SELECT coalesce(max(id), 0) FROM events) AS top, "
+                "pg_advisory_lock(:key), pg_advisory_unlock(:key) AS released, "
+                "current_setting('transaction_isolation') AS isolation")
+
+
+def newest_event_id(session: Session) -> int:
+    """max(id) now, with no wait: for deciding whether there may be work (a cursor behind
+    it), never for moving a cursor (latest_event_id)."""
     return session.scalar(select(func.coalesce(func.max(Event.id), 0)))
 
 
@@ -283,10 +362,10 @@ def list_events(session: Session, *, since: int = 0, types: Sequence[str] = (),
                 limit: int = 100) -> tuple[list[Event], int]:
     """(events with id > since in id order, at most `limit`; the cursor to continue from).
 
-    The cursor is the last id returned or, when the page is not full, the newest id that
-    existed when the page was read: a filtered reader then does not scan the same
-    non-matching events again. Commit-ordered ids make that safe (nothing below it can
-    still appear)."""
+    The cursor is the last id returned or, when the page is not full, the horizon the page
+    was read up to (latest_event_id): a filtered reader then does not scan the same
+    non-matching events again. The horizon makes that safe (nothing below it can still
+    appear)."""
     top = latest_event_id(session)
     stmt = select(Event).where(Event.id > since, Event.id <= top)
     cond = glob_condition(Event.type, types)

@@ -5,8 +5,8 @@ The one mechanism behind everything `paddles dispatch` does, shared by webhooks
 (services/brokers.py: a cursor and a lease per broker):
 
 - a cursor is the id of the last event a consumer has dealt with; `events_after` reads the
-  next events in id order. Event ids commit in order (services/events.py), so a cursor that
-  moves to the newest id it has seen never skips an event committed later;
+  next events in id order, up to a settled horizon (events.latest_event_id: every id below it
+  is committed or gone), so a cursor that moves to it never skips an event committed later;
 - a row that several dispatchers may want is taken with `skip_locked` (FOR UPDATE SKIP
   LOCKED on PostgreSQL: another dispatcher takes other rows instead of waiting; SQLite has
   one writer at a time anyway), and held beyond the transaction by a lease: a due time

@@ -3,8 +3,8 @@
 The dispatch worker (paddles/dispatch.py) repeats three short transactions:
 1. `fan_out`: for each enabled subscription, the events after its cursor are matched against
    its types and criteria, and a delivery row (with the exact body to send) is inserted for
-   each match; the cursor moves on in the same transaction. Replay ids commit in order, so a
-   cursor never skips an event.
+   each match; the cursor moves on in the same transaction, up to a settled horizon
+   (events.latest_event_id), so a cursor never skips an event.
 2. `claim_deliveries`: due pending deliveries are leased (attempts + 1, next_attempt = now +
    lease), FOR UPDATE SKIP LOCKED on PostgreSQL so several workers take different rows.
 3. after the HTTP attempt, `record_attempt` marks it delivered, or schedules the retry
@@ -354,7 +354,7 @@ def next_due(session: Session) -> dt.datetime | None:
 
 def pending_fan_out(session: Session) -> bool:
     """True when some enabled subscription's cursor is behind the newest event."""
-    top = event_service.latest_event_id(session)
+    top = event_service.newest_event_id(session)
     return session.scalar(select(func.count()).select_from(Subscription)
                           .where(Subscription.enabled, Subscription.last_event_id < top)) > 0
 

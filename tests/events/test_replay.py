@@ -1,5 +1,6 @@
-"""GET /events/: replay in id order with filters and a cursor; ids commit in order, so a
-reader following the cursor under concurrent writers sees every event exactly once."""
+"""GET /events/: replay in id order with filters and a cursor; readers read up to a horizon
+below which every id is settled (docs/events.md), so a reader following the cursor under
+concurrent writers sees every event exactly once."""
 from __future__ import annotations
 
 import json
@@ -78,35 +79,125 @@ def _record(session, n=1):
         event_service.record_event(session, "message", {"message": i}, subject="events")
 
 
-def test_an_event_commit_waits_for_an_earlier_uncommitted_event(session_factory):
-    """T1 has its event id but has not committed: T2's event (a higher id) cannot commit
-    before it, so no reader can see T2's id while T1's may still appear."""
-    first = session_factory()
-    begin_write(first)
-    _record(first)
-    (first_id,) = event_service.flush_events(first)  # id taken, transaction open
-    committed = threading.Event()
+def _postgresql_only(session_factory):
+    if session_factory.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: max(id) is the horizon")
 
-    def second():
-        with session_factory.begin() as session:
-            begin_write(session)
-            _record(session)
-        committed.set()
 
-    thread = threading.Thread(target=second)
-    thread.start()
-    try:
-        assert not committed.wait(0.5)
+def _open_writer(session_factory):
+    """A writing session holding an uncommitted event: (session, its id)."""
+    session = session_factory()
+    begin_write(session)
+    _record(session)
+    (event_id,) = event_service.flush_events(session)  # id taken, shared lock held
+    return session, event_id
+
+
+def _commit_one(session_factory) -> int:
+    with session_factory.begin() as session:
+        begin_write(session)
+        _record(session)
+        (event_id,) = event_service.flush_events(session)
+    return event_id
+
+
+def _horizon_in_thread(session_factory):
+    """A reader asking for the horizon in a thread of its own: (thread, result); result
+    gets the horizon and, from the reader's next statement, the ids up to it."""
+    result: dict = {}
+
+    def read():
         with session_factory() as reader:
-            assert event_service.list_events(reader, since=0)[0] == []
-        first.commit()
-        assert committed.wait(10)
+            result["top"] = top = event_service.latest_event_id(reader)
+            result["ids"] = [e.id for e in event_service.list_events(reader, since=0)[0]
+                             if e.id <= top]
+    thread = threading.Thread(target=read)
+    thread.start()
+    return thread, result
+
+
+def _advisory_waiters(db_engine) -> int:
+    from sqlalchemy import text
+    with db_engine.connect() as conn:
+        return conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND NOT granted AND database = (SELECT oid FROM pg_database "
+                                "WHERE datname = current_database())"))
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+def test_writers_commit_together_and_the_horizon_waits_for_the_open_one(
+        session_factory, db_engine, ending):
+    """Writer A holds an uncommitted event (the lower id); writer B commits a higher one
+    meanwhile (the writers' lock is shared). A reader asking for the horizon then waits
+    until A has ended, and what it reads next holds A's id (committed) or never will
+    (rolled back): no horizon lets a reader move past an id that can still appear."""
+    _postgresql_only(session_factory)
+    first, first_id = _open_writer(session_factory)
+    try:
+        second_id = _commit_one(session_factory)  # not held up by A
+        assert second_id > first_id
+        thread, result = _horizon_in_thread(session_factory)
+        deadline = time.monotonic() + 10
+        while _advisory_waiters(db_engine) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _advisory_waiters(db_engine) == 1  # the reader queues on the lock
+        thread.join(0.3)
+        assert thread.is_alive() and "top" not in result  # still waiting for A
+        getattr(first, ending)()
+        thread.join(10)
+        assert not thread.is_alive()
     finally:
         first.close()
-        thread.join(10)
+    assert result["top"] >= second_id
+    expected = [first_id, second_id] if ending == "commit" else [second_id]
+    assert [i for i in result["ids"] if i in (first_id, second_id)] == expected
+
+
+def test_the_horizon_leaves_no_lock_behind(session_factory, db_engine):
+    """The exclusive lock is let go in the same statement (session-level, so not held to
+    the end of the reader's transaction): a writer goes on while the reader's transaction
+    is still open, and the reader's backend holds no advisory lock."""
+    from sqlalchemy import text
+    _postgresql_only(session_factory)
+    _commit_one(session_factory)
     with session_factory() as reader:
-        ids = [e.id for e in event_service.list_events(reader, since=0)[0]]
-    assert ids[0] == first_id and ids == sorted(ids) and len(ids) == 2
+        top = event_service.latest_event_id(reader)
+        assert reader.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                  "AND pid = pg_backend_pid()")) == 0
+        assert _commit_one(session_factory) > top  # not held up by the open reader
+    with db_engine.connect() as conn:  # nor any backend of this database (the pool's)
+        assert conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND database = (SELECT oid FROM pg_database "
+                                "WHERE datname = current_database())")) == 0
+
+
+def test_the_horizon_refuses_a_transaction_snapshot(session_factory):
+    """Under REPEATABLE READ the reader's later statements keep the snapshot taken before
+    the wait, so the horizon would not hold: refused."""
+    _postgresql_only(session_factory)
+    with session_factory() as reader:
+        reader.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        with pytest.raises(RuntimeError, match="READ COMMITTED"):
+            event_service.latest_event_id(reader)
+
+
+def test_a_failed_horizon_drops_its_connection(session_factory, db_engine):
+    """A horizon that fails (here: lock_timeout while a writer holds the lock) invalidates
+    its connection, so that no session-level lock can go back to the pool with it."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+    _postgresql_only(session_factory)
+    first, _ = _open_writer(session_factory)
+    try:
+        with session_factory() as reader:
+            connection = reader.connection()
+            connection.execute(text("SET lock_timeout = '100ms'"))
+            with pytest.raises(OperationalError, match="lock timeout"):
+                event_service.latest_event_id(reader)
+            assert connection.invalidated
+    finally:
+        first.rollback()
+        first.close()
 
 
 def test_replay_under_concurrent_writers_sees_every_id_once(session_factory):
@@ -162,3 +253,20 @@ def test_replay_under_concurrent_writers_sees_every_id_once(session_factory):
     assert len(everything) > writers * per_writer
     assert seen == sorted(set(seen))  # increasing: no duplicate
     assert seen == everything  # and nothing skipped
+
+
+def test_a_notify_failing_after_the_commit_drops_its_connection(session_factory, db_engine,
+                                                                monkeypatch, caplog):
+    """The NOTIFY runs after the commit, below SQLAlchemy: when the server goes away then,
+    the events stay committed, the commit does not fail, and the connection is dropped
+    (not rolled back by the pool, which would log its own failure)."""
+    _postgresql_only(session_factory)
+    monkeypatch.setattr(event_service, "_NOTIFY_SQL",
+                        "SELECT pg_terminate_backend(pg_backend_pid())")
+    with caplog.at_level("WARNING"):
+        event_id = _commit_one(session_factory)
+    assert "NOTIFY after an event commit failed" in caplog.text
+    assert not [r for r in caplog.records if r.name.startswith("sqlalchemy")]
+    monkeypatch.undo()
+    with session_factory() as reader:
+        assert event_id in [e.id for e in event_service.list_events(reader, since=0)[0]]
