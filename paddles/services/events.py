@@ -325,7 +325,7 @@ def latest_event_id(session: Session) -> int:
     taken after the wait); a session-level lock, so that it is not kept to the end of the
     caller's transaction. SQLite: one writer at a time, max(id) is the horizon."""
     if session.get_bind().dialect.name != "postgresql":
-        return session.scalar(select(func.coalesce(func.max(Event.id), 0)))
+        return newest_event_id(session)
     connection = session.connection()
     try:
         top, _, released, isolation = connection.execute(
