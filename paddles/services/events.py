@@ -37,7 +37,8 @@ import uuid
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import ColumnElement, delete, event, func, insert, or_, select, text
+from sqlalchemy import (ColumnElement, delete, event, func, insert, literal_column, or_, select,
+                        text)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 PENDING = "paddles.pending_events"  # Session.info key: events waiting for the commit
 NOTIFY_ON = "paddles.notify_on"  # Session.info key: the Connection to NOTIFY on
+WRITER_LOCKED = "paddles.writer_locked"  # Session.info key: the shared lock is held
 CHANNEL = "paddles_events"  # PostgreSQL NOTIFY channel
 # advisory key: event writers hold it shared to their commit's end, readers of a horizon
 # take it exclusive for an instant ("paddEVNT")
@@ -95,7 +97,8 @@ def flush_events(session: Session) -> list[int]:
     session.flush()  # every row lock this transaction takes is taken before the lock below
     if session.get_bind().dialect.name == "postgresql":
         connection = session.connection()
-        connection.execute(_WRITER_LOCK, {"key": ADVISORY_KEY})
+        if not session.info.get(WRITER_LOCKED):
+            connection.execute(_WRITER_LOCK, {"key": ADVISORY_KEY})
         session.info[NOTIFY_ON] = connection
     result = session.execute(insert(Event.__table__).returning(Event.__table__.c.id,
                                                                sort_by_parameter_order=True),
@@ -104,6 +107,18 @@ def flush_events(session: Session) -> list[int]:
 
 
 _WRITER_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
+
+
+def writer_lock():
+    """The writers' shared lock as an expression, for a statement that takes it itself
+    (services/jobs.py, with its row locks): once it has run, `writer_locked(session)`."""
+    return func.pg_advisory_xact_lock_shared(literal_column(str(ADVISORY_KEY)))
+
+
+def writer_locked(session: Session) -> None:
+    """This transaction holds the writers' lock: flush_events does not take it again. Only
+    after every row lock of the transaction, as flush_events would take it."""
+    session.info[WRITER_LOCKED] = True
 # Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so
 # losing one in a crash costs nothing, and the notify queue's lock is held for no WAL flush
 _NOTIFY_SQL = f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
@@ -142,6 +157,7 @@ def _forget_on_end(session: Session, transaction) -> None:
     if transaction.parent is None:  # the outermost transaction: committed or rolled back
         session.info.pop(PENDING, None)
         session.info.pop(NOTIFY_ON, None)
+        session.info.pop(WRITER_LOCKED, None)
 
 
 def pending_events(session: Session) -> list[dict[str, Any]]:

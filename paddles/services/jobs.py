@@ -148,6 +148,10 @@ def update_job(session: Session, run_name: str, job_id: str,
     if fields.keys() <= HEARTBEAT_KEYS:
         _heartbeat(session, run_name, job_id, fields, missing)
         return
+    if session.get_bind().dialect.name == "postgresql":
+        plan = plan_update(session, run_name, job_id, fields, missing)
+        if plan is not None and apply_planned(session, plan):
+            return
     run, job, linked = _lock_run_and_job(session, run_name, job_id, "targets" in fields,
                                          missing)
     before, old_status, run_was = events.job_snapshot(job, fields), job.status, run.status
@@ -160,6 +164,145 @@ def update_job(session: Session, run_name: str, job_id: str,
                             before=before, run_was=run_was)
 
 
+# ---- a job update on PostgreSQL: worked out before the run is locked ---------------------
+# Every job write of a run queues on its run's row (the counters). The general path below
+# holds that lock from its first SELECT to COMMIT, with the whole write's Python between;
+# here the write is worked out on rows read without a lock, and then one statement locks
+# the run, writes the job's new values and the counters' deltas, provided the job row is
+# still the one that was read (its `xmin`, which every UPDATE of the row changes), and
+# takes the events' shared lock. The run's lock is held for that statement, the events'
+# INSERT and the COMMIT.
+
+@dataclasses.dataclass
+class PlannedUpdate:
+    run: Run  # detached: the values read, then those the write gives it
+    job: Job
+    token: str  # the job row's xmin when read
+    job_values: dict[str, Any]
+    deltas: dict[str, int]  # count_<key> -> change
+    run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
+    before: dict[str, Any]
+    old_status: JobStatus | None
+
+
+def _xmin():
+    return cast(literal_column(f"{Job.__tablename__}.xmin"), Text)
+
+
+def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any],
+                missing: str) -> PlannedUpdate | None:
+    """The job update worked out on the run and job as read now, without a lock; None when
+    the general path is to do it (it links new targets, may move the run's first job, or
+    changes nothing on the job). JobNotFound when the job does not exist."""
+    count_links = "targets" in fields
+    columns: list = [Run, Job, _xmin()]
+    if count_links:
+        columns.append(_link_count())
+    row = session.execute(select(*columns).join(Job, Job.run_id == Run.id)
+                          .where(Run.name == run_name, Job.job_id == job_id)).first()
+    if row is None:
+        raise JobNotFound(missing)
+    run, job, token = row[0], row[1], row[2]
+    linked = row[3] if count_links else None
+    targets = fields.get("targets")
+    if isinstance(targets, dict) and linked is not None and len(targets) > linked:
+        return None
+    if any(key in fields and fields[key] != getattr(job, key) for key in FIRST_JOB_KEYS):
+        return None
+    session.expunge(run)
+    session.expunge(job)
+    job_was = {key: getattr(job, key) for key in _JOB_COLUMNS}
+    counts_was = {key: getattr(run, key) or 0 for key in _COUNT_COLUMNS}
+    copied_was = {key: getattr(run, key) for key in RUN_COPIED_KEYS}
+    before, old_status = events.job_snapshot(job, fields), job.status
+    _apply_write(session, run, job, fields, new=False, linked=linked)
+    job_values = {key: getattr(job, key) for key in _JOB_COLUMNS
+                  if getattr(job, key) != job_was[key]}
+    if not job_values:  # it changes nothing on the job (the same `updated` again)
+        return None
+    return PlannedUpdate(
+        run, job, token, job_values,
+        {key: (getattr(run, key) or 0) - counts_was[key] for key in _COUNT_COLUMNS},
+        {"updated": run.updated, **{key: getattr(run, key) for key in RUN_COPIED_KEYS
+                                    if getattr(run, key) != copied_was[key]}},
+        before, old_status)
+
+
+def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
+    """Write the plan and record its events if its job is still the row it was worked out
+    on; False, having changed nothing, when the job was written since (or is gone)."""
+    run, job = plan.run, plan.job
+    params = {"p_job": job.id, "p_token": plan.token, "p_run": run.id,
+              **{f"p_{key}": value for key, value in plan.job_values.items()},
+              **{f"p_run_{key}": value for key, value in plan.run_values.items()},
+              **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
+    got = session.execute(_planned_statement(tuple(plan.job_values), tuple(plan.run_values)),
+                          params).first()
+    if got is None:
+        return False
+    events.writer_locked(session)
+    run_was = got.status
+    for key in _RETURNED:
+        setattr(run, key, getattr(got, key))
+    if any(plan.deltas.values()) and run.refresh_status():
+        values: dict[str, Any] = {"status": run.status}
+        if run_was != RunStatus.RUNNING and run.status == RunStatus.RUNNING:
+            run.started = values["started"] = job.started
+        session.execute(update(Run).where(Run.id == run.id).values(**values)
+                        .execution_options(synchronize_session=False))
+    events.record_job_write(session, run, job, created=False, old_status=plan.old_status,
+                            before=plan.before, run_was=run_was)
+    return True
+
+
+_COUNT_COLUMNS = tuple(c.key for c in Run.__table__.c if c.key.startswith("count_")
+                       and c.key != "count_total")
+_RETURNED = ("status", "started", "suite", "branch", "machine_type", "count_total",
+             *_COUNT_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...]):
+    """One statement, built once per shape of write and bound per request:
+
+        WITH run_lock AS (SELECT id FROM runs WHERE id = :p_run FOR NO KEY UPDATE),
+             job_update AS (UPDATE jobs SET ... WHERE id = :p_job AND xmin = :p_token
+                            AND run_id = (SELECT id FROM run_lock) RETURNING id)
+        UPDATE runs SET count_* = count_* + :p_d_*, version = version + 1, ...
+        WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
+        RETURNING <the run's values>, pg_advisory_xact_lock_shared(<events key>)
+
+    The run is locked first (the lock order of every job write: `run_lock` is an InitPlan
+    of the job's UPDATE, evaluated before its row is locked); the job's row is checked
+    against `xmin` on its newest version (a row updated since the statement's snapshot is
+    re-checked by PostgreSQL's EvalPlanQual); the run is written only when the job was,
+    and on its newest version; the events' lock comes last, after every row lock."""
+    jobs, runs = Job.__table__, Run.__table__
+    run_lock = (select(runs.c.id).where(runs.c.id == bindparam("p_run"))
+                .with_for_update(key_share=True).cte("run_lock"))
+    job_update = (update(jobs)
+                  .where(jobs.c.id == bindparam("p_job"), _xmin() == bindparam("p_token"),
+                         jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
+                  .values({key: bindparam(f"p_{key}", type_=jobs.c[key].type)
+                           for key in job_keys})
+                  .returning(jobs.c.id).cte("job_update"))
+    run_values: dict[str, Any] = {
+        key: runs.c[key] + bindparam(f"p_d_{key}", type_=runs.c[key].type)
+        for key in _COUNT_COLUMNS}
+    run_values.update({key: bindparam(f"p_run_{key}", type_=runs.c[key].type)
+                       for key in run_keys})
+    run_values["version"] = runs.c.version + literal_column("1")
+    return (update(runs).where(runs.c.id == bindparam("p_run"),
+                               select(job_update.c.id).exists())
+            .values(run_values)
+            .returning(*(runs.c[key] for key in _RETURNED), events.writer_lock()))
+
+
+def _link_count():
+    return (select(func.count()).select_from(job_nodes)
+            .where(job_nodes.c.job_id == Job.id).scalar_subquery())
+
+
 def _lock_run_and_job(session: Session, run_name: str, job_id: str, count_links: bool,
                       missing: str) -> tuple[Run, Job, int | None]:
     """The run and its job in one SELECT, both rows locked (run first: the lock order of
@@ -167,8 +310,7 @@ def _lock_run_and_job(session: Session, run_name: str, job_id: str, count_links:
     `count_links`, also how many nodes the job is linked to."""
     columns: list = [Run, Job]
     if count_links:
-        columns.append(select(func.count()).select_from(job_nodes)
-                       .where(job_nodes.c.job_id == Job.id).scalar_subquery())
+        columns.append(_link_count())
     row = session.execute(
         select(*columns).join(Job, Job.run_id == Run.id)
         .where(Run.name == run_name, Job.job_id == job_id)
