@@ -74,16 +74,24 @@ def record_event(session: Session, type: str, payload: Mapping[str, Any], *, sub
                  run_name: str | None = None, job_id: str | None = None,
                  username: str | None = None, topic: str | None = None) -> dict[str, Any]:
     """Queue an event for this session's transaction; it is inserted at commit."""
-    if type not in EVENT_TYPES:  # the one list, which the API documents and filters by
-        raise ValueError(f"{type!r} is not one of models.events.EVENT_TYPES")
-    row = {"uuid": str(uuid.uuid4()), "time": utcnow(),
-           "topic": topic or topic_for(session, type.split(".", 1)[0]), "type": type,
-           "subject": subject, "username": username, "run_name": run_name, "job_id": job_id,
-           "data": dict(payload)}
+    row = event_row(session, type, payload, subject=subject, run_name=run_name,
+                    job_id=job_id, username=username, topic=topic)
     if not session.in_transaction():  # so that a rollback forgets the queue with the rest
         session.begin()
     session.info.setdefault(PENDING, []).append(row)
     return row
+
+
+def event_row(session: Session, type: str, payload: Mapping[str, Any], *, subject: str,
+              run_name: str | None = None, job_id: str | None = None,
+              username: str | None = None, topic: str | None = None) -> dict[str, Any]:
+    """The events row of an event (the values of its columns), as record_event queues it."""
+    if type not in EVENT_TYPES:  # the one list, which the API documents and filters by
+        raise ValueError(f"{type!r} is not one of models.events.EVENT_TYPES")
+    return {"uuid": str(uuid.uuid4()), "time": utcnow(),
+            "topic": topic or topic_for(session, type.split(".", 1)[0]), "type": type,
+            "subject": subject, "username": username, "run_name": run_name, "job_id": job_id,
+            "data": dict(payload)}
 
 
 def flush_events(session: Session) -> list[int]:
@@ -115,10 +123,13 @@ def writer_lock():
     return func.pg_advisory_xact_lock_shared(literal_column(str(ADVISORY_KEY)))
 
 
-def writer_locked(session: Session) -> None:
+def writer_locked(session: Session, *, inserted: bool = False) -> None:
     """This transaction holds the writers' lock: flush_events does not take it again. Only
-    after every row lock of the transaction, as flush_events would take it."""
+    after every row lock of the transaction, as flush_events would take it. `inserted`: the
+    statement that took it also inserted events, which the commit is to NOTIFY of."""
     session.info[WRITER_LOCKED] = True
+    if inserted:
+        session.info[NOTIFY_ON] = session.connection()
 # Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so
 # losing one in a crash costs nothing, and the notify queue's lock is held for no WAL flush
 _NOTIFY_SQL = f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
@@ -227,9 +238,21 @@ def record_job_write(session: Session, run, job, *, created: bool, old_status=No
     """One job event per write: job.created, else job.status when the status changed, else
     job.updated when a value changed (a write that changes nothing records nothing); then
     run.status when the run's status moved."""
+    type_, data = job_event(run, job, created=created, old_status=old_status, before=before)
+    if type_ is not None:
+        record_event(session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
+                     run_name=run.name, job_id=job.job_id, username=run.user)
+    if run_was is not None:
+        record_run_status(session, run, run_was)
+
+
+def job_event(run, job, *, created: bool, old_status=None,
+              before: Mapping[str, Any] | None = None) -> tuple[str | None, dict[str, Any]]:
+    """The type and data of a job write's event (None: it records none), with the run's
+    values as `run` has them (its context and `results`, the counters after the write)."""
     data = {**_run_context(run), "job_id": job.job_id, "status": _status(job.status)}
     if created:
-        type_ = "job.created"
+        type_: str | None = "job.created"
     else:
         changed = [key for key, value in (before or {}).items() if getattr(job, key) != value]
         data["changed"] = changed
@@ -240,12 +263,9 @@ def record_job_write(session: Session, run, job, *, created: bool, old_status=No
             type_ = "job.updated"
         else:
             type_ = None
-    if type_ is not None:
-        data["results"] = run.counts()
-        record_event(session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
-                     run_name=run.name, job_id=job.job_id, username=run.user)
-    if run_was is not None:
-        record_run_status(session, run, run_was)
+    data["results"] = run.counts()
+    return type_, data
+
 
 
 def record_job_deleted(session: Session, run, job_id: str, status, run_was) -> None:

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, cast, delete, exists, false,
                         func, insert, literal_column, or_, select, true, update)
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, JobNotFound
-from ..models import Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
-from ..models.statuses import JOB_STATUS_VALUES, count_key
+from ..models import Event, Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
+from ..models.statuses import COUNT_KEYS, JOB_STATUS_VALUES, count_key
 from . import nodes as node_service
 from . import events
 from . import runs as run_service
@@ -183,6 +184,7 @@ class PlannedUpdate:
     run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
     before: dict[str, Any]
     old_status: JobStatus | None
+    event: dict[str, Any] | None  # the job's event row; the run's part of its data to come
 
 
 def _xmin():
@@ -220,12 +222,17 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
                   if getattr(job, key) != job_was[key]}
     if not job_values:  # it changes nothing on the job (the same `updated` again)
         return None
+    type_, data = events.job_event(run, job, created=False, old_status=old_status,
+                                   before=before)
+    event = None if type_ is None else events.event_row(
+        session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
+        run_name=run.name, job_id=job.job_id)
     return PlannedUpdate(
         run, job, token, job_values,
         {key: (getattr(run, key) or 0) - counts_was[key] for key in _COUNT_COLUMNS},
         {"updated": run.updated, **{key: getattr(run, key) for key in RUN_COPIED_KEYS
                                     if getattr(run, key) != copied_was[key]}},
-        before, old_status)
+        before, old_status, event)
 
 
 def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
@@ -236,11 +243,13 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
               **{f"p_{key}": value for key, value in plan.job_values.items()},
               **{f"p_run_{key}": value for key, value in plan.run_values.items()},
               **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
-    got = session.execute(_planned_statement(tuple(plan.job_values), tuple(plan.run_values)),
-                          params).first()
+    if plan.event is not None:
+        params.update({f"p_ev_{key}": value for key, value in plan.event.items()})
+    got = session.execute(_planned_statement(tuple(plan.job_values), tuple(plan.run_values),
+                                             plan.event is not None), params).first()
     if got is None:
         return False
-    events.writer_locked(session)
+    events.writer_locked(session, inserted=plan.event is not None)
     run_was = got.status
     for key in _RETURNED:
         setattr(run, key, getattr(got, key))
@@ -250,8 +259,7 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
             run.started = values["started"] = job.started
         session.execute(update(Run).where(Run.id == run.id).values(**values)
                         .execution_options(synchronize_session=False))
-    events.record_job_write(session, run, job, created=False, old_status=plan.old_status,
-                            before=plan.before, run_was=run_was)
+    events.record_run_status(session, run, run_was)  # inserted at commit, after the job's
     return True
 
 
@@ -262,21 +270,28 @@ _RETURNED = ("status", "started", "suite", "branch", "machine_type", "count_tota
 
 
 @functools.lru_cache(maxsize=256)
-def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...]):
+def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool):
     """One statement, built once per shape of write and bound per request:
 
         WITH run_lock AS (SELECT id FROM runs WHERE id = :p_run FOR NO KEY UPDATE),
              job_update AS (UPDATE jobs SET ... WHERE id = :p_job AND xmin = :p_token
-                            AND run_id = (SELECT id FROM run_lock) RETURNING id)
-        UPDATE runs SET count_* = count_* + :p_d_*, version = version + 1, ...
-        WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
-        RETURNING <the run's values>, pg_advisory_xact_lock_shared(<events key>)
+                            AND run_id = (SELECT id FROM run_lock) RETURNING id),
+             run_update AS (UPDATE runs SET count_* = count_* + :p_d_*,
+                            version = version + 1, ...
+                            WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
+                            RETURNING <the run's values>,
+                                      pg_advisory_xact_lock_shared(<events key>))
+        INSERT INTO events (...) SELECT :p_ev_*, ..., :p_ev_data || <the run's part>
+        FROM run_update RETURNING <the run's values>
 
-    The run is locked first (the lock order of every job write: `run_lock` is an InitPlan
-    of the job's UPDATE, evaluated before its row is locked); the job's row is checked
-    against `xmin` on its newest version (a row updated since the statement's snapshot is
-    re-checked by PostgreSQL's EvalPlanQual); the run is written only when the job was,
-    and on its newest version; the events' lock comes last, after every row lock."""
+    (without an event, run_update is the statement). The run is locked first, the lock
+    order of every job write: `run_lock` is an InitPlan of the job's UPDATE, evaluated
+    before its row is locked. The job's row is checked against `xmin` on its newest
+    version (a row updated since the statement's snapshot is re-checked by PostgreSQL's
+    EvalPlanQual); the run is written only when the job was, and on its newest version;
+    the events' lock is taken after every row lock, before the event's id is drawn; the
+    event's data takes the run's context and counters (`results`) from the run as
+    written."""
     jobs, runs = Job.__table__, Run.__table__
     run_lock = (select(runs.c.id).where(runs.c.id == bindparam("p_run"))
                 .with_for_update(key_share=True).cte("run_lock"))
@@ -292,10 +307,34 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...]):
     run_values.update({key: bindparam(f"p_run_{key}", type_=runs.c[key].type)
                        for key in run_keys})
     run_values["version"] = runs.c.version + literal_column("1")
-    return (update(runs).where(runs.c.id == bindparam("p_run"),
-                               select(job_update.c.id).exists())
-            .values(run_values)
-            .returning(*(runs.c[key] for key in _RETURNED), events.writer_lock()))
+    run_update = (update(runs).where(runs.c.id == bindparam("p_run"),
+                                     select(job_update.c.id).exists())
+                  .values(run_values))
+    returned = [runs.c[key] for key in _RETURNED]
+    if not with_event:
+        return run_update.returning(*returned, events.writer_lock())
+    written = run_update.returning(*returned, runs.c.name, runs.c.user,
+                                   events.writer_lock()).cte("run_update")
+    table = Event.__table__
+    run_part = func.jsonb_build_object(
+        *_pairs(run=written.c.name, user=written.c.user, suite=written.c.suite,
+                branch=written.c.branch, machine_type=written.c.machine_type),
+        literal_column("'results'"), func.jsonb_build_object(*_pairs(
+            **{key: written.c[f"count_{key}"] for key in (*COUNT_KEYS, "total")})))
+    data = cast(bindparam("p_ev_data", type_=table.c.data.type), JSONB).op("||")(run_part)
+    columns = {key: bindparam(f"p_ev_{key}", type_=table.c[key].type)
+               for key in ("uuid", "time", "topic", "type", "subject", "run_name", "job_id")}
+    columns["username"] = written.c.user
+    columns["data"] = data
+    return (insert(table).from_select(list(columns), select(*columns.values()))
+            .returning(*(select(written.c[key]).scalar_subquery().label(key)
+                         for key in _RETURNED)))
+
+
+def _pairs(**values) -> list:
+    """jsonb_build_object's arguments: key, value, key, value, ..."""
+    return [arg for key, value in values.items()
+            for arg in (literal_column(f"'{key}'"), value)]
 
 
 def _link_count():

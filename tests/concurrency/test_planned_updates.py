@@ -167,3 +167,29 @@ def test_a_report_that_changes_nothing_answers_200_and_records_nothing(app, sess
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Event)) == count
     assert app.get(f"/runs/{name}/").json == version
+
+
+def test_the_job_event_goes_in_with_the_write_the_run_event_at_commit(
+        pg_only, app, session, queries):
+    name = run_name()
+    post_job(app, name, 1, status="running")
+    post_job(app, name, 2, status="queued")
+    queries.reset()
+    app.put_json(f"/runs/{name}/jobs/2/", {"status": "running"})  # the run stays running
+    assert [s[:18] for s in queries.statements][1:] == ["WITH run_lock AS \n"]
+    queries.reset()
+    app.put_json(f"/runs/{name}/jobs/1/", {"status": "pass", "success": True})
+    app.put_json(f"/runs/{name}/jobs/2/", {"status": "pass", "success": True})  # finished
+    assert sum(s.startswith("INSERT INTO events") for s in queries.statements) == 1
+    assert not any(s.startswith("SELECT pg_advisory") for s in queries.statements)
+    session.rollback()
+    rows = session.execute(select(Event.type, Event.username, Event.data)
+                           .where(Event.run_name == name).order_by(Event.id)).all()
+    assert [r.type for r in rows][-3:] == ["job.status", "job.status", "run.status"]
+    job_event, run_event = rows[-2].data, rows[-1].data
+    assert job_event["results"] == run_event["results"] == {
+        "queued": 0, "pass": 2, "running": 0, "waiting": 0, "fail": 0, "dead": 0,
+        "unknown": 0, "total": 2}
+    assert job_event["run"] == name and rows[-2].username == "teuthology"
+    assert (job_event["status"], job_event["old_status"]) == ("pass", "running")
+    assert run_event["status"] == "finished pass"
