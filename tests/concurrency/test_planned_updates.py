@@ -25,6 +25,12 @@ def pg_only(db_engine):
         pytest.skip("SQLite takes the general path (it has one writer at a time)")
 
 
+def _plan(session, name, fields, job_id="1"):
+    plan = job_service.plan_update(session, name, job_id, fields, MISSING)
+    assert plan is not None
+    return plan
+
+
 def _version(session, name):
     session.rollback()
     return session.scalar(select(Run.version).where(Run.name == name))
@@ -54,8 +60,7 @@ def test_a_write_between_the_read_and_the_lock_sends_the_update_down_the_general
     post_job(app, name, 2, status="running")
     with session_factory() as s, session_factory() as other:
         version = _version(other, name)
-        plan = job_service.plan_update(s, name, "1", {"status": "running"}, MISSING)
-        assert plan is not None
+        plan = _plan(s, name, {"status": "running"})
         # another writer finishes the job after the plan was made
         job_service.update_job(other, name, "1", {"status": "pass", "success": True})
         other.commit()
@@ -76,8 +81,7 @@ def test_a_heartbeat_between_the_read_and_the_lock_is_not_lost(pg_only, app,
     name = run_name()
     post_job(app, name, 1, status="running")
     with session_factory() as s:
-        plan = job_service.plan_update(s, name, "1", {"description": "x"}, MISSING)
-        assert plan is not None
+        plan = _plan(s, name, {"description": "x"})
         app.put_json(f"/runs/{name}/jobs/1/", {"name": "renamed", "job_id": "1"})
         assert not job_service.apply_planned(s, plan)
         s.rollback()
@@ -91,8 +95,7 @@ def test_a_run_deleted_between_the_read_and_the_lock_is_a_404(pg_only, app,
     name = run_name()
     post_job(app, name, 1, status="queued")
     with session_factory() as s:
-        plan = job_service.plan_update(s, name, "1", {"status": "running"}, MISSING)
-        assert plan is not None
+        plan = _plan(s, name, {"status": "running"})
         app.delete(f"/runs/{name}/")
         assert not job_service.apply_planned(s, plan)
         with pytest.raises(JobNotFound):
