@@ -170,9 +170,9 @@ def update_job(session: Session, run_name: str, job_id: str,
 # holds that lock from its first SELECT to COMMIT, with the whole write's Python between;
 # here the write is worked out on rows read without a lock, and then one statement locks
 # the run, writes the job's new values and the counters' deltas, provided the job row is
-# still the one that was read (its `xmin`, which every UPDATE of the row changes), and
-# takes the events' shared lock. The run's lock is held for that statement, the events'
-# INSERT and the COMMIT.
+# still the one that was read (its `xmin`, which every UPDATE of the row changes), takes
+# the events' shared lock and inserts the job's event. The run's lock is held for that
+# statement and the COMMIT (and one UPDATE more when the run's status moves).
 
 @dataclasses.dataclass
 class PlannedUpdate:
@@ -182,8 +182,6 @@ class PlannedUpdate:
     job_values: dict[str, Any]
     deltas: dict[str, int]  # count_<key> -> change
     run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
-    before: dict[str, Any]
-    old_status: JobStatus | None
     event: dict[str, Any] | None  # the job's event row; the run's part of its data to come
 
 
@@ -232,7 +230,7 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
         {key: (getattr(run, key) or 0) - counts_was[key] for key in _COUNT_COLUMNS},
         {"updated": run.updated, **{key: getattr(run, key) for key in RUN_COPIED_KEYS
                                     if getattr(run, key) != copied_was[key]}},
-        before, old_status, event)
+        event)
 
 
 def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
