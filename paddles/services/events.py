@@ -123,13 +123,14 @@ def writer_lock():
     return func.pg_advisory_xact_lock_shared(literal_column(str(ADVISORY_KEY)))
 
 
-def writer_locked(session: Session, *, inserted: bool = False) -> None:
-    """This transaction holds the writers' lock: flush_events does not take it again. Only
-    after every row lock of the transaction, as flush_events would take it. `inserted`: the
-    statement that took it also inserted events, which the commit is to NOTIFY of."""
+def writer_locked(session: Session) -> None:
+    """A statement of this transaction took the writers' lock (after every row lock of the
+    transaction, as flush_events would) and inserted events: flush_events does not take the
+    lock again, and the commit NOTIFYs."""
     session.info[WRITER_LOCKED] = True
-    if inserted:
-        session.info[NOTIFY_ON] = session.connection()
+    session.info[NOTIFY_ON] = session.connection()
+
+
 # Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so
 # losing one in a crash costs nothing, and the notify queue's lock is held for no WAL flush
 _NOTIFY_SQL = f"SELECT set_config('synchronous_commit', 'off', true), pg_notify('{CHANNEL}', '')"
@@ -265,7 +266,6 @@ def job_event(run, job, *, created: bool, old_status=None,
             type_ = None
     data["results"] = run.counts()
     return type_, data
-
 
 
 def record_job_deleted(session: Session, run, job_id: str, status, run_was) -> None:

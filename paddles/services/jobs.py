@@ -247,7 +247,8 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
                                              plan.event is not None), params).first()
     if got is None:
         return False
-    events.writer_locked(session, inserted=plan.event is not None)
+    if plan.event is not None:
+        events.writer_locked(session)
     run_was = got.status
     for key in _RETURNED:
         setattr(run, key, getattr(got, key))
@@ -261,8 +262,7 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
     return True
 
 
-_COUNT_COLUMNS = tuple(c.key for c in Run.__table__.c if c.key.startswith("count_")
-                       and c.key != "count_total")
+_COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
 _RETURNED = ("status", "started", "suite", "branch", "machine_type", "count_total",
              *_COUNT_COLUMNS)
 
@@ -282,14 +282,14 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
         INSERT INTO events (...) SELECT :p_ev_*, ..., :p_ev_data || <the run's part>
         FROM run_update RETURNING <the run's values>
 
-    (without an event, run_update is the statement). The run is locked first, the lock
-    order of every job write: `run_lock` is an InitPlan of the job's UPDATE, evaluated
-    before its row is locked. The job's row is checked against `xmin` on its newest
-    version (a row updated since the statement's snapshot is re-checked by PostgreSQL's
-    EvalPlanQual); the run is written only when the job was, and on its newest version;
-    the events' lock is taken after every row lock, before the event's id is drawn; the
-    event's data takes the run's context and counters (`results`) from the run as
-    written."""
+    (without an event, run_update is the statement, without the events' lock). The run
+    is locked first, the lock order of every job write: `run_lock` is an InitPlan of the
+    job's UPDATE, evaluated before its row is locked. The job's row is checked against
+    `xmin` on its newest version (a row updated since the statement's snapshot is
+    re-checked by PostgreSQL's EvalPlanQual); the run is written only when the job was, and
+    on its newest version; the events' lock is taken after every row lock, before the
+    event's id is drawn; the event's data takes the run's context and counters (`results`)
+    from the run as written."""
     jobs, runs = Job.__table__, Run.__table__
     run_lock = (select(runs.c.id).where(runs.c.id == bindparam("p_run"))
                 .with_for_update(key_share=True).cte("run_lock"))
@@ -309,8 +309,8 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
                                      select(job_update.c.id).exists())
                   .values(run_values))
     returned = [runs.c[key] for key in _RETURNED]
-    if not with_event:
-        return run_update.returning(*returned, events.writer_lock())
+    if not with_event:  # no events' lock: a run.status event takes it at commit, if any
+        return run_update.returning(*returned)
     written = run_update.returning(*returned, runs.c.name, runs.c.user,
                                    events.writer_lock()).cte("run_update")
     table = Event.__table__
