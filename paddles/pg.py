@@ -89,6 +89,20 @@ def _checkin_transactional(dbapi_conn, _record) -> None:
         dbapi_conn.autocommit = False
 
 
+def statements_alone(session: Session) -> bool:
+    """From now until its transaction ends, every statement of `session` is a transaction
+    of its own (autocommit on its psycopg2 connection): True when so, which is when its bind
+    is an engine of psycopg2 and it has begun nothing yet; False: it goes on as usual. Only
+    for a request whose every statement stands alone (a read, then one statement that is
+    the whole change); ending the session's transaction (commit, rollback) ends it."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or not autocommit_capable(bind) \
+            or session.in_transaction():
+        return False
+    session.connection(execution_options={AUTOCOMMIT_OPTION: True})
+    return True
+
+
 def run_after_commit(dbapi_conn, sql: str) -> bool:
     """`sql` as a transaction of its own (autocommit) on a psycopg2 connection that has just
     committed and is still checked out; False (nothing run) when it is closed or inside a

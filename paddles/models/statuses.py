@@ -4,6 +4,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from sqlalchemy import ColumnElement, case, literal_column, or_
+
 
 class JobStatus(str, enum.Enum):
     PASS = "pass"
@@ -39,23 +41,49 @@ def count_key(status: JobStatus | str | None) -> str:
     return JobStatus(status).value
 
 
+# The run-status rule (spec 10.2) as data, so that Python (run_status) and SQL
+# (run_status_sql, for a statement that moves the counters) apply the one rule: the first
+# entry any of whose conditions holds gives the status, UNKNOWN when none does. A condition
+# is (count key, how): "none" (zero), "some" (more than zero) or "all" (equal to total).
+RUN_STATUS_RULES: tuple[tuple[RunStatus, tuple[tuple[str, str], ...]], ...] = (
+    (RunStatus.EMPTY, (("total", "none"),)),
+    (RunStatus.QUEUED, (("queued", "all"),)),
+    (RunStatus.RUNNING, (("running", "some"),)),
+    (RunStatus.WAITING, (("waiting", "some"),)),
+    (RunStatus.FINISHED_DEAD, (("dead", "all"),)),
+    (RunStatus.FINISHED_FAIL, (("fail", "some"), ("dead", "some"))),
+    (RunStatus.FINISHED_PASS, (("pass", "all"),)),
+    (RunStatus.QUEUED, (("queued", "some"),)),
+)
+OTHERWISE = RunStatus.UNKNOWN
+
+
 def run_status(counts: Mapping[str, int]) -> RunStatus:
-    """First matching rule wins; ``counts`` has the COUNT_KEYS plus ``total``."""
+    """The run's status by RUN_STATUS_RULES; ``counts`` has the COUNT_KEYS plus ``total``."""
     total = counts["total"]
-    if total == 0:
-        return RunStatus.EMPTY
-    if counts["queued"] == total:
-        return RunStatus.QUEUED
-    if counts["running"] > 0:
-        return RunStatus.RUNNING
-    if counts["waiting"] > 0:
-        return RunStatus.WAITING
-    if counts["dead"] == total:
-        return RunStatus.FINISHED_DEAD
-    if counts["fail"] > 0 or counts["dead"] > 0:
-        return RunStatus.FINISHED_FAIL
-    if counts["pass"] == total:
-        return RunStatus.FINISHED_PASS
-    if counts["queued"] > 0:
-        return RunStatus.QUEUED
-    return RunStatus.UNKNOWN
+    for status, conditions in RUN_STATUS_RULES:
+        for key, how in conditions:
+            value = counts[key]
+            if (value == 0 if how == "none" else value > 0 if how == "some"
+                    else value == total):
+                return status
+    return OTHERWISE
+
+
+def run_status_sql(counts: Mapping[str, ColumnElement[int]]) -> ColumnElement[str]:
+    """run_status as a SQL CASE over `counts` (COUNT_KEYS plus "total" to SQL expressions),
+    its statuses written as literals (a prepared statement's only parameters are values)."""
+    zero: ColumnElement[int] = literal_column("0")
+
+    def holds(key: str, how: str) -> ColumnElement[bool]:
+        value = counts[key]
+        if how == "none":
+            return value == zero
+        return value > zero if how == "some" else value == counts["total"]
+
+    return case(*((or_(*(holds(key, how) for key, how in conditions)), _literal(status))
+                  for status, conditions in RUN_STATUS_RULES), else_=_literal(OTHERWISE))
+
+
+def _literal(status: RunStatus) -> ColumnElement[str]:
+    return literal_column(f"'{status.value}'")

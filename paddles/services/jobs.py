@@ -8,16 +8,18 @@ import functools
 from typing import Any
 from collections.abc import Mapping
 
-from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, cast, delete, exists, false,
-                        func, insert, literal_column, or_, select, true, update)
+from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, case, cast, delete, exists,
+                        false, func, insert, literal_column, null, or_, select, true,
+                        union_all, update)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from .. import pg
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Event, Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
-from ..models.statuses import COUNT_KEYS, JOB_STATUS_VALUES, count_key
+from ..models.statuses import COUNT_KEYS, JOB_STATUS_VALUES, count_key, run_status_sql
 from . import nodes as node_service
 from . import events
 from . import runs as run_service
@@ -150,9 +152,14 @@ def update_job(session: Session, run_name: str, job_id: str,
         _heartbeat(session, run_name, job_id, fields, missing)
         return
     if session.get_bind().dialect.name == "postgresql":
+        # read, then write in one statement: each a transaction of its own when the request
+        # has begun none (pg.statements_alone), so no transaction stays open between them
+        alone = pg.statements_alone(session)
         plan = plan_update(session, run_name, job_id, fields, missing)
         if plan is not None and apply_planned(session, plan):
             return
+        if alone:  # the general path below is a transaction
+            session.rollback()
     run, job, linked = _lock_run_and_job(session, run_name, job_id, "targets" in fields,
                                          missing)
     before, old_status, run_was = events.job_snapshot(job, fields), job.status, run.status
@@ -234,64 +241,74 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
 
 
 def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
-    """Write the plan and record its events if its job is still the row it was worked out
-    on; False, having changed nothing, when the job was written since (or is gone)."""
+    """Write the plan and its events if its job is still the row it was worked out on;
+    False, having changed nothing, when the job was written since (or is gone)."""
     run, job = plan.run, plan.job
+    moves = any(plan.deltas.values())
     params = {"p_job": job.id, "p_token": plan.token, "p_run": run.id,
               **{f"p_{key}": value for key, value in plan.job_values.items()},
               **{f"p_run_{key}": value for key, value in plan.run_values.items()},
               **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
     if plan.event is not None:
         params.update({f"p_ev_{key}": value for key, value in plan.event.items()})
-    got = session.execute(_planned_statement(tuple(plan.job_values), tuple(plan.run_values),
-                                             plan.event is not None), params).first()
-    if got is None:
+    if moves:  # the run's status may move: its event is worked out in the statement
+        params["p_job_started"] = job.started
+        params.update({f"p_rs_{key}": value for key, value in _run_status_event(
+            session, run).items()})
+    statement = _planned_statement(tuple(plan.job_values), tuple(plan.run_values),
+                                   plan.event is not None, moves)
+    if session.execute(statement, params).first() is None:
         return False
     if plan.event is not None:
         events.writer_locked(session)
-    run_was = got.status
-    for key in _RETURNED:
-        setattr(run, key, getattr(got, key))
-    if any(plan.deltas.values()) and run.refresh_status():
-        values: dict[str, Any] = {"status": run.status}
-        if run_was != RunStatus.RUNNING and run.status == RunStatus.RUNNING:
-            run.started = values["started"] = job.started
-        session.execute(update(Run).where(Run.id == run.id).values(**values)
-                        .execution_options(synchronize_session=False))
-    events.record_run_status(session, run, run_was)  # inserted at commit, after the job's
     return True
 
 
+def _run_status_event(session: Session, run: Run) -> dict[str, Any]:
+    """The run.status event's row but for what the statement fills in (its data, username)."""
+    row = events.event_row(session, "run.status", {}, subject=f"runs/{run.name}",
+                           run_name=run.name)
+    return {key: row[key] for key in ("uuid", "time", "topic", "subject", "run_name")}
+
+
 _COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
-_RETURNED = ("status", "started", "suite", "branch", "machine_type", "count_total",
-             *_COUNT_COLUMNS)
 
 
 @functools.lru_cache(maxsize=256)
-def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool):
+def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool,
+                       moves: bool):
     """One statement, built once per shape of write and bound per request:
 
-        WITH run_lock AS (SELECT id FROM runs WHERE id = :p_run FOR NO KEY UPDATE),
+        WITH run_lock AS (SELECT id, status FROM runs WHERE id = :p_run
+                          FOR NO KEY UPDATE),
              job_update AS (UPDATE jobs SET ... WHERE id = :p_job AND xmin = :p_token
                             AND run_id = (SELECT id FROM run_lock) RETURNING id),
              run_update AS (UPDATE runs SET count_* = count_* + :p_d_*,
+                            status = <run_status_sql of the new counters>, started = ...,
                             version = version + 1, ...
                             WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
                             RETURNING <the run's values>,
                                       pg_advisory_xact_lock_shared(<events key>))
-        INSERT INTO events (...) SELECT :p_ev_*, ..., :p_ev_data || <the run's part>
-        FROM run_update RETURNING <the run's values>
+        INSERT INTO events (...)
+            SELECT <the job's event> FROM run_update
+            UNION ALL
+            SELECT <run.status> FROM run_update, run_lock
+            WHERE run_update.status <> run_lock.status
+        RETURNING <the run's status>
 
-    (without an event, run_update is the statement, without the events' lock). The run
-    is locked first, the lock order of every job write: `run_lock` is an InitPlan of the
-    job's UPDATE, evaluated before its row is locked. The job's row is checked against
-    `xmin` on its newest version (a row updated since the statement's snapshot is
-    re-checked by PostgreSQL's EvalPlanQual); the run is written only when the job was, and
-    on its newest version; the events' lock is taken after every row lock, before the
-    event's id is drawn; the event's data takes the run's context and counters (`results`)
-    from the run as written."""
+    (without an event, run_update is the statement, without the events' lock; the status
+    and run.status only when the counters move, `moves`). The run is locked first, the
+    lock order of every job write: `run_lock` is an InitPlan of the job's UPDATE, evaluated
+    before its row is locked, and gives the run's status on the newest version of its row
+    (a locking read in READ COMMITTED follows the row to its newest version). The job's
+    row is checked against `xmin` on its newest version (a row updated since the
+    statement's snapshot is re-checked by PostgreSQL's EvalPlanQual); the run is written
+    only when the job was, and on its newest version; the events' lock is taken after every
+    row lock, before the events' ids are drawn (the job's first, then the run's); the
+    events' data take the run's context and counters (`results`) from the run as written.
+    It is a whole job update: run alone (autocommit), it commits as it returns."""
     jobs, runs = Job.__table__, Run.__table__
-    run_lock = (select(runs.c.id).where(runs.c.id == bindparam("p_run"))
+    run_lock = (select(runs.c.id, runs.c.status).where(runs.c.id == bindparam("p_run"))
                 .with_for_update(key_share=True).cte("run_lock"))
     job_update = (update(jobs)
                   .where(jobs.c.id == bindparam("p_job"), _xmin() == bindparam("p_token"),
@@ -299,34 +316,59 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
                   .values({key: bindparam(f"p_{key}", type_=jobs.c[key].type)
                            for key in job_keys})
                   .returning(jobs.c.id).cte("job_update"))
-    run_values: dict[str, Any] = {
-        key: runs.c[key] + bindparam(f"p_d_{key}", type_=runs.c[key].type)
-        for key in _COUNT_COLUMNS}
+    new_counts = {key: runs.c[f"count_{key}"] + bindparam(f"p_d_count_{key}",
+                                                           type_=runs.c.count_total.type)
+                  for key in COUNT_KEYS}
+    run_values: dict[str, Any] = {f"count_{key}": value for key, value in new_counts.items()}
+    if moves:
+        status = run_status_sql({**new_counts, "total": runs.c.count_total})
+        running = literal_column(f"'{RunStatus.RUNNING.value}'")
+        run_values["status"] = status
+        run_values["started"] = case(
+            (and_(runs.c.status.is_distinct_from(running), status == running),
+             bindparam("p_job_started", type_=runs.c.started.type)), else_=runs.c.started)
     run_values.update({key: bindparam(f"p_run_{key}", type_=runs.c[key].type)
                        for key in run_keys})
     run_values["version"] = runs.c.version + literal_column("1")
     run_update = (update(runs).where(runs.c.id == bindparam("p_run"),
                                      select(job_update.c.id).exists())
                   .values(run_values))
-    returned = [runs.c[key] for key in _RETURNED]
-    if not with_event:  # no events' lock: a run.status event takes it at commit, if any
-        return run_update.returning(*returned)
-    written = run_update.returning(*returned, runs.c.name, runs.c.user,
+    if not with_event:  # no events' lock: nothing to insert
+        if moves:
+            raise ValueError("a write that moves the counters records its job's event")
+        return run_update.returning(runs.c.status)
+    written = run_update.returning(runs.c.status, runs.c.name, runs.c.user, runs.c.suite,
+                                   runs.c.branch, runs.c.machine_type, runs.c.count_total,
+                                   *(runs.c[key] for key in _COUNT_COLUMNS),
                                    events.writer_lock()).cte("run_update")
     table = Event.__table__
-    run_part = func.jsonb_build_object(
-        *_pairs(run=written.c.name, user=written.c.user, suite=written.c.suite,
-                branch=written.c.branch, machine_type=written.c.machine_type),
-        literal_column("'results'"), func.jsonb_build_object(*_pairs(
-            **{key: written.c[f"count_{key}"] for key in (*COUNT_KEYS, "total")})))
-    data = cast(bindparam("p_ev_data", type_=table.c.data.type), JSONB).op("||")(run_part)
-    columns = {key: bindparam(f"p_ev_{key}", type_=table.c[key].type)
-               for key in ("uuid", "time", "topic", "type", "subject", "run_name", "job_id")}
-    columns["username"] = written.c.user
-    columns["data"] = data
-    return (insert(table).from_select(list(columns), select(*columns.values()))
-            .returning(*(select(written.c[key]).scalar_subquery().label(key)
-                         for key in _RETURNED)))
+    context = _pairs(run=written.c.name, user=written.c.user, suite=written.c.suite,
+                     branch=written.c.branch, machine_type=written.c.machine_type)
+    results = _pairs(results=func.jsonb_build_object(*_pairs(
+        **{key: written.c[f"count_{key}"] for key in (*COUNT_KEYS, "total")})))
+    columns = ("uuid", "time", "topic", "type", "subject", "run_name", "job_id", "username",
+               "data")
+
+    def bound(prefix: str, key: str):
+        return bindparam(f"{prefix}{key}", type_=table.c[key].type)
+
+    job_data = cast(bound("p_ev_", "data"), JSONB).op("||")(
+        func.jsonb_build_object(*context, *results))
+    rows = select(*(bound("p_ev_", key) for key in columns[:7]), written.c.user, job_data,
+                  literal_column("1").label("ord"))
+    if moves:
+        run_data = func.jsonb_build_object(*context, *results, *_pairs(
+            status=written.c.status, old_status=run_lock.c.status))
+        run_event = select(*(bound("p_rs_", key) for key in ("uuid", "time", "topic")),
+                           literal_column("'run.status'"), bound("p_rs_", "subject"),
+                           bound("p_rs_", "run_name"), null(), written.c.user, run_data,
+                           literal_column("2")).where(written.c.status != run_lock.c.status)
+        rows = union_all(rows, run_event)
+    ordered = rows.subquery("new_events")
+    inserted = (insert(table).from_select(
+        list(columns), select(*(ordered.c[i] for i in range(len(columns))))
+        .order_by(ordered.c.ord)).returning(table.c.id).cte("inserted"))
+    return select(written.c.status).add_cte(inserted)
 
 
 def _pairs(**values) -> list:

@@ -140,8 +140,14 @@ def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_en
     with _Autocommitted(db_engine) as sent:
         app.get(f"/runs/{run}/jobs/1/")
     assert sent.seen == [("SELECT", expected)]
-    with _Autocommitted(db_engine) as sent:  # a write that is not a heartbeat: a transaction
+    with _Autocommitted(db_engine) as sent:  # a report: its read, then its one write
         _put(app, run, 1, {"status": "pass"})
+    if expected:
+        assert sent.seen == [("SELECT", True), ("WITH", True)], sent.seen
+    else:
+        assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
+    with _Autocommitted(db_engine) as sent:  # any other write: a transaction
+        post_job(app, run, job_id=2, status="queued")
     assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
     # the connections went back to the pool transactional
     with db_engine.connect() as conn:

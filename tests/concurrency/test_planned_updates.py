@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from paddles.errors import JobNotFound
 from paddles.models import Event, Run
@@ -172,19 +172,19 @@ def test_a_report_that_changes_nothing_answers_200_and_records_nothing(app, sess
     assert app.get(f"/runs/{name}/").json == version
 
 
-def test_the_job_event_goes_in_with_the_write_the_run_event_at_commit(
-        pg_only, app, session, queries):
+def test_the_job_and_run_events_go_in_with_the_write(pg_only, app, session, queries):
+    """A report is two statements, each a transaction of its own: the plan's read, and the
+    write, which also moves the run's status and inserts both events when it moves."""
     name = run_name()
     post_job(app, name, 1, status="running")
     post_job(app, name, 2, status="queued")
     queries.reset()
     app.put_json(f"/runs/{name}/jobs/2/", {"status": "running"})  # the run stays running
     assert [s[:18] for s in queries.statements][1:] == ["WITH run_lock AS \n"]
-    queries.reset()
     app.put_json(f"/runs/{name}/jobs/1/", {"status": "pass", "success": True})
+    queries.reset()
     app.put_json(f"/runs/{name}/jobs/2/", {"status": "pass", "success": True})  # finished
-    assert sum(s.startswith("INSERT INTO events") for s in queries.statements) == 1
-    assert not any(s.startswith("SELECT pg_advisory") for s in queries.statements)
+    assert [s[:18] for s in queries.statements][1:] == ["WITH run_lock AS \n"]
     session.rollback()
     rows = session.execute(select(Event.type, Event.username, Event.data)
                            .where(Event.run_name == name).order_by(Event.id)).all()
@@ -193,6 +193,29 @@ def test_the_job_event_goes_in_with_the_write_the_run_event_at_commit(
     assert job_event["results"] == run_event["results"] == {
         "queued": 0, "pass": 2, "running": 0, "waiting": 0, "fail": 0, "dead": 0,
         "unknown": 0, "total": 2}
-    assert job_event["run"] == name and rows[-2].username == "teuthology"
+    assert job_event["run"] == name and rows[-2].username == rows[-1].username == "teuthology"
     assert (job_event["status"], job_event["old_status"]) == ("pass", "running")
-    assert run_event["status"] == "finished pass"
+    assert run_event == {"run": name, "user": "teuthology", "suite": job_event["suite"],
+                         "branch": job_event["branch"],
+                         "machine_type": job_event["machine_type"],
+                         "status": "finished pass", "old_status": "running",
+                         "results": job_event["results"]}
+    assert stored(session) == recompute(session)
+
+
+def test_a_report_keeps_no_transaction_open(pg_only, app, db_engine):
+    """Its read and its write each commit as they return (autocommit): the run's lock is
+    held for the write statement alone, never across a round trip to the app."""
+    name = run_name()
+    post_job(app, name, 1, status="queued")
+    seen = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement[:18], conn.connection.dbapi_connection.autocommit))
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:
+        app.put_json(f"/runs/{name}/jobs/1/", {"status": "running"})
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+    assert [autocommit for _, autocommit in seen] == [True, True], seen
+    assert seen[-1][0] == "WITH run_lock AS \n"
