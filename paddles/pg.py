@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 import select
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as _connection
-from sqlalchemy import Engine, event, exc
+from sqlalchemy import Dialect, Engine, event, exc
+from sqlalchemy.types import TypeEngine
 from sqlalchemy.orm import Session
 
 #: psycopg2's connection class, for annotations in modules that do not import psycopg2
@@ -187,7 +189,7 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
         raw.autocommit = True
         cursor = raw.cursor()
         try:
-            values = statement.values(params)
+            values = statement.values(params, engine.dialect)
             if not prepare:
                 _cursor_execute(engine, pooled, cursor, statement.plain_sql, values)
             else:
@@ -224,9 +226,14 @@ class Prepared:
     pooled connection's `info`, which a replaced connection does not inherit; a connection
     that lost it anyway (DISCARD ALL) prepares it again."""
 
-    def __init__(self, name: str, statement, params: tuple[str, ...]):
+    def __init__(self, name: str, statement, params: tuple[str, ...],
+                 types: Mapping[str, TypeEngine] | None = None):
         self.name, self.statement, self.params = name, statement, params
         self.execute_sql = f"EXECUTE {name}({', '.join(f'%({p})s' for p in params)})"
+        # SQLAlchemy types of parameters whose values need its bind processing (JSON,
+        # TypeDecorators) when sent below it; their processors, per dialect
+        self.types = dict(types or {})
+        self._processors: dict[Dialect, dict[str, Callable | None]] = {}
 
     @functools.cached_property
     def prepare_sql(self) -> str:
@@ -243,13 +250,26 @@ class Prepared:
         from sqlalchemy.dialects.postgresql import psycopg2 as pg
         return str(self.statement.compile(dialect=pg.dialect()))
 
-    def values(self, params: dict) -> dict:
-        return {p: params.get(p) for p in self.params}
+    def values(self, params: dict, dialect: Dialect) -> dict:
+        """The parameters as the driver takes them: through the bind processors of `types`
+        (what SQLAlchemy's execute does)."""
+        if not self.types:
+            return {p: params.get(p) for p in self.params}
+        processors = self._processors.get(dialect)
+        if processors is None:
+            processors = self._processors[dialect] = {
+                p: t.dialect_impl(dialect).bind_processor(dialect)
+                for p, t in self.types.items()}
+        out = {}
+        for p in self.params:
+            value, process = params.get(p), processors.get(p)
+            out[p] = value if process is None else process(value)
+        return out
 
     def execute_prepared(self, conn, params: dict):
         """On a SQLAlchemy Connection in autocommit; its result."""
         return self.run_prepared(conn.connection.info, conn.exec_driver_sql,
-                                 self.values(params))
+                                 self.values(params, conn.dialect))
 
     def run_prepared(self, info: dict, execute, values: dict):
         """EXECUTE, after PREPARE on a connection (whose pool `info` is given) that has not

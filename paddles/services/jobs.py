@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 from typing import Any
 from collections.abc import Mapping
 
@@ -257,7 +258,7 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
             session, run).items()})
     statement = _planned_statement(tuple(plan.job_values), tuple(plan.run_values),
                                    plan.event is not None, moves)
-    if session.execute(statement, params).first() is None:
+    if execute_alone(session, statement, params).first() is None:
         return False
     if plan.event is not None:
         events.writer_locked(session)
@@ -276,8 +277,9 @@ _COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves th
 
 @functools.lru_cache(maxsize=256)
 def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool,
-                       moves: bool):
-    """One statement, built once per shape of write and bound per request:
+                       moves: bool) -> Prepared:
+    """One statement, built once per shape of write, prepared on the server per connection
+    (pg.Prepared: parsed and planned once) and bound per request:
 
         WITH run_lock AS (SELECT id, status FROM runs WHERE id = :p_run
                           FOR NO KEY UPDATE),
@@ -308,16 +310,22 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
     events' data take the run's context and counters (`results`) from the run as written.
     It is a whole job update: run alone (autocommit), it commits as it returns."""
     jobs, runs = Job.__table__, Run.__table__
-    run_lock = (select(runs.c.id, runs.c.status).where(runs.c.id == bindparam("p_run"))
+    types: dict[str, Any] = {}
+
+    def bound(name: str, type_):
+        types[name] = type_
+        return bindparam(name, type_=type_)
+
+    run_lock = (select(runs.c.id, runs.c.status).where(runs.c.id == bound("p_run", runs.c.id.type))
                 .with_for_update(key_share=True).cte("run_lock"))
     job_update = (update(jobs)
-                  .where(jobs.c.id == bindparam("p_job"), _xmin() == bindparam("p_token"),
+                  .where(jobs.c.id == bound("p_job", jobs.c.id.type),
+                         _xmin() == bound("p_token", Text()),
                          jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
-                  .values({key: bindparam(f"p_{key}", type_=jobs.c[key].type)
-                           for key in job_keys})
+                  .values({key: bound(f"p_{key}", jobs.c[key].type) for key in job_keys})
                   .returning(jobs.c.id).cte("job_update"))
-    new_counts = {key: runs.c[f"count_{key}"] + bindparam(f"p_d_count_{key}",
-                                                           type_=runs.c.count_total.type)
+    new_counts = {key: runs.c[f"count_{key}"] + bound(f"p_d_count_{key}",
+                                                        runs.c.count_total.type)
                   for key in COUNT_KEYS}
     run_values: dict[str, Any] = {f"count_{key}": value for key, value in new_counts.items()}
     if moves:
@@ -326,17 +334,18 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
         run_values["status"] = status
         run_values["started"] = case(
             (and_(runs.c.status.is_distinct_from(running), status == running),
-             bindparam("p_job_started", type_=runs.c.started.type)), else_=runs.c.started)
-    run_values.update({key: bindparam(f"p_run_{key}", type_=runs.c[key].type)
-                       for key in run_keys})
+             bound("p_job_started", runs.c.started.type)), else_=runs.c.started)
+    run_values.update({key: bound(f"p_run_{key}", runs.c[key].type) for key in run_keys})
     run_values["version"] = runs.c.version + literal_column("1")
-    run_update = (update(runs).where(runs.c.id == bindparam("p_run"),
+    run_update = (update(runs).where(runs.c.id == bound("p_run", runs.c.id.type),
                                      select(job_update.c.id).exists())
                   .values(run_values))
+    name = "paddles_report_" + hashlib.sha1(
+        repr((job_keys, run_keys, with_event, moves)).encode()).hexdigest()[:16]
     if not with_event:  # no events' lock: nothing to insert
         if moves:
             raise ValueError("a write that moves the counters records its job's event")
-        return run_update.returning(runs.c.status)
+        return Prepared(name, run_update.returning(runs.c.status), tuple(types), types)
     written = run_update.returning(runs.c.status, runs.c.name, runs.c.user, runs.c.suite,
                                    runs.c.branch, runs.c.machine_type, runs.c.count_total,
                                    *(runs.c[key] for key in _COUNT_COLUMNS),
@@ -349,26 +358,26 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
     columns = ("uuid", "time", "topic", "type", "subject", "run_name", "job_id", "username",
                "data")
 
-    def bound(prefix: str, key: str):
-        return bindparam(f"{prefix}{key}", type_=table.c[key].type)
+    def value(prefix: str, key: str):  # typed in the SQL: a UNION's parameters are text
+        return cast(bound(f"{prefix}{key}", table.c[key].type), table.c[key].type)
 
-    job_data = cast(bound("p_ev_", "data"), JSONB).op("||")(
+    job_data = cast(bound("p_ev_data", table.c.data.type), JSONB).op("||")(
         func.jsonb_build_object(*context, *results))
-    rows = select(*(bound("p_ev_", key) for key in columns[:7]), written.c.user, job_data,
+    rows = select(*(value("p_ev_", key) for key in columns[:7]), written.c.user, job_data,
                   literal_column("1").label("ord"))
     if moves:
         run_data = func.jsonb_build_object(*context, *results, *_pairs(
             status=written.c.status, old_status=run_lock.c.status))
-        run_event = select(*(bound("p_rs_", key) for key in ("uuid", "time", "topic")),
-                           literal_column("'run.status'"), bound("p_rs_", "subject"),
-                           bound("p_rs_", "run_name"), null(), written.c.user, run_data,
+        run_event = select(*(value("p_rs_", key) for key in ("uuid", "time", "topic")),
+                           literal_column("'run.status'"), value("p_rs_", "subject"),
+                           value("p_rs_", "run_name"), null(), written.c.user, run_data,
                            literal_column("2")).where(written.c.status != run_lock.c.status)
         rows = union_all(rows, run_event)
     ordered = rows.subquery("new_events")
     inserted = (insert(table).from_select(
         list(columns), select(*(ordered.c[i] for i in range(len(columns))))
         .order_by(ordered.c.ord)).returning(table.c.id).cte("inserted"))
-    return select(written.c.status).add_cte(inserted)
+    return Prepared(name, select(written.c.status).add_cte(inserted), tuple(types), types)
 
 
 def _pairs(**values) -> list:
