@@ -125,3 +125,24 @@ def test_a_url_without_a_driver_is_psycopg2(db_engine):
             assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_typed_parameters_are_bound_as_sqlalchemy_binds_them(pooled):
+    """Below SQLAlchemy, a Prepared's typed parameters go through the same bind processing
+    (JSON serialised, UTC datetimes), on the pooled lane and prepared alike."""
+    import datetime as dt
+
+    from sqlalchemy import JSON, DateTime, Text, cast
+    from sqlalchemy.dialects.postgresql import JSONB
+
+    from paddles.models.base import UTCDateTime
+    types = {"doc": JSON(), "when": UTCDateTime()}
+    echo = Prepared("paddles_test_echo",
+                    select(cast(cast(bindparam("doc", type_=types["doc"]), JSONB), Text),
+                           cast(bindparam("when", type_=types["when"]), DateTime(timezone=True))),
+                    ("doc", "when"), types)
+    naive = dt.datetime(2026, 12, 6, 7, 0, 0)
+    with sessionmaker(bind=pooled)() as session:
+        row = execute_alone(session, echo, {"doc": {"a": [1, None]}, "when": naive}).first()
+    assert row[0] == '{"a": [1, null]}'
+    assert row[1] == naive.replace(tzinfo=dt.UTC)  # taken as UTC, as UTCDateTime binds it
