@@ -9,11 +9,13 @@ import hashlib
 from typing import Any
 from collections.abc import Mapping
 
-from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, case, cast, delete, exists,
-                        false, func, insert, literal_column, null, or_, select, true,
+from sqlalchemy import (JSON, Integer, Row, Select, Text, and_, bindparam, case, cast, delete,
+                        exists, false, func, insert, literal_column, null, or_, select, true,
                         union_all, update)
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import pg
@@ -90,7 +92,21 @@ def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
     The job row goes in with one Core INSERT ... ON CONFLICT DO NOTHING: the run row is
     locked, so a conflict is a job_id the run already has. The Job built here never enters
     the session (its unit of work cost more than the rest of a create); the run does, and
-    its one UPDATE at flush carries the counters, status and first-job values."""
+    its one UPDATE at flush carries the counters, status and first-job values.
+
+    On PostgreSQL a new job in a run that exists is worked out first, without a lock, and
+    written by one statement (plan_create, apply_planned), as a job update is."""
+    if session.get_bind().dialect.name == "postgresql":
+        alone = pg.statements_alone(session)
+        plan = plan_create(session, run_name, fields)
+        try:
+            if plan is not None and apply_planned(session, plan):
+                return plan.job
+        except IntegrityError:  # a node deleted since it was read: nothing was written
+            if not alone:
+                raise
+        if alone:  # the general path below is a transaction
+            session.rollback()
     run = run_service.lock_or_create_run(session, run_name, timezone)
     job_id = fields.get("job_id")
     if job_id is None:
@@ -186,11 +202,12 @@ def update_job(session: Session, run_name: str, job_id: str,
 class PlannedUpdate:
     run: Run  # detached: the values read, then those the write gives it
     job: Job
-    token: str  # the job row's xmin when read
-    job_values: dict[str, Any]
+    token: str | None  # the job row's xmin when read; None: a new job (plan_create)
+    job_values: dict[str, Any]  # the job's changed values; a new job's every column
     deltas: dict[str, int]  # count_<key> -> change
     run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
     event: dict[str, Any] | None  # the job's event row; the run's part of its data to come
+    node_ids: tuple[int, ...] = ()  # a new job: the nodes its targets name
 
 
 def _xmin():
@@ -220,8 +237,7 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
     session.expunge(run)
     session.expunge(job)
     job_was = {key: getattr(job, key) for key in _JOB_COLUMNS}
-    counts_was = {key: getattr(run, key) or 0 for key in _COUNT_COLUMNS}
-    copied_was = {key: getattr(run, key) for key in RUN_COPIED_KEYS}
+    counts_was = run.counts()
     before, old_status = events.job_snapshot(job, fields), job.status
     _apply_write(session, run, job, fields, new=False, linked=linked)
     job_values = {key: getattr(job, key) for key in _JOB_COLUMNS
@@ -230,26 +246,80 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
         return None
     type_, data = events.job_event(run, job, created=False, old_status=old_status,
                                    before=before)
-    event = None if type_ is None else events.event_row(
+    return PlannedUpdate(run, job, token, job_values, _deltas(run, counts_was),
+                         _run_values(run, fields), _event_row(session, run, job, type_, data))
+
+
+def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
+                ) -> PlannedUpdate | None:
+    """A new job (create_job) worked out on its run as read now, without a lock; None when
+    the general path is to do it: the run does not exist yet, the job has no job_id (the
+    next one is drawn under the run's lock), it may become the run's first job with other
+    values than the first job's, or a target names a host without a node."""
+    job_id = fields.get("job_id")
+    if job_id is None:
+        return None
+    hosts = _hosts(fields.get("targets")) if fields.get("targets") else []
+    columns: list = [Run]
+    if hosts:
+        columns.append(select(func.array_agg(Node.id)).where(Node.name.in_(hosts))
+                       .scalar_subquery())
+    row = session.execute(select(*columns).where(Run.name == run_name)).first()
+    if row is None:
+        return None
+    run = row[0]
+    node_ids = tuple(row[1] or ()) if hosts else ()
+    if len(node_ids) < len(hosts):
+        return None
+    session.expunge(run)
+    job = Job(run_id=run.id, job_id=job_id, posted=utcnow())
+    first_was, counts_was = _first_job_values(run), run.counts()
+    run.add_to_count("total", 1)
+    run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
+    _apply_write(session, run, job, fields, new=True, insert=True)
+    if counts_was["total"] and (job.sha1, job.flavor, job.priority) != first_was:
+        return None  # it may be the first job: the general path refreshes the first job's
+    type_, data = events.job_event(run, job, created=True)
+    return PlannedUpdate(run, job, None, {key: getattr(job, key) for key in _JOB_COLUMNS},
+                         _deltas(run, counts_was), _run_values(run, fields),
+                         _event_row(session, run, job, type_, data), node_ids)
+
+
+def _deltas(run: Run, counts_was: dict[str, int]) -> dict[str, int]:
+    return {f"count_{key}": value - counts_was[key] for key, value in run.counts().items()}
+
+
+def _run_values(run: Run, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What the write sets on the run besides counters and status: `updated`, and the keys
+    it copies from the job (set whatever the run holds by then, as the general path does)."""
+    return {"updated": run.updated,
+            **{key: getattr(run, key) for key in RUN_COPIED_KEYS if key in fields}}
+
+
+def _event_row(session: Session, run: Run, job: Job, type_: str | None,
+               data: dict[str, Any]) -> dict[str, Any] | None:
+    return None if type_ is None else events.event_row(
         session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
         run_name=run.name, job_id=job.job_id)
-    return PlannedUpdate(
-        run, job, token, job_values,
-        {key: (getattr(run, key) or 0) - counts_was[key] for key in _COUNT_COLUMNS},
-        {"updated": run.updated, **{key: getattr(run, key) for key in RUN_COPIED_KEYS
-                                    if getattr(run, key) != copied_was[key]}},
-        event)
 
 
 def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
-    """Write the plan and its events if its job is still the row it was worked out on;
-    False, having changed nothing, when the job was written since (or is gone)."""
+    """Write the plan and its events if it still holds: an update's job is still the row it
+    was worked out on; a new job's run still has the first job's values it was planned
+    with. False, having changed nothing, when not (or the run or job is gone). A new job
+    whose job_id the run has by then is AlreadyExists (400); its id is set on plan.job."""
     run, job = plan.run, plan.job
+    create = plan.token is None
     moves = any(plan.deltas.values())
-    params = {"p_job": job.id, "p_token": plan.token, "p_run": run.id,
+    params = {"p_run": run.id,
               **{f"p_{key}": value for key, value in plan.job_values.items()},
               **{f"p_run_{key}": value for key, value in plan.run_values.items()},
               **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
+    if create:
+        params.update(p_first_sha1=job.sha1, p_first_flavor=job.flavor,
+                      p_first_priority=job.priority, p_nodes=list(plan.node_ids))
+    else:
+        params.update(p_job=job.id, p_token=plan.token)
     if plan.event is not None:
         params.update({f"p_ev_{key}": value for key, value in plan.event.items()})
     if moves:  # the run's status may move: its event is worked out in the statement
@@ -257,9 +327,15 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
         params.update({f"p_rs_{key}": value for key, value in _run_status_event(
             session, run).items()})
     statement = _planned_statement(tuple(plan.job_values), tuple(plan.run_values),
-                                   plan.event is not None, moves)
-    if execute_alone(session, statement, params).first() is None:
+                                   plan.event is not None, moves, create,
+                                   bool(plan.node_ids))
+    got = execute_alone(session, statement, params).first()
+    if got is None:
         return False
+    if create:
+        if got[1] is None:
+            raise AlreadyExists(f"job with job_id {job.job_id} already exists")
+        job.id = got[1]
     if plan.event is not None:
         events.writer_locked(session)
     return True
@@ -277,9 +353,9 @@ _COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves th
 
 @functools.lru_cache(maxsize=256)
 def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool,
-                       moves: bool) -> Prepared:
+                       moves: bool, create: bool = False, links: bool = False) -> Prepared:
     """One statement, built once per shape of write, prepared on the server per connection
-    (pg.Prepared: parsed and planned once) and bound per request:
+    (pg.Prepared: parsed and planned once) and bound per request. An update:
 
         WITH run_lock AS (SELECT id, status FROM runs WHERE id = :p_run
                           FOR NO KEY UPDATE),
@@ -290,25 +366,32 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
                             version = version + 1, ...
                             WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
                             RETURNING <the run's values>,
-                                      pg_advisory_xact_lock_shared(<events key>))
-        INSERT INTO events (...)
-            SELECT <the job's event> FROM run_update
-            UNION ALL
-            SELECT <run.status> FROM run_update, run_lock
-            WHERE run_update.status <> run_lock.status
-        RETURNING <the run's status>
+                                      pg_advisory_xact_lock_shared(<events key>)),
+             inserted AS (INSERT INTO events (...)
+                          SELECT <the job's event> FROM run_update
+                          UNION ALL
+                          SELECT <run.status> FROM run_update, run_lock
+                          WHERE run_update.status <> run_lock.status)
+        SELECT run_update.status FROM run_update
 
     (without an event, run_update is the statement, without the events' lock; the status
-    and run.status only when the counters move, `moves`). The run is locked first, the
-    lock order of every job write: `run_lock` is an InitPlan of the job's UPDATE, evaluated
-    before its row is locked, and gives the run's status on the newest version of its row
-    (a locking read in READ COMMITTED follows the row to its newest version). The job's
-    row is checked against `xmin` on its newest version (a row updated since the
+    and run.status only when the counters move, `moves`). A new job (`create`): run_lock
+    also requires the run to have no job or the first job's values the job has (it cannot
+    move the run's first job's values, which the run takes when it had no job);
+    `job_insert` (INSERT ... SELECT ... FROM run_lock ON CONFLICT DO NOTHING) takes the
+    place of job_update, `links` inserts its node links (`links`), and the statement
+    returns (run id, job id or null: the job_id is taken), no row when run_lock found none.
+
+    The run is locked first, the lock order of every job write: `run_lock` is evaluated
+    before the job's row is written (an InitPlan of the UPDATE, the source of the INSERT),
+    and gives the run's status on the newest version of its row (a locking read in READ
+    COMMITTED follows the row to its newest version and re-checks its conditions there).
+    The job's row is checked against `xmin` on its newest version (a row updated since the
     statement's snapshot is re-checked by PostgreSQL's EvalPlanQual); the run is written
     only when the job was, and on its newest version; the events' lock is taken after every
     row lock, before the events' ids are drawn (the job's first, then the run's); the
     events' data take the run's context and counters (`results`) from the run as written.
-    It is a whole job update: run alone (autocommit), it commits as it returns."""
+    It is a whole job write: run alone (autocommit), it commits as it returns."""
     jobs, runs = Job.__table__, Run.__table__
     types: dict[str, Any] = {}
 
@@ -316,34 +399,60 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
         types[name] = type_
         return bindparam(name, type_=type_)
 
-    run_lock = (select(runs.c.id, runs.c.status).where(runs.c.id == bound("p_run", runs.c.id.type))
-                .with_for_update(key_share=True).cte("run_lock"))
-    job_update = (update(jobs)
-                  .where(jobs.c.id == bound("p_job", jobs.c.id.type),
-                         _xmin() == bound("p_token", Text()),
-                         jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
-                  .values({key: bound(f"p_{key}", jobs.c[key].type) for key in job_keys})
-                  .returning(jobs.c.id).cte("job_update"))
+    first = [(runs.c[key], bound(f"p_first_{key}", runs.c[key].type))
+             for key in FIRST_JOB_KEYS] if create else []
+    run_lock = select(runs.c.id, runs.c.status).where(runs.c.id == bound("p_run", runs.c.id.type))
+    if create:  # no job yet, or the first job's values are the new job's
+        run_lock = run_lock.where(or_(runs.c.count_total == literal_column("0"),
+                                      and_(*(c.is_not_distinct_from(v) for c, v in first))))
+    run_lock = run_lock.with_for_update(key_share=True).cte("run_lock")
+    if create:  # the run's id from run_lock
+        inserted_keys = [key for key in job_keys if key != "run_id"]
+        job_write = (pg_insert(jobs).from_select(
+            ["run_id", *inserted_keys],
+            select(run_lock.c.id, *(bound(f"p_{key}", jobs.c[key].type)
+                                    for key in inserted_keys)),
+            include_defaults=False)
+            .on_conflict_do_nothing(index_elements=["run_id", "job_id"])
+            .returning(jobs.c.id).cte("job_write"))
+    else:
+        job_write = (update(jobs)
+                     .where(jobs.c.id == bound("p_job", jobs.c.id.type),
+                            _xmin() == bound("p_token", Text()),
+                            jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
+                     .values({key: bound(f"p_{key}", jobs.c[key].type) for key in job_keys})
+                     .returning(jobs.c.id).cte("job_write"))
+    ctes = []
+    if links:
+        nodes = (func.unnest(bound("p_nodes", ARRAY(Integer))).table_valued("node_id")
+                 .render_derived())
+        ctes.append(insert(job_nodes).from_select(
+            ["job_id", "node_id"], select(job_write.c.id, nodes.c.node_id),
+            include_defaults=False).cte("links"))
+    counted = (*COUNT_KEYS, "total") if create else COUNT_KEYS
     new_counts = {key: runs.c[f"count_{key}"] + bound(f"p_d_count_{key}",
                                                         runs.c.count_total.type)
-                  for key in COUNT_KEYS}
+                  for key in counted}
     run_values: dict[str, Any] = {f"count_{key}": value for key, value in new_counts.items()}
     if moves:
-        status = run_status_sql({**new_counts, "total": runs.c.count_total})
+        status = run_status_sql({"total": runs.c.count_total, **new_counts})
         running = literal_column(f"'{RunStatus.RUNNING.value}'")
         run_values["status"] = status
         run_values["started"] = case(
             (and_(runs.c.status.is_distinct_from(running), status == running),
              bound("p_job_started", runs.c.started.type)), else_=runs.c.started)
+    if create:  # the run's only job is its first
+        run_values.update({c.key: case((runs.c.count_total == literal_column("0"), v),
+                                       else_=c) for c, v in first})
     run_values.update({key: bound(f"p_run_{key}", runs.c[key].type) for key in run_keys})
     run_values["version"] = runs.c.version + literal_column("1")
     run_update = (update(runs).where(runs.c.id == bound("p_run", runs.c.id.type),
-                                     select(job_update.c.id).exists())
+                                     select(job_write.c.id).exists())
                   .values(run_values))
-    name = "paddles_report_" + hashlib.sha1(
-        repr((job_keys, run_keys, with_event, moves)).encode()).hexdigest()[:16]
+    name = "paddles_" + ("create_" if create else "report_") + hashlib.sha1(
+        repr((job_keys, run_keys, with_event, moves, links)).encode()).hexdigest()[:16]
     if not with_event:  # no events' lock: nothing to insert
-        if moves:
+        if moves or create:
             raise ValueError("a write that moves the counters records its job's event")
         return Prepared(name, run_update.returning(runs.c.status), tuple(types), types)
     written = run_update.returning(runs.c.status, runs.c.name, runs.c.user, runs.c.suite,
@@ -374,10 +483,16 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
                            literal_column("2")).where(written.c.status != run_lock.c.status)
         rows = union_all(rows, run_event)
     ordered = rows.subquery("new_events")
-    inserted = (insert(table).from_select(
+    ctes.append(insert(table).from_select(
         list(columns), select(*(ordered.c[i] for i in range(len(columns))))
         .order_by(ordered.c.ord)).returning(table.c.id).cte("inserted"))
-    return Prepared(name, select(written.c.status).add_cte(inserted), tuple(types), types)
+    if create:
+        result = (select(run_lock.c.id, job_write.c.id)
+                  .select_from(run_lock.outerjoin(job_write, true()))
+                  .add_cte(written))
+    else:
+        result = select(written.c.status)
+    return Prepared(name, result.add_cte(*ctes), tuple(types), types)
 
 
 def _pairs(**values) -> list:

@@ -147,9 +147,15 @@ def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_en
                                                                ("EXECUTE", True)], sent.seen
     else:
         assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
-    with _Autocommitted(db_engine) as sent:  # any other write: a transaction
+    with _Autocommitted(db_engine) as sent:  # a new job in the run: the same
         post_job(app, run, job_id=2, status="queued")
-    assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
+    if expected:
+        assert [s for s in sent.seen if s[0] != "PREPARE"] == [("SELECT", True),
+                                                               ("EXECUTE", True)], sent.seen
+    with _Autocommitted(db_engine) as sent:  # a write of the general path: a transaction
+        post_job(app, run_name(), job_id=1, status="queued")  # (a new run, after the read)
+    general = sent.seen[1:] if expected else sent.seen
+    assert general and not any(autocommit for _, autocommit in general), sent.seen
     # the connections went back to the pool transactional
     with db_engine.connect() as conn:
         assert getattr(conn.connection.dbapi_connection, "autocommit", False) is not True

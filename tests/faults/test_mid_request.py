@@ -6,9 +6,10 @@ The test holds that lock from its own connection, so a PUT or POST stops right t
 changes made but not committed, and then:
 
 * the gunicorn worker serving it is SIGKILLed: the client gets an error, not a 2xx;
-  PostgreSQL rolls the transaction back (a job report on PostgreSQL is one statement that
-  commits as it ends, services/jobs.py: it ends whole, as if the worker had died just after
-  it); the master starts a new worker and service goes on;
+  PostgreSQL rolls the transaction back (a job report, or a new job in a run that exists,
+  is one statement on PostgreSQL that commits as it ends, services/jobs.py: it ends whole,
+  as if the worker had died just after it); the master starts a new worker and service
+  goes on;
 * its PostgreSQL backend is killed (pg_terminate_backend) while it commits: the client gets
   503 JSON with Retry-After, and the pool reconnects by itself for the next request;
 * a deferred constraint (checked at COMMIT) refuses the change: 409 JSON;
@@ -41,13 +42,16 @@ WRITES = {
     "PUT": lambda run: ("PUT", f"/runs/{run}/jobs/1/", {"status": "pass", "success": True}),
     "POST": lambda run: ("POST", f"/runs/{run}/jobs/", {"job_id": "2", "status": "running"}),
 }
-# what a write killed with its worker leaves: the PUT's one statement, waiting for the lock,
-# runs to its end (and commits) when the lock is let go; the POST's transaction rolls back
+# what a write killed with its worker leaves: each is one statement on PostgreSQL (a job
+# report, a new job in a run that exists), which, waiting for the lock, runs to its end and
+# commits when the lock is let go
 WHOLE = {
     "PUT": lambda before: {"jobs": [("1", "pass", True, None)],
                            "run": ("finished pass", 1, 0, 0, 1),
                            "events": before["events"] + 2},  # job.status, run.status
-    "POST": lambda before: before,
+    "POST": lambda before: {"jobs": [("1", "queued", None, None), ("2", "running", None, None)],
+                            "run": ("running", 2, 1, 1, 0),
+                            "events": before["events"] + 2},  # job.created, run.status
 }
 
 
@@ -138,8 +142,10 @@ def test_worker_killed_mid_write_leaves_all_or_nothing_and_is_replaced(server, p
     assert snapshot(pg_db, run) == WHOLE[write](before)
     replaced = wait_until(lambda: (w := server.workers(2)) and victim not in w and w, 20)
     assert replaced and not alive(victim)
-    # service continues, on the new worker too: the same write now goes through
-    assert requests.request(method, server.base + path, json=body, timeout=10).status_code == 200
+    # service continues, on the new worker too: the same write again (the job it creates
+    # exists by now: 400)
+    again = requests.request(method, server.base + path, json=body, timeout=10)
+    assert again.status_code == {"PUT": 200, "POST": 400}[write], again.text
     for n in range(10):
         assert requests.get(f"{server.base}/runs/{run}/", timeout=10).status_code == 200
     assert snapshot(pg_db, run)["events"] > before["events"]
