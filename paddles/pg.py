@@ -156,7 +156,7 @@ def execute_alone(session: Session, statement: Prepared, params: dict) -> Outcom
     if alone:
         raw.autocommit = True
     try:
-        return _outcome(_execute_autocommitted(conn, statement, params))
+        return _execute_autocommitted(conn, statement, params)
     finally:
         if alone and not raw.closed:
             raw.autocommit = False
@@ -166,10 +166,12 @@ def _outcome(result) -> Outcome:
     return Outcome(result.fetchall() if result.returns_rows else [], result.rowcount)
 
 
-def _execute_autocommitted(conn, statement: Prepared, params: dict):
+def _execute_autocommitted(conn, statement: Prepared, params: dict) -> Outcome:
     if conn.get_execution_options().get(PREPARE_OPTION, True):
-        return statement.execute_prepared(conn, params)
-    return conn.execute(statement.statement, params)
+        result = statement.execute_prepared(conn, params)
+        return statement.outcome(result.fetchall() if result.returns_rows else [],
+                                 result.rowcount, conn.dialect)
+    return _outcome(conn.execute(statement.statement, params))
 
 
 def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
@@ -181,7 +183,7 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
     if engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
         with engine.connect() as conn:
             conn.execution_options(**{AUTOCOMMIT_OPTION: True})
-            return _outcome(_execute_autocommitted(conn, statement, params))
+            return _execute_autocommitted(conn, statement, params)
     prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
     pooled = engine.raw_connection()
     try:
@@ -198,7 +200,8 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
                     lambda sql, values=None: _cursor_execute(engine, pooled, cursor, sql,
                                                              values),
                     values)
-            return Outcome(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+            return statement.outcome(cursor.fetchall() if cursor.description else [],
+                                     cursor.rowcount, engine.dialect)
         finally:
             cursor.close()
     finally:
@@ -227,13 +230,18 @@ class Prepared:
     that lost it anyway (DISCARD ALL) prepares it again."""
 
     def __init__(self, name: str, statement, params: tuple[str, ...],
-                 types: Mapping[str, TypeEngine] | None = None):
+                 types: Mapping[str, TypeEngine] | None = None, *,
+                 process_results: bool = False):
         self.name, self.statement, self.params = name, statement, params
         self.execute_sql = f"EXECUTE {name}({', '.join(f'%({p})s' for p in params)})"
         # SQLAlchemy types of parameters whose values need its bind processing (JSON,
         # TypeDecorators) when sent below it; their processors, per dialect
         self.types = dict(types or {})
         self._processors: dict[Dialect, dict[str, Callable | None]] = {}
+        # `process_results`: rows read below SQLAlchemy get its result processing (enums,
+        # TypeDecorators), as a statement it executes gives them; else the driver's values
+        self.process_results = process_results
+        self._result_processors: dict[Dialect, list[Callable | None]] = {}
 
     @functools.cached_property
     def prepare_sql(self) -> str:
@@ -265,6 +273,19 @@ class Prepared:
             value, process = params.get(p), processors.get(p)
             out[p] = value if process is None else process(value)
         return out
+
+    def outcome(self, rows: list, rowcount: int, dialect: Dialect) -> Outcome:
+        """The Outcome of rows the driver returned for this statement."""
+        if not self.process_results or not rows:
+            return Outcome(rows, rowcount)
+        processors = self._result_processors.get(dialect)
+        if processors is None:
+            processors = self._result_processors[dialect] = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.statement.exported_columns]
+        return Outcome([tuple(value if process is None else process(value)
+                              for process, value in zip(processors, row)) for row in rows],
+                       rowcount)
 
     def execute_prepared(self, conn, params: dict):
         """On a SQLAlchemy Connection in autocommit; its result."""

@@ -17,7 +17,29 @@ def _counter() -> Mapped[int]:
     return mapped_column(Integer, default=0, server_default="0")
 
 
-class Run(Base):
+class RunCounters:
+    """A run's counter arithmetic, for the Run entity and for a run's values read without
+    the ORM (services/jobs.py, a job write worked out before the run is locked). It reads
+    and sets its attributes by name: it declares none (the entity maps them)."""
+
+    def counts(self) -> dict[str, int]:
+        out = {key: getattr(self, "count_" + key) or 0 for key in COUNT_KEYS}
+        out["total"] = getattr(self, "count_total") or 0  # noqa: B009
+        return out
+
+    def add_to_count(self, key: str, delta: int) -> None:
+        attr = "count_" + key
+        setattr(self, attr, (getattr(self, attr) or 0) + delta)
+
+    def refresh_status(self) -> bool:
+        """Recompute the stored status from the counters; True when it changed."""
+        new = run_status(self.counts())
+        changed: bool = new != getattr(self, "status")  # noqa: B009
+        setattr(self, "status", new)  # noqa: B010
+        return changed
+
+
+class Run(Base, RunCounters):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_posted", "posted"),
@@ -65,22 +87,6 @@ class Run(Base):
     jobs: WriteOnlyMapped[Job] = relationship(back_populates="run",
                                                 cascade="all, delete-orphan",
                                                 passive_deletes=True)
-
-    def counts(self) -> dict[str, int]:
-        out = {key: getattr(self, "count_" + key) or 0 for key in COUNT_KEYS}
-        out["total"] = self.count_total or 0
-        return out
-
-    def add_to_count(self, key: str, delta: int) -> None:
-        attr = "count_" + key
-        setattr(self, attr, (getattr(self, attr) or 0) + delta)
-
-    def refresh_status(self) -> bool:
-        """Recompute the stored status from the counters; True when it changed."""
-        new = run_status(self.counts())
-        changed = new != self.status
-        self.status = new
-        return changed
 
     def __repr__(self) -> str:
         return f"<Run {self.name!r} {self.status}>"

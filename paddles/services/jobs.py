@@ -9,9 +9,9 @@ import hashlib
 from typing import Any
 from collections.abc import Mapping
 
-from sqlalchemy import (JSON, Integer, Row, Select, Text, and_, bindparam, case, cast, delete,
-                        exists, false, func, insert, literal_column, null, or_, select, true,
-                        union_all, update)
+from sqlalchemy import (JSON, Integer, Row, Select, String, Text, and_, any_, bindparam, case,
+                        cast, delete, exists, false, func, insert, literal_column, null, or_,
+                        select, true, union_all, update)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,6 +22,8 @@ from .. import pg
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Event, Job, JobStatus, Node, Run, RunStatus, job_nodes, utcnow
+from ..models.base import sortable_job_id
+from ..models.runs import RunCounters
 from ..models.statuses import COUNT_KEYS, JOB_STATUS_VALUES, count_key, run_status_sql
 from . import nodes as node_service
 from . import events
@@ -198,10 +200,30 @@ def update_job(session: Session, run_name: str, job_id: str,
 # the events' shared lock and inserts the job's event. The run's lock is held for that
 # statement and the COMMIT (and one UPDATE more when the run's status moves).
 
+class _Values:
+    """A row's values as attributes, standing in for the Run or Job a write is worked out on
+    before the lock: the session never sees it (loading entities and expunging them cost a
+    third of a report's Python)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:  # every column is set; for type checkers
+        raise AttributeError(name)
+
+
+class RunValues(_Values, RunCounters):
+    """A run's row (all its columns), with the counter arithmetic of Run."""
+
+
+class JobValues(_Values):
+    """A job's row (all its columns)."""
+
+
 @dataclasses.dataclass
 class PlannedUpdate:
-    run: Run  # detached: the values read, then those the write gives it
-    job: Job
+    run: RunValues  # the values read, then those the write gives it
+    job: JobValues
     token: str | None  # the job row's xmin when read; None: a new job (plan_create)
     job_values: dict[str, Any]  # the job's changed values; a new job's every column
     deltas: dict[str, int]  # count_<key> -> change
@@ -220,22 +242,18 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
     the general path is to do it (it links new targets, may move the run's first job, or
     changes nothing on the job). JobNotFound when the job does not exist."""
     count_links = "targets" in fields
-    columns: list = [Run, Job, _xmin()]
-    if count_links:
-        columns.append(_link_count())
-    row = session.execute(select(*columns).join(Job, Job.run_id == Run.id)
-                          .where(Run.name == run_name, Job.job_id == job_id)).first()
+    row = execute_alone(session, _plan_read(count_links),
+                        {"p_name": run_name, "p_job_id": job_id}).first()
     if row is None:
         raise JobNotFound(missing)
-    run, job, token = row[0], row[1], row[2]
-    linked = row[3] if count_links else None
+    run, job = _run_values_of(row), _job_values_of(row)
+    token = row[_RUN_WIDTH + _JOB_WIDTH]
+    linked = row[_RUN_WIDTH + _JOB_WIDTH + 1] if count_links else None
     targets = fields.get("targets")
     if isinstance(targets, dict) and linked is not None and len(targets) > linked:
         return None
     if any(key in fields and fields[key] != getattr(job, key) for key in FIRST_JOB_KEYS):
         return None
-    session.expunge(run)
-    session.expunge(job)
     job_was = {key: getattr(job, key) for key in _JOB_COLUMNS}
     counts_was = run.counts()
     before, old_status = events.job_snapshot(job, fields), job.status
@@ -260,19 +278,16 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
     if job_id is None:
         return None
     hosts = _hosts(fields.get("targets")) if fields.get("targets") else []
-    columns: list = [Run]
-    if hosts:
-        columns.append(select(func.array_agg(Node.id)).where(Node.name.in_(hosts))
-                       .scalar_subquery())
-    row = session.execute(select(*columns).where(Run.name == run_name)).first()
+    row = execute_alone(session, _plan_read_run(), {"p_name": run_name, "p_hosts": hosts}
+                        ).first()
     if row is None:
         return None
-    run = row[0]
-    node_ids = tuple(row[1] or ()) if hosts else ()
+    run = _run_values_of(row)
+    node_ids = tuple(row[_RUN_WIDTH] or ())
     if len(node_ids) < len(hosts):
         return None
-    session.expunge(run)
-    job = Job(run_id=run.id, job_id=job_id, posted=utcnow())
+    job = JobValues({"id": None, **dict.fromkeys(_JOB_COLUMNS), "run_id": run.id,
+                     "job_id": job_id, "sort_key": sortable_job_id(job_id), "posted": utcnow()})
     first_was, counts_was = _first_job_values(run), run.counts()
     run.add_to_count("total", 1)
     run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
@@ -285,18 +300,62 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
                          _event_row(session, run, job, type_, data), node_ids)
 
 
-def _deltas(run: Run, counts_was: dict[str, int]) -> dict[str, int]:
+_RUN_WIDTH, _JOB_WIDTH = len(Run.__table__.c), len(Job.__table__.c)
+
+
+def _run_values_of(row) -> RunValues:
+    return RunValues({c.key: row[i] for i, c in enumerate(Run.__table__.c)})
+
+
+def _job_values_of(row) -> JobValues:
+    return JobValues({c.key: row[_RUN_WIDTH + i] for i, c in enumerate(Job.__table__.c)})
+
+
+def _run_columns() -> list:
+    return [c.label(f"r_{c.key}") for c in Run.__table__.c]
+
+
+@functools.cache
+def _plan_read(count_links: bool) -> Prepared:
+    """The run's and the job's columns, the job row's xmin (and its links' count), by run
+    name and job_id; prepared, its rows processed as SQLAlchemy's (pg.Prepared)."""
+    runs, jobs = Run.__table__, Job.__table__
+    columns = [*_run_columns(), *(c.label(f"j_{c.key}") for c in jobs.c),
+               _xmin().label("token")]
+    if count_links:
+        columns.append(_link_count().label("linked"))
+    statement = (select(*columns).select_from(jobs.join(runs, runs.c.id == jobs.c.run_id))
+                 .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type),
+                        jobs.c.job_id == bindparam("p_job_id", type_=jobs.c.job_id.type)))
+    return Prepared("paddles_plan_report" + ("_linked" if count_links else ""), statement,
+                    ("p_name", "p_job_id"), process_results=True)
+
+
+@functools.cache
+def _plan_read_run() -> Prepared:
+    """The run's columns by name, and the ids of the nodes named `p_hosts` (an array)."""
+    runs, nodes = Run.__table__, Node.__table__
+    node_ids = (select(func.array_agg(nodes.c.id))
+                .where(nodes.c.name == any_(bindparam("p_hosts", type_=ARRAY(String))))
+                .scalar_subquery().label("node_ids"))
+    statement = (select(*_run_columns(), node_ids)
+                 .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type)))
+    return Prepared("paddles_plan_create", statement, ("p_name", "p_hosts"),
+                    {"p_hosts": ARRAY(String)}, process_results=True)
+
+
+def _deltas(run: RunValues, counts_was: dict[str, int]) -> dict[str, int]:
     return {f"count_{key}": value - counts_was[key] for key, value in run.counts().items()}
 
 
-def _run_values(run: Run, fields: Mapping[str, Any]) -> dict[str, Any]:
+def _run_values(run: RunValues, fields: Mapping[str, Any]) -> dict[str, Any]:
     """What the write sets on the run besides counters and status: `updated`, and the keys
     it copies from the job (set whatever the run holds by then, as the general path does)."""
     return {"updated": run.updated,
             **{key: getattr(run, key) for key in RUN_COPIED_KEYS if key in fields}}
 
 
-def _event_row(session: Session, run: Run, job: Job, type_: str | None,
+def _event_row(session: Session, run: RunValues, job: JobValues, type_: str | None,
                data: dict[str, Any]) -> dict[str, Any] | None:
     return None if type_ is None else events.event_row(
         session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
@@ -341,7 +400,7 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
     return True
 
 
-def _run_status_event(session: Session, run: Run) -> dict[str, Any]:
+def _run_status_event(session: Session, run: RunValues) -> dict[str, Any]:
     """The run.status event's row but for what the statement fills in (its data, username)."""
     row = events.event_row(session, "run.status", {}, subject=f"runs/{run.name}",
                            run_name=run.name)
@@ -627,7 +686,8 @@ def _next_job_id(session: Session, run: Run) -> str:
     return str(candidate)
 
 
-def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any], *,
+def _apply_write(session: Session, run: Run | RunValues, job: Job | JobValues,
+                 fields: Mapping[str, Any], *,
                  new: bool, insert: bool = False, linked: int | None = None) -> None:
     """The write's values on `job` and `run`. `insert`: the caller inserts the job row and
     links its targets and refreshes the first job itself (create_job). `linked`: how many
@@ -673,7 +733,7 @@ def _apply_write(session: Session, run: Run, job: Job, fields: Mapping[str, Any]
                       linked=linked)
 
 
-def _resolve_status(job: Job, fields: Mapping[str, Any]) -> JobStatus | None:
+def _resolve_status(job: Job | JobValues, fields: Mapping[str, Any]) -> JobStatus | None:
     """Status rules 3a-3c: what the job's status becomes, or None to leave it."""
     if "status" in fields:
         if job.status in FINISHED:
@@ -697,7 +757,8 @@ def _refresh_first_job(session: Session, run: Run) -> None:
     run.sha1, run.flavor, run.priority = first if first is not None else (None, None, None)
 
 
-def _link_targets(session: Session, job: Job, targets: dict, machine_type: str | None, *,
+def _link_targets(session: Session, job: Job | JobValues, targets: dict,
+                  machine_type: str | None, *,
                   new: bool, linked: int | None = None) -> None:
     """Link the job to the nodes its targets name, creating the nodes that do not exist.
     A new job's links go in with one INSERT ... SELECT over the nodes that exist; only

@@ -140,17 +140,17 @@ def test_a_heartbeat_and_a_read_are_one_round_trip_each_on_postgresql(app, db_en
     with _Autocommitted(db_engine) as sent:
         app.get(f"/runs/{run}/jobs/1/")
     assert sent.seen == [("SELECT", expected)]
-    with _Autocommitted(db_engine) as sent:  # a report: its read, then its one write
+    with _Autocommitted(db_engine) as sent:  # a report: its read, then its one write (prepared)
         _put(app, run, 1, {"status": "pass"})
     if expected:
-        assert [s for s in sent.seen if s[0] != "PREPARE"] == [("SELECT", True),
+        assert [s for s in sent.seen if s[0] != "PREPARE"] == [("EXECUTE", True),
                                                                ("EXECUTE", True)], sent.seen
     else:
         assert sent.seen and not any(autocommit for _, autocommit in sent.seen)
     with _Autocommitted(db_engine) as sent:  # a new job in the run: the same
         post_job(app, run, job_id=2, status="queued")
     if expected:
-        assert [s for s in sent.seen if s[0] != "PREPARE"] == [("SELECT", True),
+        assert [s for s in sent.seen if s[0] != "PREPARE"] == [("EXECUTE", True),
                                                                ("EXECUTE", True)], sent.seen
     with _Autocommitted(db_engine) as sent:  # a write of the general path: a transaction
         post_job(app, run_name(), job_id=1, status="queued")  # (a new run, after the read)

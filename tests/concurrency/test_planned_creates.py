@@ -16,6 +16,7 @@ from tests.concurrency.threads import run_together
 from tests.factories import job_body, post_job, run_name
 from tests.services.test_run_status import recompute, stored
 
+READ = "EXECUTE paddles_plan_create"  # the plan's read, prepared
 WRITE = "EXECUTE paddles_create_"  # the write statement, prepared (services/jobs.py)
 HOSTS = ("smithi001.front.sepia.ceph.com", "smithi002.front.sepia.ceph.com")
 TARGETS = {f"ubuntu@{host}": "ssh-rsa AAAA" for host in HOSTS}
@@ -47,7 +48,7 @@ def test_a_new_job_in_a_run_is_one_write_with_its_links_counters_and_events(
     post_job(app, name, 1, status="pass")
     queries.reset()
     post_job(app, name, 2, status="running", targets=TARGETS)
-    assert [s[:len(WRITE)] for s in queries.statements][1:] == [WRITE]
+    assert [s[:len(WRITE)] for s in queries.statements] == [READ[:len(WRITE)], WRITE]
     session.rollback()
     assert stored(session) == recompute(session)
     assert stored(session)[name]["status"] == "running"
