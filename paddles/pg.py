@@ -167,11 +167,18 @@ def _outcome(result) -> Outcome:
 
 
 def _execute_autocommitted(conn, statement: Prepared, params: dict) -> Outcome:
-    if conn.get_execution_options().get(PREPARE_OPTION, True):
+    """On a SQLAlchemy Connection in autocommit. With listeners on its statements (tests
+    counting queries), through it so that they see the statement; otherwise on its DBAPI
+    cursor (`_run_on_cursor`): SQLAlchemy's result set-up for a driver-level statement reads
+    the cursor's description anew on every execution, a column at a time."""
+    prepare = conn.get_execution_options().get(PREPARE_OPTION, True)
+    if conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute:
+        if not prepare:
+            return _outcome(conn.execute(statement.statement, params))
         result = statement.execute_prepared(conn, params)
         return statement.outcome(result.fetchall() if result.returns_rows else [],
                                  result.rowcount, conn.dialect)
-    return _outcome(conn.execute(statement.statement, params))
+    return _run_on_cursor(conn.engine, conn.connection, statement, params, prepare)
 
 
 def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
@@ -187,25 +194,31 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
     prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
     pooled = engine.raw_connection()
     try:
-        raw = pooled.dbapi_connection
-        raw.autocommit = True
-        cursor = raw.cursor()
-        try:
-            values = statement.values(params, engine.dialect)
-            if not prepare:
-                _cursor_execute(engine, pooled, cursor, statement.plain_sql, values)
-            else:
-                statement.run_prepared(
-                    pooled.info,
-                    lambda sql, values=None: _cursor_execute(engine, pooled, cursor, sql,
-                                                             values),
-                    values)
-            return statement.outcome(cursor.fetchall() if cursor.description else [],
-                                     cursor.rowcount, engine.dialect)
-        finally:
-            cursor.close()
+        pooled.dbapi_connection.autocommit = True
+        return _run_on_cursor(engine, pooled, statement, params, prepare)
     finally:
         pooled.close()  # back to the pool, transactional again (_checkin_transactional)
+
+
+def _run_on_cursor(engine: Engine, pooled, statement: Prepared, params: dict,
+                   prepare: bool) -> Outcome:
+    """`statement` on a cursor of the pooled connection `pooled` (in autocommit), with the
+    same SQL SQLAlchemy would send, SQLAlchemy's exception classes, and a connection found
+    dead invalidated."""
+    cursor = pooled.dbapi_connection.cursor()
+    try:
+        values = statement.values(params, engine.dialect)
+        if not prepare:
+            _cursor_execute(engine, pooled, cursor, statement.plain_sql, values)
+        else:
+            statement.run_prepared(
+                pooled.info,
+                lambda sql, values=None: _cursor_execute(engine, pooled, cursor, sql, values),
+                values)
+        return statement.outcome(cursor.fetchall() if cursor.description else [],
+                                 cursor.rowcount, engine.dialect)
+    finally:
+        cursor.close()
 
 
 def _cursor_execute(engine: Engine, pooled, cursor, sql: str, values) -> None:

@@ -245,7 +245,7 @@ def test_only_pg_imports_psycopg2():
 
 
 def test_sqlalchemy_below_the_session():
-    """The raw path of pg._run_pooled: a pooled DBAPI connection from the engine, the
+    """The raw paths of pg._run_pooled and pg._run_on_cursor: a pooled DBAPI connection, the
     dialect's disconnect test, SQLAlchemy's own exception wrapping, and the engine's
     statement listeners (when a test listens, the fast path steps aside)."""
     from sqlalchemy import create_engine, exc as sa_exc
@@ -264,6 +264,12 @@ def test_sqlalchemy_below_the_session():
             assert hasattr(pooled, name), f"{name}: {recheck}"
         assert isinstance(pooled.info, dict), recheck
         pooled.close()
+        # pg._execute_autocommitted: a Connection's pooled connection, its listeners
+        with local.connect() as conn:
+            assert isinstance(conn.connection, PoolProxiedConnection), recheck
+            assert not conn.dispatch.before_cursor_execute, recheck
+            assert hasattr(conn.dispatch, "after_cursor_execute"), recheck
+            assert conn.engine is local, recheck
     finally:
         local.dispose()
     engine = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
