@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import select
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import connection as _connection
@@ -127,7 +127,7 @@ class Outcome(NamedTuple):
     rows: list
     rowcount: int
 
-    def first(self):
+    def first(self) -> Any:
         return self.rows[0] if self.rows else None
 
 

@@ -117,9 +117,9 @@ def flush_events(session: Session) -> list[int]:
 _WRITER_LOCK = text("SELECT pg_advisory_xact_lock_shared(:key)")
 
 
-def writer_lock():
+def writer_lock() -> ColumnElement[Any]:
     """The writers' shared lock as an expression, for a statement that takes it itself
-    (services/jobs.py, with its row locks): once it has run, `writer_locked(session)`."""
+    (services/planned_jobs.py, with its row locks): once it has run, `writer_locked(session)`."""
     return func.pg_advisory_xact_lock_shared(literal_column(str(ADVISORY_KEY)))
 
 

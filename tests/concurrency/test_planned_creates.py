@@ -1,5 +1,5 @@
 """New jobs on PostgreSQL are worked out before the run is locked and written by one
-statement (services/jobs.py, plan_create and apply_planned), as job reports are: what it
+statement (services/planned_jobs.py, plan_create and apply_planned), as job reports are: what it
 writes is what the general path writes, and a change between the read and the lock sends
 the job down the general path, having changed nothing."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.factories import job_body, post_job, run_name
 from tests.services.test_run_status import recompute, stored
 
 READ = "EXECUTE paddles_plan_create"  # the plan's read, prepared
-WRITE = "EXECUTE paddles_create_"  # the write statement, prepared (services/jobs.py)
+WRITE = "EXECUTE paddles_create_"  # the write statement, prepared (planned_jobs.py)
 HOSTS = ("smithi001.front.sepia.ceph.com", "smithi002.front.sepia.ceph.com")
 TARGETS = {f"ubuntu@{host}": "ssh-rsa AAAA" for host in HOSTS}
 

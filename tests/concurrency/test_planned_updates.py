@@ -1,4 +1,4 @@
-"""Job updates on PostgreSQL are worked out before the run is locked (services/jobs.py,
+"""Job updates on PostgreSQL are worked out before the run is locked (planned_jobs.py,
 plan_update and apply_planned): a write that lands between the read and the lock must send
 the update down the general path, having changed nothing."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.services.test_run_status import recompute, stored
 
 MISSING = "attempted to update a non-existent job"
 READ = "EXECUTE paddles_plan_report"  # the plan's read, prepared
-WRITE = "EXECUTE paddles_report_"  # the write statement, prepared (services/jobs.py)
+WRITE = "EXECUTE paddles_report_"  # the write statement, prepared (planned_jobs.py)
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ def test_a_request_failing_half_way_leaves_no_event(app, session_factory, monkey
 
     def fail(*args, **kwargs):
         raise InvalidRequest("refused half way")
-    monkeypatch.setattr(job_service, "_link_targets", fail)  # after the job's INSERT
+    monkeypatch.setattr(job_service, "link_targets", fail)  # after the job's INSERT
     resp = app.post(f"/runs/{run}/jobs/", json.dumps({
         "job_id": "1", "targets": {"ubuntu@smithi001.front.sepia.ceph.com": "key"}}),
         status=400)

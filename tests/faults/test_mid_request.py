@@ -7,7 +7,7 @@ changes made but not committed, and then:
 
 * the gunicorn worker serving it is SIGKILLed: the client gets an error, not a 2xx;
   PostgreSQL rolls the transaction back (a job report, or a new job in a run that exists,
-  is one statement on PostgreSQL that commits as it ends, services/jobs.py: it ends whole,
+  is one statement on PostgreSQL that commits as it ends, services/planned_jobs.py: whole,
   as if the worker had died just after it); the master starts a new worker and service
   goes on;
 * its PostgreSQL backend is killed (pg_terminate_backend) while it commits: the client gets

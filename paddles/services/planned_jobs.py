@@ -1,0 +1,406 @@
+"""Job writes on PostgreSQL worked out before the run is locked, then written by one
+statement: a job report (services/jobs.update_job) and a new job in a run that exists
+(services/jobs.create_job).
+
+Every job write of a run queues on its run's row (the counters). The general path
+(services/jobs.py, the one SQLite always takes) holds that lock from its first SELECT to
+COMMIT, with the whole write's Python between. Here the write is worked out on the run's
+and job's rows read without a lock (plan_update, plan_create: the rules of
+services/job_rules.py on RunValues and JobValues), and then one prepared statement locks
+the run, writes the job (an update only if its row is still the one read: its `xmin`,
+which every UPDATE of the row changes), moves the counters by their deltas and the run's
+status with them, takes the events' shared lock and inserts the events (apply_planned).
+Run in autocommit (pg.statements_alone), the read and the write are each a transaction of
+their own: the run's lock is held by the write statement alone, and it commits as it
+returns. A write that does not fit (new targets to link, a first job that may move, a new
+run, no job_id, a job written in between) goes down the general path, having changed
+nothing."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import typing
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import (BindParameter, ColumnElement, Integer, Label, String, Table, Text, and_,
+                        any_, bindparam, case, cast, func, insert, literal_column, null, or_,
+                        select, true, union_all, update)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ..errors import AlreadyExists, JobNotFound
+from ..models import Event, Job, Node, Run, RunStatus, job_nodes, utcnow
+from ..models.base import sortable_job_id
+from ..models.runs import RunCounters
+from ..models.statuses import COUNT_KEYS, count_key, run_status_sql
+from ..pg import Prepared, execute_alone
+from . import events
+from .job_rules import (FIRST_JOB_KEYS, JOB_COLUMNS, RUN_COPIED_KEYS, apply_write,
+                        first_job_values, hosts_of, link_count)
+
+class _Values:
+    """A row's values as attributes, standing in for the Run or Job a write is worked out on
+    before the lock: the session never sees it (loading entities and expunging them cost a
+    third of a report's Python)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    if TYPE_CHECKING:  # every column is an attribute
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
+
+class RunValues(_Values, RunCounters):
+    """A run's row (all its columns), with the counter arithmetic of Run."""
+
+
+class JobValues(_Values):
+    """A job's row (all its columns)."""
+
+
+@dataclasses.dataclass
+class PlannedUpdate:
+    run: RunValues  # the values read, then those the write gives it
+    job: JobValues
+    token: str | None  # the job row's xmin when read; None: a new job (plan_create)
+    job_values: dict[str, Any]  # the job's changed values; a new job's every column
+    deltas: dict[str, int]  # count_<key> -> change
+    run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
+    event: dict[str, Any] | None  # the job's event row; the run's part of its data to come
+    node_ids: tuple[int, ...] = ()  # a new job: the nodes its targets name
+
+
+def _xmin() -> ColumnElement[str]:
+    return cast(literal_column(f"{Job.__tablename__}.xmin"), Text)
+
+
+def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[str, Any],
+                missing: str) -> PlannedUpdate | None:
+    """The job update worked out on the run and job as read now, without a lock; None when
+    the general path is to do it (it links new targets, may move the run's first job, or
+    changes nothing on the job). JobNotFound when the job does not exist."""
+    count_links = "targets" in fields
+    row = execute_alone(session, _plan_read(count_links),
+                        {"p_name": run_name, "p_job_id": job_id}).first()
+    if row is None:
+        raise JobNotFound(missing)
+    run, job = _run_values_of(row), _job_values_of(row)
+    token = row[_RUN_WIDTH + _JOB_WIDTH]
+    linked = row[_RUN_WIDTH + _JOB_WIDTH + 1] if count_links else None
+    targets = fields.get("targets")
+    if isinstance(targets, dict) and linked is not None and len(targets) > linked:
+        return None
+    if any(key in fields and fields[key] != getattr(job, key) for key in FIRST_JOB_KEYS):
+        return None
+    job_was = {key: getattr(job, key) for key in JOB_COLUMNS}
+    counts_was = run.counts()
+    before, old_status = events.job_snapshot(job, fields), job.status
+    apply_write(session, run, job, fields, new=False, linked=linked)
+    job_values = {key: getattr(job, key) for key in JOB_COLUMNS
+                  if getattr(job, key) != job_was[key]}
+    if not job_values:  # it changes nothing on the job (the same `updated` again)
+        return None
+    type_, data = events.job_event(run, job, created=False, old_status=old_status,
+                                   before=before)
+    return PlannedUpdate(run, job, token, job_values, _deltas(run, counts_was),
+                         _run_values(run, fields), _event_row(session, run, job, type_, data))
+
+
+def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
+                ) -> PlannedUpdate | None:
+    """A new job (create_job) worked out on its run as read now, without a lock; None when
+    the general path is to do it: the run does not exist yet, the job has no job_id (the
+    next one is drawn under the run's lock), it may become the run's first job with other
+    values than the first job's, or a target names a host without a node."""
+    job_id = fields.get("job_id")
+    if job_id is None:
+        return None
+    hosts = hosts_of(fields.get("targets")) if fields.get("targets") else []
+    row = execute_alone(session, _plan_read_run(), {"p_name": run_name, "p_hosts": hosts}
+                        ).first()
+    if row is None:
+        return None
+    run = _run_values_of(row)
+    node_ids = tuple(row[_RUN_WIDTH] or ())
+    if len(node_ids) < len(hosts):
+        return None
+    job = JobValues({"id": None, **dict.fromkeys(JOB_COLUMNS), "run_id": run.id,
+                     "job_id": job_id, "sort_key": sortable_job_id(job_id), "posted": utcnow()})
+    first_was, counts_was = first_job_values(run), run.counts()
+    run.add_to_count("total", 1)
+    run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
+    apply_write(session, run, job, fields, new=True, insert=True)
+    if counts_was["total"] and (job.sha1, job.flavor, job.priority) != first_was:
+        return None  # it may be the first job: the general path refreshes the first job's
+    type_, data = events.job_event(run, job, created=True)
+    return PlannedUpdate(run, job, None, {key: getattr(job, key) for key in JOB_COLUMNS},
+                         _deltas(run, counts_was), _run_values(run, fields),
+                         _event_row(session, run, job, type_, data), node_ids)
+
+
+_RUN_WIDTH, _JOB_WIDTH = len(Run.__table__.c), len(Job.__table__.c)
+
+
+def _run_values_of(row: Sequence[Any]) -> RunValues:
+    return RunValues({c.key: row[i] for i, c in enumerate(Run.__table__.c)})
+
+
+def _job_values_of(row: Sequence[Any]) -> JobValues:
+    return JobValues({c.key: row[_RUN_WIDTH + i] for i, c in enumerate(Job.__table__.c)})
+
+
+def _run_columns() -> list[Label[Any]]:
+    return [c.label(f"r_{c.key}") for c in Run.__table__.c]
+
+
+@functools.cache
+def _plan_read(count_links: bool) -> Prepared:
+    """The run's and the job's columns, the job row's xmin (and its links' count), by run
+    name and job_id; prepared, its rows processed as SQLAlchemy's (pg.Prepared)."""
+    runs, jobs = Run.__table__, Job.__table__
+    columns = [*_run_columns(), *(c.label(f"j_{c.key}") for c in jobs.c),
+               _xmin().label("token")]
+    if count_links:
+        columns.append(link_count().label("linked"))
+    statement = (select(*columns).select_from(jobs.join(runs, runs.c.id == jobs.c.run_id))
+                 .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type),
+                        jobs.c.job_id == bindparam("p_job_id", type_=jobs.c.job_id.type)))
+    return Prepared("paddles_plan_report" + ("_linked" if count_links else ""), statement,
+                    ("p_name", "p_job_id"), process_results=True)
+
+
+@functools.cache
+def _plan_read_run() -> Prepared:
+    """The run's columns by name, and the ids of the nodes named `p_hosts` (an array)."""
+    runs, nodes = Run.__table__, Node.__table__
+    node_ids = (select(func.array_agg(nodes.c.id))
+                .where(nodes.c.name == any_(bindparam("p_hosts", type_=ARRAY(String))))
+                .scalar_subquery().label("node_ids"))
+    statement = (select(*_run_columns(), node_ids)
+                 .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type)))
+    return Prepared("paddles_plan_create", statement, ("p_name", "p_hosts"),
+                    {"p_hosts": ARRAY(String)}, process_results=True)
+
+
+def _deltas(run: RunValues, counts_was: dict[str, int]) -> dict[str, int]:
+    return {f"count_{key}": value - counts_was[key] for key, value in run.counts().items()}
+
+
+def _run_values(run: RunValues, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """What the write sets on the run besides counters and status: `updated`, and the keys
+    it copies from the job (set whatever the run holds by then, as the general path does)."""
+    return {"updated": run.updated,
+            **{key: getattr(run, key) for key in RUN_COPIED_KEYS if key in fields}}
+
+
+def _event_row(session: Session, run: RunValues, job: JobValues, type_: str | None,
+               data: dict[str, Any]) -> dict[str, Any] | None:
+    return None if type_ is None else events.event_row(
+        session, type_, data, subject=f"runs/{run.name}/jobs/{job.job_id}",
+        run_name=run.name, job_id=job.job_id)
+
+
+def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
+    """Write the plan and its events if it still holds: an update's job is still the row it
+    was worked out on; a new job's run still has the first job's values it was planned
+    with. False, having changed nothing, when not (or the run or job is gone). A new job
+    whose job_id the run has by then is AlreadyExists (400); its id is set on plan.job."""
+    run, job = plan.run, plan.job
+    create = plan.token is None
+    moves = any(plan.deltas.values())
+    params = {"p_run": run.id,
+              **{f"p_{key}": value for key, value in plan.job_values.items()},
+              **{f"p_run_{key}": value for key, value in plan.run_values.items()},
+              **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
+    if create:
+        params.update(p_first_sha1=job.sha1, p_first_flavor=job.flavor,
+                      p_first_priority=job.priority, p_nodes=list(plan.node_ids))
+    else:
+        params.update(p_job=job.id, p_token=plan.token)
+    if plan.event is not None:
+        params.update({f"p_ev_{key}": value for key, value in plan.event.items()})
+    if moves:  # the run's status may move: its event is worked out in the statement
+        params["p_job_started"] = job.started
+        params.update({f"p_rs_{key}": value for key, value in _run_status_event(
+            session, run).items()})
+    statement = _planned_statement(tuple(plan.job_values), tuple(plan.run_values),
+                                   plan.event is not None, moves, create,
+                                   bool(plan.node_ids))
+    got = execute_alone(session, statement, params).first()
+    if got is None:
+        return False
+    if create:
+        if got[1] is None:
+            raise AlreadyExists(f"job with job_id {job.job_id} already exists")
+        job.id = got[1]
+    if plan.event is not None:
+        events.writer_locked(session)
+    return True
+
+
+def _run_status_event(session: Session, run: RunValues) -> dict[str, Any]:
+    """The run.status event's row but for what the statement fills in (its data, username)."""
+    row = events.event_row(session, "run.status", {}, subject=f"runs/{run.name}",
+                           run_name=run.name)
+    return {key: row[key] for key in ("uuid", "time", "topic", "subject", "run_name")}
+
+
+_COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
+
+
+@functools.lru_cache(maxsize=256)
+def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool,
+                       moves: bool, create: bool = False, links: bool = False) -> Prepared:
+    """One statement, built once per shape of write, prepared on the server per connection
+    (pg.Prepared: parsed and planned once) and bound per request. An update:
+
+        WITH run_lock AS (SELECT id, status FROM runs WHERE id = :p_run
+                          FOR NO KEY UPDATE),
+             job_update AS (UPDATE jobs SET ... WHERE id = :p_job AND xmin = :p_token
+                            AND run_id = (SELECT id FROM run_lock) RETURNING id),
+             run_update AS (UPDATE runs SET count_* = count_* + :p_d_*,
+                            status = <run_status_sql of the new counters>, started = ...,
+                            version = version + 1, ...
+                            WHERE id = :p_run AND EXISTS (SELECT FROM job_update)
+                            RETURNING <the run's values>,
+                                      pg_advisory_xact_lock_shared(<events key>)),
+             inserted AS (INSERT INTO events (...)
+                          SELECT <the job's event> FROM run_update
+                          UNION ALL
+                          SELECT <run.status> FROM run_update, run_lock
+                          WHERE run_update.status <> run_lock.status)
+        SELECT run_update.status FROM run_update
+
+    (without an event, run_update is the statement, without the events' lock; the status
+    and run.status only when the counters move, `moves`). A new job (`create`): run_lock
+    also requires the run to have no job or the first job's values the job has (it cannot
+    move the run's first job's values, which the run takes when it had no job);
+    `job_insert` (INSERT ... SELECT ... FROM run_lock ON CONFLICT DO NOTHING) takes the
+    place of job_update, `links` inserts its node links (`links`), and the statement
+    returns (run id, job id or null: the job_id is taken), no row when run_lock found none.
+
+    The run is locked first, the lock order of every job write: `run_lock` is evaluated
+    before the job's row is written (an InitPlan of the UPDATE, the source of the INSERT),
+    and gives the run's status on the newest version of its row (a locking read in READ
+    COMMITTED follows the row to its newest version and re-checks its conditions there).
+    The job's row is checked against `xmin` on its newest version (a row updated since the
+    statement's snapshot is re-checked by PostgreSQL's EvalPlanQual); the run is written
+    only when the job was, and on its newest version; the events' lock is taken after every
+    row lock, before the events' ids are drawn (the job's first, then the run's); the
+    events' data take the run's context and counters (`results`) from the run as written.
+    It is a whole job write: run alone (autocommit), it commits as it returns."""
+    jobs, runs = typing.cast(Table, Job.__table__), typing.cast(Table, Run.__table__)
+    types: dict[str, Any] = {}
+
+    def bound(name: str, type_: Any) -> BindParameter[Any]:
+        types[name] = type_
+        return bindparam(name, type_=type_)
+
+    first = [(runs.c[key], bound(f"p_first_{key}", runs.c[key].type))
+             for key in FIRST_JOB_KEYS] if create else []
+    locked = select(runs.c.id, runs.c.status).where(runs.c.id == bound("p_run", runs.c.id.type))
+    if create:  # no job yet, or the first job's values are the new job's
+        locked = locked.where(or_(runs.c.count_total == literal_column("0"),
+                                  and_(*(c.is_not_distinct_from(v) for c, v in first))))
+    run_lock = locked.with_for_update(key_share=True).cte("run_lock")
+    if create:  # the run's id from run_lock
+        inserted_keys = [key for key in job_keys if key != "run_id"]
+        job_write = (pg_insert(jobs).from_select(
+            ["run_id", *inserted_keys],
+            select(run_lock.c.id, *(bound(f"p_{key}", jobs.c[key].type)
+                                    for key in inserted_keys)),
+            include_defaults=False)
+            .on_conflict_do_nothing(index_elements=["run_id", "job_id"])
+            .returning(jobs.c.id).cte("job_write"))
+    else:
+        job_write = (update(jobs)
+                     .where(jobs.c.id == bound("p_job", jobs.c.id.type),
+                            _xmin() == bound("p_token", Text()),
+                            jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
+                     .values({key: bound(f"p_{key}", jobs.c[key].type) for key in job_keys})
+                     .returning(jobs.c.id).cte("job_write"))
+    ctes = []
+    if links:
+        nodes = (func.unnest(bound("p_nodes", ARRAY(Integer))).table_valued("node_id")
+                 .render_derived())
+        ctes.append(insert(job_nodes).from_select(
+            ["job_id", "node_id"], select(job_write.c.id, nodes.c.node_id),
+            include_defaults=False).cte("links"))
+    counted = (*COUNT_KEYS, "total") if create else COUNT_KEYS
+    new_counts = {key: runs.c[f"count_{key}"] + bound(f"p_d_count_{key}",
+                                                        runs.c.count_total.type)
+                  for key in counted}
+    run_values: dict[str, Any] = {f"count_{key}": value for key, value in new_counts.items()}
+    if moves:
+        status = run_status_sql({"total": runs.c.count_total, **new_counts})
+        running: ColumnElement[str] = literal_column(f"'{RunStatus.RUNNING.value}'")
+        run_values["status"] = status
+        run_values["started"] = case(
+            (and_(runs.c.status.is_distinct_from(running), status == running),
+             bound("p_job_started", runs.c.started.type)), else_=runs.c.started)
+    if create:  # the run's only job is its first
+        run_values.update({c.key: case((runs.c.count_total == literal_column("0"), v),
+                                       else_=c) for c, v in first})
+    run_values.update({key: bound(f"p_run_{key}", runs.c[key].type) for key in run_keys})
+    run_values["version"] = runs.c.version + literal_column("1")
+    run_update = (update(runs).where(runs.c.id == bound("p_run", runs.c.id.type),
+                                     select(job_write.c.id).exists())
+                  .values(run_values))
+    name = "paddles_" + ("create_" if create else "report_") + hashlib.sha1(
+        repr((job_keys, run_keys, with_event, moves, links)).encode()).hexdigest()[:16]
+    if not with_event:  # no events' lock: nothing to insert
+        if moves or create:
+            raise ValueError("a write that moves the counters records its job's event")
+        return Prepared(name, run_update.returning(runs.c.status), tuple(types), types)
+    written = run_update.returning(runs.c.status, runs.c.name, runs.c.user, runs.c.suite,
+                                   runs.c.branch, runs.c.machine_type, runs.c.count_total,
+                                   *(runs.c[key] for key in _COUNT_COLUMNS),
+                                   events.writer_lock()).cte("run_update")
+    table = typing.cast(Table, Event.__table__)
+    context = _pairs(run=written.c.name, user=written.c.user, suite=written.c.suite,
+                     branch=written.c.branch, machine_type=written.c.machine_type)
+    results = _pairs(results=func.jsonb_build_object(*_pairs(
+        **{key: written.c[f"count_{key}"] for key in (*COUNT_KEYS, "total")})))
+    columns = ("uuid", "time", "topic", "type", "subject", "run_name", "job_id", "username",
+               "data")
+
+    def value(prefix: str, key: str) -> ColumnElement[Any]:
+        # typed in the SQL: a UNION's parameters would be text
+        return cast(bound(f"{prefix}{key}", table.c[key].type), table.c[key].type)
+
+    job_data = cast(bound("p_ev_data", table.c.data.type), JSONB).op("||")(
+        func.jsonb_build_object(*context, *results))
+    rows: Any = select(*(value("p_ev_", key) for key in columns[:7]), written.c.user, job_data,
+                  literal_column("1").label("ord"))
+    if moves:
+        run_data = func.jsonb_build_object(*context, *results, *_pairs(
+            status=written.c.status, old_status=run_lock.c.status))
+        run_event = select(*(value("p_rs_", key) for key in ("uuid", "time", "topic")),
+                           literal_column("'run.status'"), value("p_rs_", "subject"),
+                           value("p_rs_", "run_name"), null(), written.c.user, run_data,
+                           literal_column("2")).where(written.c.status != run_lock.c.status)
+        rows = union_all(rows, run_event)
+    ordered = rows.subquery("new_events")
+    ctes.append(insert(table).from_select(
+        list(columns), select(*(ordered.c[i] for i in range(len(columns))))
+        .order_by(ordered.c.ord)).returning(table.c.id).cte("inserted"))
+    if create:
+        result = (select(run_lock.c.id, job_write.c.id)
+                  .select_from(run_lock.outerjoin(job_write, true()))
+                  .add_cte(written))
+    else:
+        result = select(written.c.status)
+    return Prepared(name, result.add_cte(*ctes), tuple(types), types)
+
+
+def _pairs(**values: Any) -> list[Any]:
+    """jsonb_build_object's arguments: key, value, key, value, ..."""
+    out: list[Any] = []
+    for key, value in values.items():
+        out += (literal_column(f"'{key}'"), value)
+    return out
