@@ -143,11 +143,13 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
                          _event_row(session, run, job, type_, data), node_ids)
 
 
-_RUN_WIDTH, _JOB_WIDTH = len(Run.__table__.c), len(Job.__table__.c)
+# The run's columns the entity maps (not has_queued, the database's own).
+_RUN_COLUMNS = tuple(c for c in Run.__table__.c if c.key in Run.__mapper__.columns)
+_RUN_WIDTH, _JOB_WIDTH = len(_RUN_COLUMNS), len(Job.__table__.c)
 
 
 def _run_values_of(row: Sequence[Any]) -> RunValues:
-    return RunValues({c.key: row[i] for i, c in enumerate(Run.__table__.c)})
+    return RunValues({c.key: row[i] for i, c in enumerate(_RUN_COLUMNS)})
 
 
 def _job_values_of(row: Sequence[Any]) -> JobValues:
@@ -155,7 +157,7 @@ def _job_values_of(row: Sequence[Any]) -> JobValues:
 
 
 def _run_columns() -> list[Label[Any]]:
-    return [c.label(f"r_{c.key}") for c in Run.__table__.c]
+    return [c.label(f"r_{c.key}") for c in _RUN_COLUMNS]
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Job, Run, RunStatus, utcnow
+from ..models.runs import HAS_QUEUED
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
 from . import events
@@ -155,7 +156,7 @@ def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: in
 
 def list_queued_runs(session: Session) -> list[Run]:
     """Runs with a queued job: read from the stored counter, not the jobs table."""
-    return list_runs(session, (Run.count_queued > 0,), order=(Run.scheduled.asc(),))
+    return list_runs(session, (HAS_QUEUED,), order=(Run.scheduled.asc(),))
 
 
 def list_values(session: Session, chain) -> list[str]:

@@ -1,4 +1,6 @@
 """The schema alembic builds is exactly the one the models describe."""
+import warnings
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -7,7 +9,8 @@ from paddles.models import Base
 
 
 def test_migrated_schema_matches_models(db_engine):
-    with db_engine.connect() as conn:
+    with db_engine.connect() as conn, warnings.catch_warnings():
+        warnings.simplefilter("error")  # alembic only warns of what it cannot compare
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
