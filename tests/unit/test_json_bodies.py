@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from paddles.errors import InvalidRequest
-from paddles.schemas.common import BAD_JSON, parse_json
+from paddles.schemas.common import BAD_JSON, _has_nul, parse_json
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
@@ -43,3 +43,33 @@ def test_refused_either_way(raw):
     with pytest.raises(InvalidRequest) as caught:
         parse_json(raw)
     assert caught.value.message == BAD_JSON
+
+
+def _walked_has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_walked_has_nul(k) or _walked_has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_walked_has_nul(item) for item in value)
+    return False
+
+
+NUL_ISH = st.sampled_from(["\x00", "a\\u0000", "\\\x00", "\\"])
+
+
+@given(JSON_VALUES | st.recursive(NUL_ISH, lambda inner: st.lists(inner, max_size=3)
+                                  | st.dictionaries(st.text(max_size=3) | NUL_ISH, inner,
+                                                    max_size=3), max_leaves=6))
+def test_nul_found_wherever_it_hides(value):
+    assert _has_nul(value) is _walked_has_nul(value)
+
+
+@pytest.mark.parametrize("value, nul", [
+    ({"a": "\\u0000"}, False),               # a backslash, then u0000: no NUL
+    ({"\x00": 1}, True), ([[["x\x00"]]], True),
+    ({"big": 2**70, "s": "\x00"}, True),     # orjson cannot encode it: walked
+    ({"big": 2**70, "s": "ok"}, False),
+])
+def test_nul_cases(value, nul):
+    assert _has_nul(value) is nul
