@@ -249,11 +249,13 @@ class Sampler(threading.Thread):
         import psycopg2
         self.conn = psycopg2.connect(dsn)
         self.conn.autocommit = True
+        self.backend_pid = self.conn.get_backend_pid()  # not counted in CpuSplit
         self.dbname, self.interval = dbname, interval
         self.samples: collections.Counter = collections.Counter()
         self.stop = threading.Event()
 
     def run(self):
+        self.tid = threading.get_native_id()
         with self.conn.cursor() as cur:
             while not self.stop.is_set():
                 cur.execute("SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
@@ -270,6 +272,56 @@ class Sampler(threading.Thread):
         return {k: round(v / total, 3) for k, v in sorted(busy.items(), key=lambda kv: -kv[1])}
 
 
+class CpuSplit:
+    """CPU seconds (user + system, from /proc) of paddles' gunicorn (master and workers),
+    of every PostgreSQL process (backends, WAL writer, ...) and of this process (the load
+    generator's client threads), and the machine's idle time: read before and after a
+    phase, the difference per request says who spent what."""
+
+    def __init__(self, server_pid: int, sampler: Sampler):
+        self.server_pid, self.sampler = server_pid, sampler
+        self.tick = os.sysconf("SC_CLK_TCK")
+        while not hasattr(sampler, "tid"):  # its thread's CPU is left out
+            time.sleep(0.001)
+
+    def _proc_cpu(self, pid: int | str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+    def _children(self, pid: int) -> list[int]:
+        try:
+            tasks = Path(f"/proc/{pid}/task").iterdir()
+            return [int(c) for t in tasks
+                    for c in (t / "children").read_text().split()]
+        except OSError:
+            return []
+
+    def read(self) -> dict[str, float]:
+        paddles = [self.server_pid, *self._children(self.server_pid)]
+        postgres = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and _comm(p) == "postgres" and int(p.name) != self.sampler.backend_pid]
+        idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4]) / self.tick
+        sampling = self._proc_cpu(f"{os.getpid()}/task/{self.sampler.tid}")
+        return {"paddles": sum(map(self._proc_cpu, paddles)),
+                "postgres": sum(map(self._proc_cpu, postgres)),
+                "load generator": self._proc_cpu(os.getpid()) - sampling, "idle": idle}
+
+    @staticmethod
+    def per_request(before: dict[str, float], after: dict[str, float],
+                    requests: int) -> dict[str, float]:
+        return {key: round((after[key] - before[key]) / requests * 1000, 3) for key in before}
+
+
+def _comm(path: Path) -> str:
+    try:
+        return (path / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def waits(url: str, threads: int, jobs: int) -> dict:
     import server
     from loadgen import run_phase
@@ -278,7 +330,7 @@ def waits(url: str, threads: int, jobs: int) -> dict:
     dbname = make_url(url).database
     out = {}
     env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_LOG_LEVEL="warning")
-    with server.gunicorn(env) as (_proc, port):
+    with server.gunicorn(env) as (proc, port):
         base = f"http://127.0.0.1:{port}"
         from loadgen import Client
         c = Client(base)
@@ -295,16 +347,21 @@ def waits(url: str, threads: int, jobs: int) -> dict:
             return cl.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
         sampler = Sampler(dsn, dbname)
         sampler.start()
+        cpu = CpuSplit(proc.pid, sampler)
+        cpu_was = cpu.read()
         result = run_phase("create", base, create, threads=threads, requests=threads * jobs)
+        cpu_ms = cpu.per_request(cpu_was, cpu.read(), result.requests)
         sampler.stop.set()
         sampler.join()
         out["create"] = {"rps": round(result.rps, 1), "p95_ms": round(result.pct(95), 1),
-                         "statuses": dict(result.statuses), "backends": sampler.shares()}
+                         "statuses": dict(result.statuses), "backends": sampler.shares(),
+                         "cpu_ms": cpu_ms}
         made = {runs[slot % threads]: n for slot, n in owner.counts().items()}
         all_jobs = [(r, j) for r in runs for j in range(1, made.get(r, 0) + 1)]
         sampler = Sampler(dsn, dbname)
         sampler.start()
-        t0 = time.perf_counter()
+        cpu = CpuSplit(proc.pid, sampler)
+        t0, cpu_was = time.perf_counter(), cpu.read()
         first = run_phase("running", base, lambda cl, i: cl.request(
             "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
             write_bodies.running_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
@@ -312,6 +369,7 @@ def waits(url: str, threads: int, jobs: int) -> dict:
             "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
             write_bodies.finish_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
         elapsed = time.perf_counter() - t0
+        cpu_ms = cpu.per_request(cpu_was, cpu.read(), first.requests + second.requests)
         sampler.stop.set()
         sampler.join()
         lat = sorted(first.latencies_ms + second.latencies_ms)
@@ -319,7 +377,7 @@ def waits(url: str, threads: int, jobs: int) -> dict:
                          "p95_ms": round(lat[int(0.95 * len(lat))], 1),
                          "statuses": {**{f"running {k}": v for k, v in first.statuses.items()},
                                       **{f"finish {k}": v for k, v in second.statuses.items()}},
-                         "backends": sampler.shares()}
+                         "backends": sampler.shares(), "cpu_ms": cpu_ms}
     return out
 
 
@@ -362,6 +420,9 @@ def main(argv=None) -> int:
               f"{row['statuses']}; paddles' PostgreSQL backends, share of busy samples:")
         for label, share in row["backends"].items():
             print(f"  {share:>6.1%}  {label}")
+        print("  CPU ms per request: " + ", ".join(
+            f"{key} {value:.3f}" for key, value in row["cpu_ms"].items())
+            + " (idle: of both cores' time)")
     print(f"\nload average {report['loadavg_at_start']} -> {report['loadavg_at_end']}")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
