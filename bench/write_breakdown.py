@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -322,6 +323,44 @@ def _comm(path: Path) -> str:
         return ""
 
 
+class WalAndHot:
+    """WAL bytes written (the whole server's), and updates of the runs and jobs rows in
+    all and in place (HOT: no new index entries), per request over a phase. A backend
+    reports its table counts when idle, up to 10 s later on PostgreSQL 15: `read` waits."""
+
+    SETTLE = 11.0
+
+    def __init__(self, dsn: str):
+        import psycopg2
+        self.conn = psycopg2.connect(dsn)
+        self.conn.autocommit = True
+
+    def read(self, settle: bool = True) -> dict[str, Any]:
+        if settle:
+            time.sleep(self.SETTLE)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                        "WHERE relname IN ('runs', 'jobs')")
+            tables = {name: (upd, hot) for name, upd, hot in cur.fetchall()}
+            cur.execute("SELECT pg_current_wal_lsn()::text")
+            lsn = cur.fetchone()[0]
+        return {"lsn": lsn, "tables": tables}
+
+    def per_request(self, before: dict[str, Any], after: dict[str, Any],
+                    requests: int) -> dict[str, float]:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_wal_lsn_diff(%s, %s)", (after["lsn"], before["lsn"]))
+            wal = float(cur.fetchone()[0])
+        out = {"wal_bytes": round(wal / requests)}
+        for name in ("runs", "jobs"):
+            upd = after["tables"][name][0] - before["tables"][name][0]
+            hot = after["tables"][name][1] - before["tables"][name][1]
+            out[f"{name}_updates"] = round(upd / requests, 2)
+            out[f"{name}_hot_share"] = round(hot / upd, 3) if upd else 0.0
+        return out
+
+
 def waits(url: str, threads: int, jobs: int) -> dict:
     import server
     from loadgen import run_phase
@@ -345,6 +384,8 @@ def waits(url: str, threads: int, jobs: int) -> dict:
             slot, job = owner.next()
             run = runs[slot % threads]
             return cl.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
+        wal = WalAndHot(dsn)
+        wal_was = wal.read()
         sampler = Sampler(dsn, dbname)
         sampler.start()
         cpu = CpuSplit(proc.pid, sampler)
@@ -353,9 +394,12 @@ def waits(url: str, threads: int, jobs: int) -> dict:
         cpu_ms = cpu.per_request(cpu_was, cpu.read(), result.requests)
         sampler.stop.set()
         sampler.join()
+        wal_now = wal.read()
         out["create"] = {"rps": round(result.rps, 1), "p95_ms": round(result.pct(95), 1),
                          "statuses": dict(result.statuses), "backends": sampler.shares(),
-                         "cpu_ms": cpu_ms}
+                         "cpu_ms": cpu_ms,
+                         "rows": wal.per_request(wal_was, wal_now, result.requests)}
+        wal_was = wal_now
         made = {runs[slot % threads]: n for slot, n in owner.counts().items()}
         all_jobs = [(r, j) for r in runs for j in range(1, made.get(r, 0) + 1)]
         sampler = Sampler(dsn, dbname)
@@ -372,12 +416,13 @@ def waits(url: str, threads: int, jobs: int) -> dict:
         cpu_ms = cpu.per_request(cpu_was, cpu.read(), first.requests + second.requests)
         sampler.stop.set()
         sampler.join()
+        rows = wal.per_request(wal_was, wal.read(), first.requests + second.requests)
         lat = sorted(first.latencies_ms + second.latencies_ms)
         out["status"] = {"rps": round((first.requests + second.requests) / elapsed, 1),
                          "p95_ms": round(lat[int(0.95 * len(lat))], 1),
                          "statuses": {**{f"running {k}": v for k, v in first.statuses.items()},
                                       **{f"finish {k}": v for k, v in second.statuses.items()}},
-                         "backends": sampler.shares(), "cpu_ms": cpu_ms}
+                         "backends": sampler.shares(), "cpu_ms": cpu_ms, "rows": rows}
     return out
 
 
@@ -423,6 +468,10 @@ def main(argv=None) -> int:
         print("  CPU ms per request: " + ", ".join(
             f"{key} {value:.3f}" for key, value in row["cpu_ms"].items())
             + " (idle: of both cores' time)")
+        rows = row["rows"]
+        print(f"  per request: {rows['wal_bytes']} bytes of WAL; runs rows updated "
+              f"{rows['runs_updates']} ({rows['runs_hot_share']:.0%} in place), jobs rows "
+              f"{rows['jobs_updates']} ({rows['jobs_hot_share']:.0%} in place)")
     print(f"\nload average {report['loadavg_at_start']} -> {report['loadavg_at_end']}")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
