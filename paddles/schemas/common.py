@@ -65,7 +65,8 @@ def parse_json(raw: bytes, *, required: bool = True) -> Any:
                 isinstance(item, str) and _SURROGATE.search(item)
                 for item in walk_json(value)):
             raise InvalidRequest(BAD_JSON)
-    if _depth(value) > MAX_JSON_DEPTH:
+    # every level below the top opens with a bracket: few brackets, no walk
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
@@ -148,17 +149,16 @@ def check_int64_json(key: str, value: Any) -> Any:
 
 
 def _depth(value: Any) -> int:
+    """Levels of arrays and objects nested in a value, counted up to MAX_JSON_DEPTH + 1."""
     depth, level = 0, [value]
-    while level:
+    while depth <= MAX_JSON_DEPTH:
+        containers = [item for item in level if isinstance(item, (dict, list))]
+        if not containers:
+            break
         depth += 1
-        nxt: list = []
-        for item in level:
-            if isinstance(item, dict):
-                nxt.extend(item.values())
-            elif isinstance(item, list):
-                nxt.extend(item)
-        level = nxt if depth <= MAX_JSON_DEPTH else []
-    return depth - 1 if depth else 0
+        level = [child for item in containers
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    return depth
 
 
 def parse_object(raw: bytes, *, allow_empty: bool = True) -> dict[str, Any]:

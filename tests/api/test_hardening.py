@@ -230,3 +230,18 @@ def test_upload_content_type_with_parameters_is_kept(app):
             headers={"Content-Type": "text/plain; charset=latin-1"}, status=201)
     resp = app.get(f"/runs/{RUN}/jobs/1/artifacts/a.log")
     assert resp.headers["Content-Type"] == "text/plain; charset=latin-1"
+
+
+@pytest.mark.parametrize("depth, status", [(63, 200), (64, 400)])
+def test_a_body_nested_deeper_than_64_levels_is_400(app, depth, status):
+    """The body itself is the first level: overrides nested `depth` more."""
+    overrides: dict = {}
+    for _ in range(depth - 1):
+        overrides = {"a": overrides}
+    resp = app.post_json(f"/runs/{RUN}/jobs/", {"job_id": "1", "overrides": overrides},
+                         status=status)
+    if status == 400:
+        assert resp.json == {"message": "JSON body is nested deeper than 64 levels"}
+        app.get(f"/runs/{RUN}/", status=404)
+    else:
+        assert app.get(f"/runs/{RUN}/jobs/1/").json["overrides"] == overrides

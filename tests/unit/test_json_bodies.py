@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from paddles.errors import InvalidRequest
-from paddles.schemas.common import BAD_JSON, _has_nul, parse_json
+from paddles.schemas.common import BAD_JSON, MAX_JSON_DEPTH, _has_nul, parse_json
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
@@ -73,3 +73,18 @@ def test_nul_found_wherever_it_hides(value):
 ])
 def test_nul_cases(value, nul):
     assert _has_nul(value) is nul
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.encode(),
+    lambda text: text.encode("utf-16"),                       # the stdlib's path
+    lambda text: text.replace("1", "12345678901234567890").encode(),  # a long integer: too
+])
+@pytest.mark.parametrize("opener, closer", [("[", "]"), ('{"a": ', "}")])
+def test_nesting_is_bounded(encode, opener, closer):
+    def nested(depth):
+        return encode(opener * depth + "1" + closer * depth)
+    assert parse_json(nested(MAX_JSON_DEPTH)) is not None
+    with pytest.raises(InvalidRequest) as caught:
+        parse_json(nested(MAX_JSON_DEPTH + 1))
+    assert caught.value.message == f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
