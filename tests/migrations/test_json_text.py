@@ -6,19 +6,15 @@ from __future__ import annotations
 import logging
 
 import pytest
-import webtest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from paddles import migrations
-from paddles.app import make_app
 from paddles.commands import main
-from paddles.db import make_engine, make_session_factory
 from paddles.models import Base
-from paddles.settings import load_settings
-from tests.conftest import _create_pg_database
+from tests.migrations.old_databases import app_on, database_at
 
 RUN = "teuthology-2026-12-05_09:00:00-rados-main-distro-default-smithi"
 KEYS = ("kernel", "roles", "overrides", "tasks", "targets")
@@ -31,24 +27,8 @@ READ_BACK = {"1": 7, "2": 1.5, "3": 0.30000000000000004, "4": "ubuntu@smithi001"
 
 @pytest.fixture
 def old_database(backend, tmp_path):
-    """A database at 0007 (URL), dropped afterwards."""
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'old.db'}", (lambda: None)
-    else:
-        url, drop = _create_pg_database()
-    migrations.upgrade(url, "0007")
-    try:
+    with database_at("0007", backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
-
-
-def _app(url, tmp_path):
-    settings = load_settings(environ={}, database_url=url, address="http://paddles.test",
-                             data_dir=str(tmp_path / "data"))
-    engine = make_engine(url)
-    return webtest.TestApp(make_app(settings, session_factory=make_session_factory(engine))), \
-        engine
 
 
 def _write_legacy(app, engine):
@@ -102,7 +82,7 @@ def _set_targets(url, monkeypatch, capsys) -> str:
 
 def test_legacy_json_values_read_back_before_and_after_0008(old_database, tmp_path, backend,
                                                             monkeypatch, capsys):
-    app, engine = _app(old_database, tmp_path)
+    app, engine = app_on(old_database, tmp_path)
     try:
         _write_legacy(app, engine)
         with engine.connect() as conn:
@@ -119,7 +99,7 @@ def test_legacy_json_values_read_back_before_and_after_0008(old_database, tmp_pa
 
         engine.dispose()
         migrations.upgrade(old_database)
-        app, engine = _app(old_database, tmp_path)  # a new process: an empty response cache
+        app, engine = app_on(old_database, tmp_path)  # a new process: an empty response cache
         _check_reads(app)
         assert "would link 0 job(s)" in _set_targets(old_database, monkeypatch, capsys)
         with engine.connect() as conn:
@@ -147,17 +127,17 @@ def test_legacy_json_values_read_back_before_and_after_0008(old_database, tmp_pa
 
 
 def test_0008_downgrades_and_upgrades_again(old_database, tmp_path):
-    app, engine = _app(old_database, tmp_path)
+    app, engine = app_on(old_database, tmp_path)
     try:
         _write_legacy(app, engine)
         engine.dispose()
         migrations.upgrade(old_database)
         command.downgrade(migrations.alembic_config(old_database), "0007")
-        app, engine = _app(old_database, tmp_path)
+        app, engine = app_on(old_database, tmp_path)
         _check_reads(app, migrated=False)
         engine.dispose()
         migrations.upgrade(old_database)
-        app, engine = _app(old_database, tmp_path)
+        app, engine = app_on(old_database, tmp_path)
         _check_reads(app)
         assert migrations.current_revision(engine) == migrations.head_revision(old_database)
     finally:

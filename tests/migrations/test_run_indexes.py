@@ -14,9 +14,8 @@ from alembic import command
 from sqlalchemy import text
 
 from paddles import migrations
-from tests.conftest import _create_pg_database
 from tests.factories import post_job, put_job, run_name
-from tests.migrations.test_json_text import _app
+from tests.migrations.old_databases import app_on, database_at
 
 WRITTEN_BY_JOB_WRITES = re.compile(r"\b(count_\w+|updated|version)\b")
 
@@ -74,15 +73,8 @@ def test_queued_runs_use_the_has_queued_index_on_postgresql(app, db_engine, quer
 
 @pytest.fixture
 def database_at_0009(backend, tmp_path):
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'old.db'}", (lambda: None)
-    else:
-        url, drop = _create_pg_database()
-    migrations.upgrade(url, "0009")
-    try:
+    with database_at("0009", backend, tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 def _queued(app) -> list[str]:
@@ -92,7 +84,7 @@ def _queued(app) -> list[str]:
 def test_0010_keeps_the_queue_up_and_down(database_at_0009, tmp_path):
     url = database_at_0009
     waiting, busy, done = (run_name(when=f"2026-12-0{day}_09:00:00") for day in (1, 2, 3))
-    app, engine = _app(url, tmp_path)  # runs written before the upgrade
+    app, engine = app_on(url, tmp_path)  # runs written before the upgrade
     try:
         post_job(app, waiting, job_id=1, status="queued")
         post_job(app, waiting, job_id=2, status="running")
@@ -102,7 +94,7 @@ def test_0010_keeps_the_queue_up_and_down(database_at_0009, tmp_path):
     finally:
         engine.dispose()
     migrations.upgrade(url)
-    app, engine = _app(url, tmp_path)
+    app, engine = app_on(url, tmp_path)
     try:
         assert _queued(app) == [waiting]
         post_job(app, busy, job_id=2, status="queued")
@@ -117,7 +109,7 @@ def test_0010_keeps_the_queue_up_and_down(database_at_0009, tmp_path):
         engine.dispose()
     command.downgrade(migrations.alembic_config(url), "0009")
     migrations.upgrade(url)
-    app, engine = _app(url, tmp_path)
+    app, engine = app_on(url, tmp_path)
     try:
         assert _queued(app) == [busy]
         assert migrations.current_revision(engine) == migrations.head_revision(url)
