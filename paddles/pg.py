@@ -192,12 +192,23 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
             conn.execution_options(**{AUTOCOMMIT_OPTION: True})
             return _execute_autocommitted(conn, statement, params)
     prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
-    pooled = engine.raw_connection()
+    pooled = _checkout(engine)
     try:
         pooled.dbapi_connection.autocommit = True
         return _run_on_cursor(engine, pooled, statement, params, prepare)
     finally:
         pooled.close()  # back to the pool, transactional again (_checkin_transactional)
+
+
+def _checkout(engine: Engine):
+    """A connection of the engine's pool. A new connection the server refuses (down,
+    starting, shutting down) raises SQLAlchemy's exception class, as Engine.connect would
+    (an OperationalError: a 503), not psycopg2's own, which raw_connection lets through."""
+    try:
+        return engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:
+        raise exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error,
+                                      dialect=engine.dialect) from error
 
 
 def _run_on_cursor(engine: Engine, pooled, statement: Prepared, params: dict,
