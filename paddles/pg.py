@@ -91,18 +91,30 @@ def _checkin_transactional(dbapi_conn, _record) -> None:
         dbapi_conn.autocommit = False
 
 
-def statements_alone(session: Session) -> bool:
-    """From now until its transaction ends, every statement of `session` is a transaction
-    of its own (autocommit on its psycopg2 connection): True when so, which is when its bind
-    is an engine of psycopg2 and it has begun nothing yet; False: it goes on as usual. Only
-    for a request whose every statement stands alone (a read, then one statement that is
-    the whole change); ending the session's transaction (commit, rollback) ends it."""
+def runs_alone(session: Session) -> bool:
+    """True when every statement `execute_alone` runs for `session` from now on is a
+    transaction of its own on a pooled connection (`_run_pooled`), until the session
+    begins one: its bind is an engine of psycopg2 and it has begun nothing. For a request
+    whose every statement stands alone (a read, then one statement that is the whole
+    change), with no Session transaction, connection or commit around them."""
     bind = session.get_bind()
-    if not isinstance(bind, Engine) or not autocommit_capable(bind) \
-            or session.in_transaction():
-        return False
-    session.connection(execution_options={AUTOCOMMIT_OPTION: True})
-    return True
+    return isinstance(bind, Engine) and autocommit_capable(bind) \
+        and not session.in_transaction()
+
+
+def run_pooled_sql(engine: Engine, sql: str) -> None:
+    """`sql` (no parameters, no rows) as a transaction of its own on a connection checked
+    out of the engine's pool for it alone; a connection that fails it is invalidated."""
+    pooled = _checkout(engine)
+    try:
+        pooled.dbapi_connection.autocommit = True
+        with pooled.dbapi_connection.cursor() as cur:
+            cur.execute(sql)
+    except Exception:
+        pooled.invalidate()
+        raise
+    finally:
+        pooled.close()  # back to the pool, transactional again (_checkin_transactional)
 
 
 def run_after_commit(dbapi_conn, sql: str) -> bool:

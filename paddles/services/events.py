@@ -33,12 +33,13 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
+import typing
 import uuid
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import (ColumnElement, delete, event, func, insert, literal_column, or_, select,
-                        text)
+from sqlalchemy import (ColumnElement, Engine, delete, event, func, insert, literal_column, or_,
+                        select, text)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -124,11 +125,18 @@ def writer_lock() -> ColumnElement[Any]:
 
 
 def writer_locked(session: Session) -> None:
-    """A statement of this transaction took the writers' lock (after every row lock of the
-    transaction, as flush_events would) and inserted events: flush_events does not take the
-    lock again, and the commit NOTIFYs."""
-    session.info[WRITER_LOCKED] = True
-    session.info[NOTIFY_ON] = session.connection()
+    """A statement of `session` took the writers' lock (after every row lock of its
+    transaction, as flush_events would) and inserted events. In the session's transaction:
+    flush_events does not take the lock again, and the commit NOTIFYs. Run alone
+    (pg.runs_alone: committed as it returned, the lock gone): NOTIFY now."""
+    if session.in_transaction():
+        session.info[WRITER_LOCKED] = True
+        session.info[NOTIFY_ON] = session.connection()
+        return
+    try:
+        pg.run_pooled_sql(typing.cast(Engine, session.get_bind()), _NOTIFY_SQL)
+    except Exception as exc:  # the events are committed; readers look again on their own
+        log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
 
 
 # Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so

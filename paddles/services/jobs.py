@@ -93,7 +93,7 @@ def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
     On PostgreSQL a new job in a run that exists is worked out first, without a lock, and
     written by one statement (plan_create, apply_planned), as a job update is."""
     if session.get_bind().dialect.name == "postgresql":
-        alone = pg.statements_alone(session)
+        alone = pg.runs_alone(session)
         plan = plan_create(session, run_name, fields)
         try:
             if plan is not None and apply_planned(session, plan):
@@ -159,8 +159,8 @@ def update_job(session: Session, run_name: str, job_id: str,
         return
     if session.get_bind().dialect.name == "postgresql":
         # read, then write in one statement: each a transaction of its own when the request
-        # has begun none (pg.statements_alone), so no transaction stays open between them
-        alone = pg.statements_alone(session)
+        # has begun none (pg.runs_alone), so no transaction stays open between them
+        alone = pg.runs_alone(session)
         plan = plan_update(session, run_name, job_id, fields, missing)
         if plan is not None and apply_planned(session, plan):
             return

@@ -10,11 +10,11 @@ services/job_rules.py on RunValues and JobValues), and then one prepared stateme
 the run, writes the job (an update only if its row is still the one read: its `xmin`,
 which every UPDATE of the row changes), moves the counters by their deltas and the run's
 status with them, takes the events' shared lock and inserts the events (apply_planned).
-Run in autocommit (pg.statements_alone), the read and the write are each a transaction of
-their own: the run's lock is held by the write statement alone, and it commits as it
-returns. A write that does not fit (new targets to link, a first job that may move, a new
-run, no job_id, a job written in between) goes down the general path, having changed
-nothing."""
+Run alone (pg.runs_alone: in autocommit, each on a pooled connection of its own, with no
+Session transaction around them), the read and the write are each a transaction of their
+own: the run's lock is held by the write statement alone, and it commits as it returns.
+A write that does not fit (new targets to link, a first job that may move, a new run, no
+job_id, a job written in between) goes down the general path, having changed nothing."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,0 +1,52 @@
+"""A job write done by one statement on its own (services/planned_jobs.py, pg.runs_alone)
+commits as the statement returns, outside any Session transaction: its NOTIFY follows on a
+pooled connection, and a NOTIFY that fails costs the write nothing."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from paddles.notify import Waker
+from paddles.services import events as event_service
+from tests.factories import post_job, put_job, run_name
+
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+def _events_of(app, run) -> list[str]:
+    return [e["type"] for e in app.get(f"/events/?since=0&run={run}").json["events"]]
+
+
+@pytest.mark.parametrize("write", ["create", "report"])
+def test_a_planned_write_wakes_readers_at_once(app, db_engine, write):
+    run = run_name()
+    post_job(app, run, job_id=1, status="queued")  # the run's first job: the general path
+    waker = Waker(db_engine, poll_interval=30.0)
+    try:
+        assert waker.wait_listening(5)
+        version = waker.version()
+        started = time.monotonic()
+        if write == "create":
+            post_job(app, run, job_id=2, status="queued")
+        else:
+            put_job(app, run, 1, status="running")
+        assert waker.wait(version, 5) is True
+        assert time.monotonic() - started < 1  # NOTIFY, not the 30 s poll interval
+    finally:
+        waker.stop()
+
+
+def test_a_notify_failing_after_a_planned_write_costs_it_nothing(app, monkeypatch, caplog):
+    run = run_name()
+    post_job(app, run, job_id=1, status="queued")
+    monkeypatch.setattr(event_service, "_NOTIFY_SQL",
+                        "SELECT pg_terminate_backend(pg_backend_pid())")
+    with caplog.at_level("WARNING"):
+        put_job(app, run, 1, status="running")
+    assert "NOTIFY after an event commit failed" in caplog.text
+    monkeypatch.undo()
+    assert app.get(f"/runs/{run}/jobs/1/").json["status"] == "running"
+    assert _events_of(app, run).count("job.status") == 1
+    put_job(app, run, 1, status="pass", success=True)  # the pool gave a live connection
+    assert app.get(f"/runs/{run}/").json["status"] == "finished pass"
