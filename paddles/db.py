@@ -93,6 +93,10 @@ def _make_engine(url: str, *, pool_size: int, max_overflow: int, lock_timeout: f
     if not socket_check:
         kw.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "postgresql":
+        # the connection given back last is the next one lent: a request's statements run
+        # on connections that have prepared them already (pg.Prepared, one PREPARE per
+        # connection), and connections beyond what the load needs stay idle, not rotated
+        kw.setdefault("pool_use_lifo", True)
         # an unreachable server fails a request in seconds (503) rather than hanging it
         kw.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT)
         if lock_timeout:

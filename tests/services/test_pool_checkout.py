@@ -62,3 +62,23 @@ def test_without_the_check_the_dead_connection_fails_a_statement(database_url, e
         assert _backend_pid(bare) != pid  # invalidated on the error, as before
     finally:
         bare.dispose()
+
+
+def test_the_connection_given_back_last_is_lent_next(database_url):
+    """LIFO: one client's statements after one another run on one warm connection (its
+    prepared statements) however many the pool holds, as the heartbeat's one round trip
+    (tests/api/test_heartbeat.py) assumes."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    engine = make_engine(database_url, pool_size=3, max_overflow=0)
+    try:
+        first, second = engine.raw_connection(), engine.raw_connection()
+        pids = [c.dbapi_connection.get_backend_pid() for c in (first, second)]
+        first.close()
+        second.close()  # the last one back
+        for _ in range(3):
+            again = engine.raw_connection()
+            assert again.dbapi_connection.get_backend_pid() == pids[1]
+            again.close()
+    finally:
+        engine.dispose()
