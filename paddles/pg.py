@@ -19,9 +19,10 @@ and on SQLAlchemy (`Engine.raw_connection`, `dialect.is_disconnect`, `DBAPIError
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import select
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -105,16 +106,13 @@ def runs_alone(session: Session) -> bool:
 def run_pooled_sql(engine: Engine, sql: str) -> None:
     """`sql` (no parameters, no rows) as a transaction of its own on a connection checked
     out of the engine's pool for it alone; a connection that fails it is invalidated."""
-    pooled = _checkout(engine)
-    try:
-        pooled.dbapi_connection.autocommit = True
-        with pooled.dbapi_connection.cursor() as cur:
-            cur.execute(sql)
-    except Exception:
-        pooled.invalidate()
-        raise
-    finally:
-        pooled.close()  # back to the pool, transactional again (_checkin_transactional)
+    with _autocommitted(engine) as pooled:
+        try:
+            with pooled.dbapi_connection.cursor() as cur:
+                cur.execute(sql)
+        except Exception:
+            pooled.invalidate()
+            raise
 
 
 def run_after_commit(dbapi_conn, sql: str) -> bool:
@@ -204,23 +202,26 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
             conn.execution_options(**{AUTOCOMMIT_OPTION: True})
             return _execute_autocommitted(conn, statement, params)
     prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
-    pooled = _checkout(engine)
-    try:
-        pooled.dbapi_connection.autocommit = True
+    with _autocommitted(engine) as pooled:
         return _run_on_cursor(engine, pooled, statement, params, prepare)
-    finally:
-        pooled.close()  # back to the pool, transactional again (_checkin_transactional)
 
 
-def _checkout(engine: Engine):
-    """A connection of the engine's pool. A new connection the server refuses (down,
+@contextlib.contextmanager
+def _autocommitted(engine: Engine) -> Iterator[Any]:
+    """A connection of the engine's pool in autocommit, given back (transactional again:
+    _checkin_transactional) at the end. A new connection the server refuses (down,
     starting, shutting down) raises SQLAlchemy's exception class, as Engine.connect would
     (an OperationalError: a 503), not psycopg2's own, which raw_connection lets through."""
     try:
-        return engine.raw_connection()
+        pooled = engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:
         raise exc.DBAPIError.instance(None, None, error, engine.dialect.loaded_dbapi.Error,
                                       dialect=engine.dialect) from error
+    try:
+        pooled.dbapi_connection.autocommit = True
+        yield pooled
+    finally:
+        pooled.close()
 
 
 def _run_on_cursor(engine: Engine, pooled, statement: Prepared, params: dict,

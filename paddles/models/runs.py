@@ -96,7 +96,6 @@ class Run(Base, RunCounters):
         return f"<Run {self.name!r} {self.status}>"
 
 
-
 # count_queued > 0, kept by the database (stored on PostgreSQL, computed when read on SQLite)
 # for the queue's index: a column of the table, not of the entity, which never reads or
 # writes it (added after the class is mapped, it is not mapped).

@@ -155,7 +155,8 @@ def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: in
 
 
 def list_queued_runs(session: Session) -> list[Run]:
-    """Runs with a queued job: read from the stored counter, not the jobs table."""
+    """Runs with a queued job: from runs.has_queued (count_queued > 0, kept by the
+    database), not the jobs table."""
     return list_runs(session, (HAS_QUEUED,), order=(Run.scheduled.asc(),))
 
 
