@@ -5,8 +5,9 @@ statement: a job report (services/jobs.update_job) and a new job in a run that e
 Every job write of a run queues on its run's row (the counters). The general path
 (services/jobs.py, the one SQLite always takes) holds that lock from its first SELECT to
 COMMIT, with the whole write's Python between. Here the write is worked out on the run's
-and job's rows read without a lock (plan_update, plan_create: the rules of
-services/job_rules.py on RunValues and JobValues), and then one prepared statement locks
+and job's rows read without a lock (plan_update: the rules of services/job_rules.py on
+RunValues and JobValues; a new job, plan_create, needs no read: the statement finds its
+run by name and checks what the plan assumes), and then one prepared statement locks
 the run, writes the job (an update only if its row is still the one read: its `xmin`,
 which every UPDATE of the row changes), moves the counters by their deltas and the run's
 status with them, takes the events' shared lock and inserts the events (apply_planned).
@@ -24,7 +25,7 @@ import typing
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import (BindParameter, ColumnElement, Integer, Label, String, Table, Text, and_,
+from sqlalchemy import (BindParameter, ColumnElement, Label, String, Table, Text, and_,
                         any_, bindparam, case, cast, func, insert, literal_column, null, or_,
                         select, true, union_all, update)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -39,7 +40,7 @@ from ..models.statuses import COUNT_KEYS, count_key, run_status_sql
 from ..pg import Prepared, execute_alone
 from . import events
 from .job_rules import (FIRST_JOB_KEYS, JOB_COLUMNS, RUN_COPIED_KEYS, apply_write,
-                        first_job_values, hosts_of, link_count)
+                        hosts_of, link_count)
 
 class _Values:
     """A row's values as attributes, standing in for the Run or Job a write is worked out on
@@ -72,7 +73,7 @@ class PlannedUpdate:
     deltas: dict[str, int]  # count_<key> -> change
     run_values: dict[str, Any]  # updated, and the keys a job write copies onto its run
     event: dict[str, Any] | None  # the job's event row; the run's part of its data to come
-    node_ids: tuple[int, ...] = ()  # a new job: the nodes its targets name
+    hosts: tuple[str, ...] = ()  # a new job: the hosts its targets name (hosts_of)
 
 
 def _xmin() -> ColumnElement[str]:
@@ -113,34 +114,27 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
 
 def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
                 ) -> PlannedUpdate | None:
-    """A new job (create_job) worked out on its run as read now, without a lock; None when
-    the general path is to do it: the run does not exist yet, the job has no job_id (the
-    next one is drawn under the run's lock), it may become the run's first job with other
-    values than the first job's, or a target names a host without a node."""
+    """A new job (create_job) worked out without reading its run: the write statement finds
+    the run by name and checks what the plan assumes (apply_planned). None when the general
+    path is to do it: the job has no job_id (the next one is drawn under the run's lock).
+    The run is a stand-in with no job: a create's deltas, event and copied values do not
+    depend on what the run holds (the statement adds the deltas to the run's counters and
+    fills the event's run context and counters from the run as written)."""
     job_id = fields.get("job_id")
     if job_id is None:
         return None
-    hosts = hosts_of(fields.get("targets")) if fields.get("targets") else []
-    row = execute_alone(session, _plan_read_run(), {"p_name": run_name, "p_hosts": hosts}
-                        ).first()
-    if row is None:
-        return None
-    run = _run_values_of(row)
-    node_ids = tuple(row[_RUN_WIDTH] or ())
-    if len(node_ids) < len(hosts):
-        return None
-    job = JobValues({"id": None, **dict.fromkeys(JOB_COLUMNS), "run_id": run.id,
-                     "job_id": job_id, "sort_key": sortable_job_id(job_id), "posted": utcnow()})
-    first_was, counts_was = first_job_values(run), run.counts()
+    hosts = tuple(hosts_of(fields.get("targets")) if fields.get("targets") else ())
+    run = RunValues({**dict.fromkeys(c.key for c in _RUN_COLUMNS), "name": run_name})
+    job = JobValues({"id": None, **dict.fromkeys(JOB_COLUMNS), "job_id": job_id,
+                     "sort_key": sortable_job_id(job_id), "posted": utcnow()})
+    counts_was = run.counts()
     run.add_to_count("total", 1)
     run.add_to_count(count_key(None), 1)  # counted as its (null) status until the write below
     apply_write(session, run, job, fields, new=True, insert=True)
-    if counts_was["total"] and (job.sha1, job.flavor, job.priority) != first_was:
-        return None  # it may be the first job: the general path refreshes the first job's
     type_, data = events.job_event(run, job, created=True)
     return PlannedUpdate(run, job, None, {key: getattr(job, key) for key in JOB_COLUMNS},
                          _deltas(run, counts_was), _run_values(run, fields),
-                         _event_row(session, run, job, type_, data), node_ids)
+                         _event_row(session, run, job, type_, data), hosts)
 
 
 # The run's columns the entity maps (not has_queued, the database's own).
@@ -176,19 +170,6 @@ def _plan_read(count_links: bool) -> Prepared:
                     ("p_name", "p_job_id"), process_results=True)
 
 
-@functools.cache
-def _plan_read_run() -> Prepared:
-    """The run's columns by name, and the ids of the nodes named `p_hosts` (an array)."""
-    runs, nodes = Run.__table__, Node.__table__
-    node_ids = (select(func.array_agg(nodes.c.id))
-                .where(nodes.c.name == any_(bindparam("p_hosts", type_=ARRAY(String))))
-                .scalar_subquery().label("node_ids"))
-    statement = (select(*_run_columns(), node_ids)
-                 .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type)))
-    return Prepared("paddles_plan_create", statement, ("p_name", "p_hosts"),
-                    {"p_hosts": ARRAY(String)}, process_results=True)
-
-
 def _deltas(run: RunValues, counts_was: dict[str, int]) -> dict[str, int]:
     return {f"count_{key}": value - counts_was[key] for key, value in run.counts().items()}
 
@@ -220,8 +201,8 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
               **{f"p_run_{key}": value for key, value in plan.run_values.items()},
               **{f"p_d_{key}": delta for key, delta in plan.deltas.items()}}
     if create:
-        params.update(p_first_sha1=job.sha1, p_first_flavor=job.flavor,
-                      p_first_priority=job.priority, p_nodes=list(plan.node_ids))
+        params.update(p_name=run.name, p_first_sha1=job.sha1, p_first_flavor=job.flavor,
+                      p_first_priority=job.priority, p_hosts=list(plan.hosts))
     else:
         params.update(p_job=job.id, p_token=plan.token)
     if plan.event is not None:
@@ -232,13 +213,14 @@ def apply_planned(session: Session, plan: PlannedUpdate) -> bool:
             session, run).items()})
     statement = _planned_statement(tuple(plan.job_values), tuple(plan.run_values),
                                    plan.event is not None, moves, create,
-                                   bool(plan.node_ids))
+                                   bool(plan.hosts))
     got = execute_alone(session, statement, params).first()
     if got is None:
         return False
     if create:
         if got[1] is None:
             raise AlreadyExists(f"job with job_id {job.job_id} already exists")
+        run.id = job.run_id = got[0]
         job.id = got[1]
     if plan.event is not None:
         events.writer_locked(session)
@@ -280,11 +262,14 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
 
     (without an event, run_update is the statement, without the events' lock; the status
     and run.status only when the counters move, `moves`). A new job (`create`): run_lock
-    also requires the run to have no job or the first job's values the job has (it cannot
-    move the run's first job's values, which the run takes when it had no job);
-    `job_insert` (INSERT ... SELECT ... FROM run_lock ON CONFLICT DO NOTHING) takes the
-    place of job_update, `links` inserts its node links (`links`), and the statement
-    returns (run id, job id or null: the job_id is taken), no row when run_lock found none.
+    finds the run by name (`p_name`; the plan read nothing) and also requires it to have
+    no job or the first job's values the job has (it cannot move the run's first job's
+    values, which the run takes when it had no job) and, with `links`, a node for every
+    host in `p_hosts`; `job_insert` (INSERT ... SELECT ... FROM run_lock ON CONFLICT DO
+    NOTHING) takes the place of job_update, `links` inserts its node links, and the
+    statement returns (run id, job id or null: the job_id is taken), no row when run_lock
+    found none (the general path then creates the run or the nodes, or moves the first
+    job).
 
     The run is locked first, the lock order of every job write: `run_lock` is evaluated
     before the job's row is written (an InitPlan of the UPDATE, the source of the INSERT),
@@ -305,11 +290,22 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
 
     first = [(runs.c[key], bound(f"p_first_{key}", runs.c[key].type))
              for key in FIRST_JOB_KEYS] if create else []
-    locked = select(runs.c.id, runs.c.status).where(runs.c.id == bound("p_run", runs.c.id.type))
-    if create:  # no job yet, or the first job's values are the new job's
-        locked = locked.where(or_(runs.c.count_total == literal_column("0"),
-                                  and_(*(c.is_not_distinct_from(v) for c, v in first))))
+    nodes = typing.cast(Table, Node.__table__)
+    hosts = bound("p_hosts", ARRAY(String)) if links else None
+    if create:  # by name; no job yet, or the first job's values are the new job's
+        locked = select(runs.c.id, runs.c.status).where(
+            runs.c.name == bound("p_name", runs.c.name.type),
+            or_(runs.c.count_total == literal_column("0"),
+                and_(*(c.is_not_distinct_from(v) for c, v in first))))
+        if hosts is not None:  # and a node for every host its targets name
+            locked = locked.where(
+                select(func.count()).where(nodes.c.name == any_(hosts)).scalar_subquery()
+                == func.cardinality(hosts))
+    else:
+        locked = select(runs.c.id, runs.c.status).where(
+            runs.c.id == bound("p_run", runs.c.id.type))
     run_lock = locked.with_for_update(key_share=True).cte("run_lock")
+    run_id = select(run_lock.c.id).scalar_subquery()
     if create:  # the run's id from run_lock
         inserted_keys = [key for key in job_keys if key != "run_id"]
         job_write = (pg_insert(jobs).from_select(
@@ -322,16 +318,14 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
     else:
         job_write = (update(jobs)
                      .where(jobs.c.id == bound("p_job", jobs.c.id.type),
-                            _xmin() == bound("p_token", Text()),
-                            jobs.c.run_id == select(run_lock.c.id).scalar_subquery())
+                            _xmin() == bound("p_token", Text()), jobs.c.run_id == run_id)
                      .values({key: bound(f"p_{key}", jobs.c[key].type) for key in job_keys})
                      .returning(jobs.c.id).cte("job_write"))
     ctes = []
-    if links:
-        nodes = (func.unnest(bound("p_nodes", ARRAY(Integer))).table_valued("node_id")
-                 .render_derived())
+    if hosts is not None:
         ctes.append(insert(job_nodes).from_select(
-            ["job_id", "node_id"], select(job_write.c.id, nodes.c.node_id),
+            ["job_id", "node_id"],
+            select(job_write.c.id, nodes.c.id).where(nodes.c.name == any_(hosts)),
             include_defaults=False).cte("links"))
     counted = (*COUNT_KEYS, "total") if create else COUNT_KEYS
     new_counts = {key: runs.c[f"count_{key}"] + bound(f"p_d_count_{key}",
@@ -350,8 +344,7 @@ def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], wit
                                        else_=c) for c, v in first})
     run_values.update({key: bound(f"p_run_{key}", runs.c[key].type) for key in run_keys})
     run_values["version"] = runs.c.version + literal_column("1")
-    run_update = (update(runs).where(runs.c.id == bound("p_run", runs.c.id.type),
-                                     select(job_write.c.id).exists())
+    run_update = (update(runs).where(runs.c.id == run_id, select(job_write.c.id).exists())
                   .values(run_values))
     name = "paddles_" + ("create_" if create else "report_") + hashlib.sha1(
         repr((job_keys, run_keys, with_event, moves, links)).encode()).hexdigest()[:16]

@@ -1,7 +1,8 @@
 """New jobs on PostgreSQL are worked out before the run is locked and written by one
-statement (services/planned_jobs.py, plan_create and apply_planned), as job reports are: what it
-writes is what the general path writes, and a change between the read and the lock sends
-the job down the general path, having changed nothing."""
+statement (services/planned_jobs.py, plan_create and apply_planned), without reading the
+run first: what it writes is what the general path writes, and a run that is not as the
+plan assumes (missing, another first job, a host without a node, changed since the plan)
+sends the job down the general path, having changed nothing."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ from tests.concurrency.threads import run_together
 from tests.factories import job_body, post_job, run_name
 from tests.services.test_run_status import recompute, stored
 
-READ = "EXECUTE paddles_plan_create"  # the plan's read, prepared
 WRITE = "EXECUTE paddles_create_"  # the write statement, prepared (planned_jobs.py)
 HOSTS = ("smithi001.front.sepia.ceph.com", "smithi002.front.sepia.ceph.com")
 TARGETS = {f"ubuntu@{host}": "ssh-rsa AAAA" for host in HOSTS}
@@ -48,7 +48,7 @@ def test_a_new_job_in_a_run_is_one_write_with_its_links_counters_and_events(
     post_job(app, name, 1, status="pass")
     queries.reset()
     post_job(app, name, 2, status="running", targets=TARGETS)
-    assert [s[:len(WRITE)] for s in queries.statements] == [READ[:len(WRITE)], WRITE]
+    assert [s[:len(WRITE)] for s in queries.statements] == [WRITE]  # no read before it
     session.rollback()
     assert stored(session) == recompute(session)
     assert stored(session)[name]["status"] == "running"
@@ -82,11 +82,18 @@ def test_what_the_general_path_does_it_leaves_to_it(pg_only, app, session, nodes
     assert _linked(session, name, "7") == {"smithi099.front.sepia.ceph.com"}
     assert sorted(j["job_id"] for j in app.get(f"/runs/{name}/jobs/").json) == \
         ["1", "5", "6", "7", "8"]
+    before = app.get(f"/runs/{name}/").json
     with Session(bind=db_engine) as s:
-        assert job_service.plan_create(s, run_name(), job_body("1")) is None  # no run
-        assert job_service.plan_create(s, name, job_body(None)) is None
-        assert job_service.plan_create(s, name, job_body("9", sha1="c" * 40)) is None
-        assert job_service.plan_create(s, name, job_body("9", sha1="b" * 40)) is not None
+        assert job_service.plan_create(s, name, job_body(None)) is None  # nothing to plan
+        for other, body in ((run_name(), job_body("1")),  # no run
+                            (name, job_body("9", sha1="c" * 40)),  # not the first job's
+                            (name, job_body("9", targets={"ubuntu@smithi098": "k"}))):
+            plan = job_service.plan_create(s, other, body)
+            assert plan is not None and not job_service.apply_planned(s, plan)
+        s.rollback()
+        assert app.get(f"/runs/{name}/").json == before  # nothing written
+        plan = job_service.plan_create(s, name, job_body("9", sha1="b" * 40))
+        assert plan is not None and job_service.apply_planned(s, plan)
 
 
 def test_a_job_id_the_run_has_is_400_and_writes_nothing(app, session):
@@ -122,10 +129,10 @@ def test_the_first_job_moved_between_the_read_and_the_lock(pg_only, app, session
     assert app.get(f"/runs/{name}/").json["sha1"] == "b" * 40
 
 
-def test_a_node_deleted_between_the_read_and_the_write(pg_only, app, session, monkeypatch,
+def test_a_node_deleted_between_the_plan_and_the_write(pg_only, app, session, monkeypatch,
                                                        nodes, db_engine):
-    """The links' INSERT fails, so does the whole statement: the general path creates the
-    node again and links it."""
+    """The statement finds a host without a node and writes nothing: the general path
+    creates the node again and links it."""
     name = run_name()
     post_job(app, name, 1)
     planned = job_service.plan_create
