@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import select
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -113,6 +116,80 @@ def run_pooled_sql(engine: Engine, sql: str) -> None:
         except Exception:
             pooled.invalidate()
             raise
+
+
+def run_pooled_soon(engine: Engine, sql: str, *, gap: float,
+                    on_error: Callable[[Exception], None]) -> None:
+    """`sql` (as run_pooled_sql runs it) soon, by a thread of this process, coalesced: the
+    first ask after a quiet spell runs it at once, asks while it runs or within `gap`
+    seconds of its last run are all answered by one more run, `gap` after the last. The
+    asking thread does not wait. `on_error(exception)` is called, in that thread, for a run
+    that fails; the next ask runs it again."""
+    key = (os.getpid(), id(engine), sql)
+    runner = _SOON.get(key)
+    if runner is None:
+        with _SOON_LOCK:
+            runner = _SOON.get(key)
+            if runner is None:
+                runner = _SOON[key] = _Soon(engine, sql, gap, on_error)
+    runner.ask()
+
+
+def wait_soon_idle(timeout: float = 5.0) -> bool:
+    """Until every run_pooled_soon of this process asked so far has run (tests); False on
+    timeout."""
+    deadline = time.monotonic() + timeout
+    for key, runner in list(_SOON.items()):
+        if key[0] == os.getpid() and not runner.wait_idle(deadline - time.monotonic()):
+            return False
+    return True
+
+
+class _Soon:
+    """run_pooled_soon's thread for one engine and statement, in one process (a forked
+    child starts its own: threads do not survive fork, hence the pid in _SOON's keys)."""
+
+    def __init__(self, engine: Engine, sql: str, gap: float,
+                 on_error: Callable[[Exception], None]) -> None:
+        self._engine, self._sql, self._gap, self._on_error = engine, sql, gap, on_error
+        self._cond = threading.Condition()
+        self._asked = self._running = False
+        self._last = float("-inf")
+        threading.Thread(target=self._loop, daemon=True, name="paddles-soon").start()
+
+    def ask(self) -> None:
+        with self._cond:
+            if not self._asked:
+                self._asked = True
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not (self._asked or self._running),
+                                       max(0.0, timeout))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._asked)
+            pause = self._last + self._gap - time.monotonic()
+            if pause > 0:  # asks meanwhile join this run
+                time.sleep(pause)
+            with self._cond:
+                self._asked, self._running = False, True
+            try:
+                run_pooled_sql(self._engine, self._sql)
+            except Exception as error:  # reported; the next ask tries again
+                self._on_error(error)
+            finally:
+                self._last = time.monotonic()
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
+
+
+_SOON: dict[tuple[int, int, str], _Soon] = {}
+_SOON_LOCK = threading.Lock()
 
 
 def run_after_commit(dbapi_conn, sql: str) -> bool:

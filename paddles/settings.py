@@ -191,8 +191,10 @@ def _gather(path, environ, overrides) -> tuple[dict[str, Any], dict[str, str]]:
     values.update(overrides)
     sources.update(dict.fromkeys(overrides, "argument"))
     if "db_pool_size" not in values:
-        # one connection per request a worker can serve at once (gunicorn threads)
-        values["db_pool_size"] = max(1, int(environ.get("PADDLES_THREADS") or 1))
+        # one connection per request a worker can serve at once (gunicorn threads), and
+        # one for its NOTIFY thread (pg.run_pooled_soon): a connection beyond the pool's
+        # size is closed when given back, and its successor prepares its statements again
+        values["db_pool_size"] = max(1, int(environ.get("PADDLES_THREADS") or 1)) + 1
         sources["db_pool_size"] = "derived (PADDLES_THREADS)"
     data_dir = values.get("data_dir", Settings.data_dir)
     if not values.get("database_url"):

@@ -128,15 +128,26 @@ def writer_locked(session: Session) -> None:
     """A statement of `session` took the writers' lock (after every row lock of its
     transaction, as flush_events would) and inserted events. In the session's transaction:
     flush_events does not take the lock again, and the commit NOTIFYs. Run alone
-    (pg.runs_alone: committed as it returned, the lock gone): NOTIFY now."""
+    (pg.runs_alone: committed as it returned, the lock gone): NOTIFY soon, from this
+    process's NOTIFY thread (pg.run_pooled_soon): at once after a quiet spell, and under
+    load one NOTIFY every NOTIFY_GAP seconds at most for all the writes in between, off the
+    request's way and its pooled connections."""
     if session.in_transaction():
         session.info[WRITER_LOCKED] = True
         session.info[NOTIFY_ON] = session.connection()
         return
-    try:
-        pg.run_pooled_sql(typing.cast(Engine, session.get_bind()), _NOTIFY_SQL)
-    except Exception as exc:  # the events are committed; readers look again on their own
-        log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
+    pg.run_pooled_soon(typing.cast(Engine, session.get_bind()), _NOTIFY_SQL, gap=NOTIFY_GAP,
+                       on_error=_notify_failed)
+
+
+# Under load, one NOTIFY per process for the lone writes of this many seconds: a reader
+# woken once reads them all; the first after a quiet spell goes at once.
+NOTIFY_GAP = 0.02
+
+
+def _notify_failed(exc: Exception) -> None:
+    # the events are committed; readers look again on their own
+    log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
 
 
 # Asynchronous commit: a NOTIFY only wakes readers (they also look again on their own), so
@@ -165,8 +176,8 @@ def _notify_after_commit(session: Session) -> None:
     try:
         if not pg.run_after_commit(connection.connection.dbapi_connection, _NOTIFY_SQL):
             return  # a savepoint's commit: the transaction goes on
-    except Exception as exc:  # the events are committed; readers look again on their own
-        log.warning("NOTIFY after an event commit failed: %s", str(exc).strip())
+    except Exception as exc:
+        _notify_failed(exc)
         # not through SQLAlchemy's statement path: drop the connection here (a server gone
         # away would otherwise fail the pool's reset of it)
         connection.invalidate()

@@ -1,12 +1,15 @@
 """A job write done by one statement on its own (services/planned_jobs.py, pg.runs_alone)
-commits as the statement returns, outside any Session transaction: its NOTIFY follows on a
-pooled connection, and a NOTIFY that fails costs the write nothing."""
+commits as the statement returns, outside any Session transaction: its NOTIFY follows from
+the process's NOTIFY thread (pg.run_pooled_soon), at once after a quiet spell and, under
+load, one for the writes of NOTIFY_GAP seconds; a NOTIFY that fails costs the write
+nothing."""
 from __future__ import annotations
 
 import time
 
 import pytest
 
+from paddles import pg
 from paddles.notify import Waker
 from paddles.services import events as event_service
 from tests.factories import post_job, put_job, run_name
@@ -44,9 +47,42 @@ def test_a_notify_failing_after_a_planned_write_costs_it_nothing(app, monkeypatc
                         "SELECT pg_terminate_backend(pg_backend_pid())")
     with caplog.at_level("WARNING"):
         put_job(app, run, 1, status="running")
+        assert pg.wait_soon_idle()
     assert "NOTIFY after an event commit failed" in caplog.text
     monkeypatch.undo()
     assert app.get(f"/runs/{run}/jobs/1/").json["status"] == "running"
     assert _events_of(app, run).count("job.status") == 1
     put_job(app, run, 1, status="pass", success=True)  # the pool gave a live connection
     assert app.get(f"/runs/{run}/").json["status"] == "finished pass"
+
+
+def test_writes_close_together_share_a_notify_and_the_last_is_not_left_out(app, db_engine):
+    run = run_name()
+    for job in range(1, 31):
+        post_job(app, run, job_id=job, status="queued")
+    assert pg.wait_soon_idle()
+    listener = db_engine.raw_connection()
+    try:
+        raw = listener.dbapi_connection
+        raw.autocommit = True
+        with raw.cursor() as cur:
+            cur.execute(f"LISTEN {event_service.CHANNEL}")
+        started = time.monotonic()
+        for job in range(1, 30):  # 29 reports (each a job.status event), as fast as they go
+            put_job(app, run, job, status="running")
+        took = time.monotonic() - started
+        assert pg.wait_soon_idle()
+        time.sleep(0.05)
+        raw.poll()
+        got = len(raw.notifies)
+        raw.notifies.clear()
+        put_job(app, run, 30, status="running")  # the last write has its own, in time
+        assert pg.wait_soon_idle()
+        time.sleep(0.05)
+        raw.poll()
+        last = len(raw.notifies)
+    finally:
+        listener.invalidate()
+    # at most one per NOTIFY_GAP after the first (which went at once), and at least one
+    assert 1 <= got <= 2 + took / event_service.NOTIFY_GAP, (got, took)
+    assert last == 1

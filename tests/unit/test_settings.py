@@ -22,9 +22,9 @@ def test_default_database_is_sqlite_under_the_data_dir(tmp_path):
     assert s.database_url == f"sqlite:///{tmp_path}/paddles.db"
 
 
-def test_pool_is_sized_to_the_worker_threads():
-    assert load_settings(environ={}).db_pool_size == 1
-    assert load_settings(environ={"PADDLES_THREADS": "8"}).db_pool_size == 8
+def test_pool_is_sized_to_the_worker_threads_and_the_notify_thread():
+    assert load_settings(environ={}).db_pool_size == 2
+    assert load_settings(environ={"PADDLES_THREADS": "8"}).db_pool_size == 9
     assert load_settings(environ={"PADDLES_THREADS": "8",
                                   "PADDLES_DB_POOL_SIZE": "3"}).db_pool_size == 3
 
