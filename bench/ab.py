@@ -5,7 +5,9 @@ B is this working tree. Each gets its own throwaway PostgreSQL database, migrate
 filled by its own code (the same runs and jobs, over HTTP), and its own gunicorn started
 with this tree's gunicorn_config.py; both servers stay up for the whole comparison. The
 timed phases then alternate between the two sides, round after round (A B, then B A, ...),
-so that whatever else loads the machine falls on both about equally. The report gives each
+so that whatever else loads the machine falls on both about equally. The write phases
+(job_create, job_status: issue 21's, with teuthology's bodies, bench/write_bodies.py) write
+new runs each round on each side. The report gives each
 side's median over the rounds and the ratio B/A (req/s: above 1 is faster; p95: below 1 is
 faster). Writes bench/results/ab.json.
 
@@ -32,8 +34,9 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server
-from loadgen import IDENTITY, PhaseResult, run_phase
-from run import ADMIN_URL, job_body
+from loadgen import IDENTITY, Client, PhaseResult, run_phase
+from run import ADMIN_URL, Slots, job_body
+import write_bodies
 
 REPO = Path(__file__).resolve().parents[1]
 FILTERS = ["/runs/branch/main/", "/runs/suite/rados/branch/main/", "/runs/status/running/",
@@ -81,7 +84,7 @@ def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
         run, job = jobs[i % len(jobs)]
         return c.request("PUT", f"/runs/{run}/jobs/{job}/", {"name": run, "job_id": str(job)})
 
-    def mixed_for(seed):
+    def mixed_for(seed, _side=None):
         rng = random.Random(seed)
 
         def mixed(c, i):
@@ -98,24 +101,62 @@ def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
         return mixed
 
     return {
-        "heartbeat_put": lambda _r: heartbeat,
-        "run_summary_get": lambda _r: lambda c, i: c.request(
+        "heartbeat_put": lambda _r, _s: heartbeat,
+        "run_summary_get": lambda _r, _s: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/"),
-        "run_summary_get_plain": lambda _r: lambda c, i: c.request(
+        "run_summary_get_plain": lambda _r, _s: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/", headers=IDENTITY),
-        "job_list_get": lambda _r: lambda c, i: c.request(
+        "job_list_get": lambda _r, _s: lambda c, i: c.request(
             "GET", f"/runs/{runs[i % len(runs)]}/jobs/"),
-        "runs_list_get": lambda _r: lambda c, i: c.request("GET", "/runs/?count=25"),
-        "filter_routes_get": lambda _r: lambda c, i: c.request("GET",
+        "runs_list_get": lambda _r, _s: lambda c, i: c.request("GET", "/runs/?count=25"),
+        "filter_routes_get": lambda _r, _s: lambda c, i: c.request("GET",
                                                                FILTERS[i % len(FILTERS)]),
-        "value_index_get": lambda _r: lambda c, i: c.request("GET", INDEXES[i % len(INDEXES)]),
+        "value_index_get": lambda _r, _s: lambda c, i: c.request("GET", INDEXES[i % len(INDEXES)]),
         "mixed": mixed_for,
+        **write_phases(),
     }
+
+
+def write_phases(threads: int = 8) -> dict:
+    """job_create: each client posts the jobs of a run of its own, one after another;
+    job_status: those jobs `running`, then their final reports, a run's jobs from all
+    clients at once (bench/run.py's phases of the same names)."""
+    made: dict[tuple[int, str], tuple[list[str], Slots]] = {}
+
+    def job_create(rnd, side):
+        runs = [f"teuthology-ab{rnd}-rados-main-distro-default-smithi-w{t}"
+                for t in range(threads)]
+        owner = made[(rnd, side)] = (runs, Slots())
+
+        def work(c, i):
+            slot, job = owner[1].next()
+            run = runs[slot % threads]
+            return c.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
+        return work
+
+    def job_status(rnd, side):
+        runs, owner = made[(rnd, side)]
+        count = {runs[slot % threads]: n for slot, n in owner.counts().items()}
+        jobs = [(r, j) for r in runs for j in range(1, count.get(r, 0) + 1)]
+
+        def work(c, i):
+            k = i % (2 * len(jobs))
+            run, job = jobs[k % len(jobs)]
+            body = (write_bodies.running_body if k < len(jobs) else
+                    write_bodies.finish_body)(run, job)
+            return c.request("PUT", f"/runs/{run}/jobs/{job}/", body)
+        return work
+    return {"job_create": job_create, "job_status": job_status}
 
 
 def fill(side: Side, runs: list[str], jobs: list[tuple[str, int]], threads: int
          ) -> PhaseResult:
-    """The same runs on each side: create every job, then mark them running."""
+    """The same runs on each side: create every job, then mark them running (and the nodes
+    the write phases' targets name)."""
+    client = Client(side.base)
+    for n in range(write_bodies.NODE_COUNT):
+        client.request("POST", "/nodes/", {"name": write_bodies.node_name(n),
+                                           "machine_type": "smithi", "up": True})
     created = run_phase(f"create_jobs[{side.label}]", side.base, lambda c, i: c.request(
         "POST", f"/runs/{jobs[i][0]}/jobs/", job_body(*jobs[i])), threads=threads,
         requests=len(jobs))
@@ -192,7 +233,7 @@ def main(argv=None) -> int:
             for phase in chosen:
                 order = ("A", "B") if (rnd + chosen.index(phase)) % 2 == 0 else ("B", "A")
                 for label in order:
-                    result = run_phase(phase, sides[label].base, table[phase](rnd),
+                    result = run_phase(phase, sides[label].base, table[phase](rnd, label),
                                        threads=args.threads, seconds=args.seconds)
                     samples[phase][label].append(result)
                     print(f"  round {rnd + 1} {phase:<18} {label} {result.rps:>8.1f} req/s "
