@@ -10,6 +10,9 @@ What it offers (the rest is private):
 - `attach(engine, socket_check=...)`: the engine listeners the fast path needs (autocommit
   switched on the psycopg2 connection itself, and off again at checkin; the checkout socket
   check that replaces the pool's pre-ping), called by `db.make_engine`.
+- `run_pooled_soon(engine, sql, gap=..., on_error=...)`: a statement (the NOTIFY after a
+  lone write's events) run by a thread of the process, coalesced: at once after a quiet
+  spell, at most once per `gap` under load; what was asked is run at exit too.
 - `autocommit_capable(engine)` and `AUTOCOMMIT_OPTION`, for `db.reading`; `PREPARE_OPTION`,
   the engine option `db.make_engine` sets from `prepared_statements`.
 
@@ -19,6 +22,7 @@ and on SQLAlchemy (`Engine.raw_connection`, `dialect.is_disconnect`, `DBAPIError
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -131,6 +135,8 @@ def run_pooled_soon(engine: Engine, sql: str, *, gap: float,
         with _SOON_LOCK:
             runner = _SOON.get(key)
             if runner is None:
+                if not _SOON:  # a process that ends (a CLI command) sends what it asked
+                    atexit.register(wait_soon_idle, 2.0)
                 runner = _SOON[key] = _Soon(engine, sql, gap, on_error)
     runner.ask()
 

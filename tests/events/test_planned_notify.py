@@ -5,6 +5,8 @@ load, one for the writes of NOTIFY_GAP seconds; a NOTIFY that fails costs the wr
 nothing."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -86,3 +88,25 @@ def test_writes_close_together_share_a_notify_and_the_last_is_not_left_out(app, 
     # at most one per NOTIFY_GAP after the first (which went at once), and at least one
     assert 1 <= got <= 2 + took / event_service.NOTIFY_GAP, (got, took)
     assert last == 1
+
+
+def test_a_process_that_ends_right_after_asking_still_notifies(db_engine):
+    """A CLI command's write, then exit: the NOTIFY thread's work is done at exit."""
+    url = db_engine.url.render_as_string(hide_password=False)
+    listener = db_engine.raw_connection()
+    try:
+        raw = listener.dbapi_connection
+        raw.autocommit = True
+        with raw.cursor() as cur:
+            cur.execute("LISTEN paddles_test_soon")
+        script = ("import sys; from sqlalchemy import create_engine; from paddles import pg; "
+                  "pg.run_pooled_soon(create_engine(sys.argv[1]), "
+                  "\"NOTIFY paddles_test_soon\", gap=0.02, on_error=print)")
+        subprocess.run([sys.executable, "-c", script, url], check=True, timeout=60)
+        deadline = time.monotonic() + 5
+        while not raw.notifies and time.monotonic() < deadline:
+            time.sleep(0.02)
+            raw.poll()
+        assert [n.channel for n in raw.notifies] == ["paddles_test_soon"]
+    finally:
+        listener.invalidate()
