@@ -25,7 +25,7 @@ import typing
 from typing import TYPE_CHECKING, Any
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import (BindParameter, ColumnElement, Label, String, Table, Text, and_,
+from sqlalchemy import (JSON, BindParameter, ColumnElement, Label, String, Table, Text, and_,
                         any_, bindparam, case, cast, func, insert, literal_column, null, or_,
                         select, true, union_all, update)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -86,7 +86,7 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
     the general path is to do it (it links new targets, may move the run's first job, or
     changes nothing on the job). JobNotFound when the job does not exist."""
     count_links = "targets" in fields
-    row = execute_alone(session, _plan_read(count_links),
+    row = execute_alone(session, _plan_read(count_links, _LARGE.intersection(fields)),
                         {"p_name": run_name, "p_job_id": job_id}).first()
     if row is None:
         raise JobNotFound(missing)
@@ -154,20 +154,32 @@ def _run_columns() -> list[Label[Any]]:
     return [c.label(f"r_{c.key}") for c in _RUN_COLUMNS]
 
 
-@functools.cache
-def _plan_read(count_links: bool) -> Prepared:
-    """The run's and the job's columns, the job row's xmin (and its links' count), by run
-    name and job_id; prepared, its rows processed as SQLAlchemy's (pg.Prepared)."""
+# The job's columns of free text and JSON (a job config's bulk: description, overrides,
+# roles, tasks, ...): the plan reads only those the write names, the rest stand as null in
+# its JobValues (no rule reads a column the write does not name, and a column left as read
+# is no change). A `running` report reads none of them.
+_LARGE = frozenset(c.key for c in Job.__table__.c if isinstance(c.type, (JSON, Text)))
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_read(count_links: bool, large: frozenset[str] = _LARGE) -> Prepared:
+    """The run's and the job's columns (of `_LARGE`, only those in `large`; null for the
+    rest), the job row's xmin (and its links' count), by run name and job_id; prepared, its
+    rows processed as SQLAlchemy's (pg.Prepared)."""
     runs, jobs = Run.__table__, Job.__table__
-    columns = [*_run_columns(), *(c.label(f"j_{c.key}") for c in jobs.c),
+    columns = [*_run_columns(),
+               *(c.label(f"j_{c.key}") if c.key in large or c.key not in _LARGE
+                 else null().label(f"j_{c.key}") for c in jobs.c),
                _xmin().label("token")]
     if count_links:
         columns.append(link_count().label("linked"))
     statement = (select(*columns).select_from(jobs.join(runs, runs.c.id == jobs.c.run_id))
                  .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type),
                         jobs.c.job_id == bindparam("p_job_id", type_=jobs.c.job_id.type)))
-    return Prepared("paddles_plan_report" + ("_linked" if count_links else ""), statement,
-                    ("p_name", "p_job_id"), process_results=True)
+    shape = "" if large == _LARGE else "_" + hashlib.sha1(
+        repr(sorted(large)).encode()).hexdigest()[:12]
+    return Prepared("paddles_plan_report" + ("_linked" if count_links else "") + shape,
+                    statement, ("p_name", "p_job_id"), process_results=True)
 
 
 def _deltas(run: RunValues, counts_was: dict[str, int]) -> dict[str, int]:

@@ -118,3 +118,34 @@ def test_job_writes_cost_few_statements(app, queries, db_engine):
     detail = app.get(f"/runs/{run}/").json
     assert detail["results"]["pass"] == 2 and detail["results"]["queued"] == 1
     assert detail["status"] == "queued"
+
+
+def test_a_report_keeps_the_text_and_json_it_does_not_name(app, queries, db_engine):
+    """On PostgreSQL a report's plan reads only the free-text and JSON columns it names
+    (planned_jobs._LARGE): the others are left exactly as they were, and a `running` report
+    reads none of them."""
+    run = run_name()
+    body = write_bodies.create_body(run, 1)
+    body.update(failure_reason="none yet", pcp_grafana_url="https://grafana/d/1")
+    app.post(f"/runs/{run}/jobs/", json.dumps(body))
+    app.post(f"/runs/{run}/jobs/", json.dumps({**body, "job_id": "2"}))
+    large = ("description", "failure_reason", "kernel", "overrides", "pcp_grafana_url",
+             "roles", "targets", "tasks")
+    before = {k: app.get(f"/runs/{run}/jobs/2/").json[k] for k in large}
+    assert all(before.values())
+    queries.reset()
+    put(app, run, 2, status="running")
+    if db_engine.dialect.name == "postgresql":
+        read = queries.statements[0]
+        assert read.startswith("EXECUTE paddles_plan_report_"), queries.statements
+        assert read != "EXECUTE paddles_plan_report"  # a shape without the large columns
+    put(app, run, 2, description="rados/thrash changed", roles=[["mon.a"]])
+    after = app.get(f"/runs/{run}/jobs/2/").json
+    assert after["status"] == "running"
+    assert (after["description"], after["roles"]) == ("rados/thrash changed", [["mon.a"]])
+    assert {k: after[k] for k in large if k not in ("description", "roles")} == \
+        {k: v for k, v in before.items() if k not in ("description", "roles")}
+    events = [e for e in app.get(f"/events/?since=0&run={run}").json["events"]
+              if e["job"] == "2"]
+    assert events[-1]["type"] == "job.updated"
+    assert sorted(events[-1]["data"]["changed"]) == ["description", "roles"]
