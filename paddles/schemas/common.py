@@ -184,9 +184,12 @@ def check_name(key: str, value: Any, max_length: int | None) -> str:
         raise InvalidRequest(f"{key} must not contain '/' or '\\'")
     if value in (".", ".."):
         raise InvalidRequest(f"{key} must not be '.' or '..'")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise InvalidRequest(f"{key} must not contain control characters")
     return value
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def convert(key: str, field: Field, value: Any) -> Any:
