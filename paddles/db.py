@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import weakref
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import pg
+from .jsontext import may_hold_long_integer
 from .services import events, runs
 
 # Execution option a write request sets on its connection; SQLite then takes the write lock
@@ -28,14 +28,10 @@ def _dump_json(value) -> str:
         return json.dumps(value)
 
 
-# 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
-_LONG_DIGITS = {str: re.compile(r"[0-9]{19}"), bytes: re.compile(rb"[0-9]{19}")}
-
-
 def load_json(value: str | bytes):
     """A JSON column's text, decoded: by orjson, or by the stdlib when the text may hold an
     integer orjson would not keep exactly (the request parser keeps integers of any size)."""
-    if _LONG_DIGITS[type(value)].search(value):
+    if may_hold_long_integer(value):
         return json.loads(value)
     return orjson.loads(value)
 

@@ -3,11 +3,14 @@ and both give the same values and the same refusals."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, strategies as st
 
+from paddles.db import load_json
 from paddles.errors import InvalidRequest
+from paddles.jsontext import may_hold_long_integer
 from paddles.schemas.common import BAD_JSON, MAX_JSON_DEPTH, _has_nul, parse_json
 
 JSON_VALUES = st.recursive(
@@ -88,3 +91,18 @@ def test_nesting_is_bounded(encode, opener, closer):
     with pytest.raises(InvalidRequest) as caught:
         parse_json(nested(MAX_JSON_DEPTH + 1))
     assert caught.value.message == f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789 a,-.é\"[]{}"), max_size=80))
+def test_long_integers_are_found_as_re_finds_19_digits(text):
+    """jsontext.may_hold_long_integer (the request parser's and the JSON columns' check)
+    agrees with a regular expression for 19 digits in a row, on text and on bytes."""
+    expected = re.search(r"[0-9]{19}", text) is not None
+    assert may_hold_long_integer(text) is expected
+    assert may_hold_long_integer(text.encode()) is expected
+
+
+@pytest.mark.parametrize("value", [12345678901234567890123, -2**64, 2**63 - 1, 1.5, "1" * 30])
+def test_a_json_column_reads_back_exactly(value):
+    assert load_json(json.dumps({"v": value})) == {"v": value}
+    assert load_json(json.dumps([value]).encode()) == [value]
