@@ -142,8 +142,8 @@ def run_pooled_soon(engine: Engine, sql: str, *, gap: float,
 
 
 def wait_soon_idle(timeout: float = 5.0) -> bool:
-    """Until every run_pooled_soon of this process asked so far has run (tests); False on
-    timeout."""
+    """Until every run_pooled_soon of this process asked so far has run (tests, and at
+    exit); False on timeout."""
     deadline = time.monotonic() + timeout
     for key, runner in list(_SOON.items()):
         if key[0] == os.getpid() and not runner.wait_idle(deadline - time.monotonic()):

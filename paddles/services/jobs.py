@@ -98,7 +98,7 @@ def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
         try:
             if plan is not None and apply_planned(session, plan):
                 return plan.job
-        except IntegrityError:  # a node deleted since it was read: nothing was written
+        except IntegrityError:  # a node deleted while the statement ran: nothing written
             if not alone:
                 raise
         if alone:  # the general path below is a transaction

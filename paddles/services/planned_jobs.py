@@ -123,7 +123,7 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
     job_id = fields.get("job_id")
     if job_id is None:
         return None
-    hosts = tuple(hosts_of(fields.get("targets")) if fields.get("targets") else ())
+    hosts = tuple(hosts_of(fields.get("targets")))
     run = RunValues({**dict.fromkeys(c.key for c in _RUN_COLUMNS), "name": run_name})
     job = JobValues({"id": None, **dict.fromkeys(JOB_COLUMNS), "job_id": job_id,
                      "sort_key": sortable_job_id(job_id), "posted": utcnow()})
