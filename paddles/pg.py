@@ -29,6 +29,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -128,17 +129,32 @@ def run_pooled_soon(engine: Engine, sql: str, *, gap: float,
     first ask after a quiet spell runs it at once, asks while it runs or within `gap`
     seconds of its last run are all answered by one more run, `gap` after the last. The
     asking thread does not wait. `on_error(exception)` is called, in that thread, for a run
-    that fails; the next ask runs it again."""
+    that fails; the next ask runs it again. Between asks the thread holds the engine weakly
+    and ends with it; an ask holds it until its run."""
     key = (os.getpid(), id(engine), sql)
     runner = _SOON.get(key)
-    if runner is None:
+    if runner is None or runner.engine() is not engine:  # an id reused by a new engine
         with _SOON_LOCK:
             runner = _SOON.get(key)
-            if runner is None:
-                if not _SOON:  # a process that ends (a CLI command) sends what it asked
-                    atexit.register(wait_soon_idle, 2.0)
+            if runner is None or runner.engine() is not engine:
+                _at_exit_wait()
                 runner = _SOON[key] = _Soon(engine, sql, gap, on_error)
-    runner.ask()
+                # not at exit, where wait_soon_idle is to find it and let its ask run
+                weakref.finalize(engine, _forget_soon, key, runner).atexit = False
+    runner.ask(engine)
+
+
+@functools.cache
+def _at_exit_wait() -> None:
+    """Once per process: a process that ends (a CLI command) sends what it asked."""
+    atexit.register(wait_soon_idle, 2.0)
+
+
+def _forget_soon(key: tuple[int, int, str], runner: _Soon) -> None:
+    with _SOON_LOCK:
+        if _SOON.get(key) is runner:
+            del _SOON[key]
+    runner.close()
 
 
 def wait_soon_idle(timeout: float = 5.0) -> bool:
@@ -157,17 +173,25 @@ class _Soon:
 
     def __init__(self, engine: Engine, sql: str, gap: float,
                  on_error: Callable[[Exception], None]) -> None:
-        self._engine, self._sql, self._gap, self._on_error = engine, sql, gap, on_error
+        self.engine = weakref.ref(engine)
+        self._sql, self._gap, self._on_error = sql, gap, on_error
         self._cond = threading.Condition()
-        self._asked = self._running = False
+        self._asked = self._running = self._closed = False
+        self._held: Engine | None = None  # while asked: the engine lives until the run
         self._last = float("-inf")
         threading.Thread(target=self._loop, daemon=True, name="paddles-soon").start()
 
-    def ask(self) -> None:
+    def ask(self, engine: Engine) -> None:
         with self._cond:
             if not self._asked:
-                self._asked = True
+                self._asked, self._held = True, engine
                 self._cond.notify_all()
+
+    def close(self) -> None:
+        """The engine is gone: the thread ends."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
@@ -177,17 +201,21 @@ class _Soon:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._asked)
+                self._cond.wait_for(lambda: self._asked or self._closed)
+                if not self._asked:  # closed, nothing asked
+                    return
             pause = self._last + self._gap - time.monotonic()
             if pause > 0:  # asks meanwhile join this run
                 time.sleep(pause)
             with self._cond:
                 self._asked, self._running = False, True
+                engine, self._held = self._held, None
             try:
-                run_pooled_sql(self._engine, self._sql)
+                run_pooled_sql(engine, self._sql)
             except Exception as error:  # reported; the next ask tries again
                 self._on_error(error)
             finally:
+                del engine  # weakly held again: an engine dropped meanwhile goes now
                 self._last = time.monotonic()
                 with self._cond:
                     self._running = False

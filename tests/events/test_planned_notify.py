@@ -116,3 +116,30 @@ def test_a_process_that_ends_right_after_asking_still_notifies(db_engine):
         assert _received(raw) == 1
     finally:
         listener.invalidate()
+
+
+def test_the_notify_thread_ends_with_its_engine(database_url):
+    """An engine dropped (a test's, a command's) takes its NOTIFY thread with it, after the
+    run it was asked for; a new engine gets a thread of its own."""
+    import gc
+    import threading
+
+    from sqlalchemy import create_engine
+
+    def soon_threads() -> int:
+        return sum(t.name == "paddles-soon" and t.is_alive() for t in threading.enumerate())
+
+    before = soon_threads()
+    engine = create_engine(database_url)
+    pg.run_pooled_soon(engine, "SELECT 1", gap=0.02, on_error=print)
+    assert pg.wait_soon_idle()
+    assert soon_threads() == before + 1
+    pg.run_pooled_soon(engine, "SELECT 1", gap=0.02, on_error=print)
+    engine.dispose()
+    del engine
+    deadline = time.monotonic() + 5
+    while soon_threads() > before and time.monotonic() < deadline:
+        gc.collect()  # an engine is freed by the collector (its references form cycles)
+        time.sleep(0.01)
+    assert soon_threads() == before
+    assert pg.wait_soon_idle()
