@@ -13,6 +13,7 @@ faster). Writes bench/results/ab.json.
 
     .venv/bin/python bench/ab.py                       # main vs the working tree
     .venv/bin/python bench/ab.py --rounds 5 --seconds 5 --a-ref 5f958cb
+    .venv/bin/python bench/ab.py --a-ref HEAD --b-env PADDLES_THREADS=4   # a setting
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def export_revision(ref: str, into: Path) -> None:
 
 
 class Side:
-    def __init__(self, label: str, tree: Path, admin, stack: contextlib.ExitStack):
+    def __init__(self, label: str, tree: Path, admin, stack: contextlib.ExitStack,
+                 extra_env: dict[str, str] | None = None):
         self.label, self.tree = label, tree
         self.db = f"paddles_ab_{label.lower()}_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
@@ -61,7 +63,7 @@ class Side:
         url = make_url(ADMIN_URL).set(database=self.db).render_as_string(hide_password=False)
         # the side's own code comes first on the path (the installed paddles is B's)
         self.env = dict(os.environ, PADDLES_DATABASE_URL=url, PYTHONPATH=str(tree),
-                        PADDLES_LOG_LEVEL="warning")
+                        PADDLES_LOG_LEVEL="warning", **(extra_env or {}))
         self.base = ""
 
     def _drop(self, admin) -> None:
@@ -200,8 +202,15 @@ def main(argv=None) -> int:
                         help="first fill each database with this many jobs (bench-seed)")
     parser.add_argument("--workers", default=os.environ.get("PADDLES_WORKERS", ""),
                         help="gunicorn workers per side (default: gunicorn_config.py's)")
+    parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for side A's server and commands only "
+                             "(repeatable): compare settings, e.g. --a-env PADDLES_THREADS=4")
+    parser.add_argument("--b-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="the same for side B")
     parser.add_argument("-o", "--output", default=str(REPO / "bench/results/ab.json"))
     args = parser.parse_args(argv)
+    side_env = {label: dict(item.split("=", 1) for item in items)
+                for label, items in (("A", args.a_env), ("B", args.b_env))}
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     stamp = time.strftime("%Y-%m-%d_%H:%M:%S", time.gmtime())
@@ -217,7 +226,8 @@ def main(argv=None) -> int:
         stack.callback(admin.dispose)
         tree_a = Path(tmp)
         export_revision(args.a_ref, tree_a)
-        sides = {"A": Side("A", tree_a, admin, stack), "B": Side("B", REPO, admin, stack)}
+        sides = {"A": Side("A", tree_a, admin, stack, side_env["A"]),
+                 "B": Side("B", REPO, admin, stack, side_env["B"])}
         for side in sides.values():
             side.paddles("migrate")
             if args.seed_jobs:

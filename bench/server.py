@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from collections.abc import Iterator
@@ -25,25 +26,28 @@ def free_port() -> int:
 @contextlib.contextmanager
 def gunicorn(env: dict, app: str = "paddles.wsgi:application", *, cwd: Path = REPO,
              timeout: float = 60) -> Iterator[tuple[subprocess.Popen, int]]:
-    """(process, port) of a gunicorn serving `app` until the block ends (then SIGTERM)."""
+    """(process, port) of a gunicorn serving `app` until the block ends (then SIGTERM).
+
+    As deployed: gunicorn_config.py alone (gunicorn's own access log off; paddles logs each
+    request itself at INFO), its stderr to a file, as supervisord sends it to one."""
     port = free_port()
     env = dict(os.environ, **env, PADDLES_BIND=f"127.0.0.1:{port}")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"),
-         "--access-logfile", "/dev/null", app],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        _wait_until_serving(proc, port, timeout)
-        yield proc, port
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn_config.py"), app],
+            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            _wait_until_serving(proc, port, timeout, log)
+            yield proc, port
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
-def _wait_until_serving(proc: subprocess.Popen, port: int, timeout: float) -> None:
+def _wait_until_serving(proc: subprocess.Popen, port: int, timeout: float, log) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -54,8 +58,9 @@ def _wait_until_serving(proc: subprocess.Popen, port: int, timeout: float) -> No
         except OSError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
+            log.seek(0)
             raise RuntimeError("gunicorn did not start: "
-                               + proc.stderr.read().decode(errors="replace")[-2000:])
+                               + log.read().decode(errors="replace")[-2000:])
         time.sleep(0.1)
 
 
