@@ -63,7 +63,8 @@ class Side:
         url = make_url(ADMIN_URL).set(database=self.db).render_as_string(hide_password=False)
         # the side's own code comes first on the path (the installed paddles is B's)
         self.env = dict(os.environ, PADDLES_DATABASE_URL=url, PYTHONPATH=str(tree),
-                        PADDLES_LOG_LEVEL="warning", **(extra_env or {}))
+                        PADDLES_LOG_LEVEL="warning")
+        self.env.update(extra_env or {})  # may set the log level too
         self.base = ""
 
     def _drop(self, admin) -> None:
@@ -209,8 +210,11 @@ def main(argv=None) -> int:
                         help="the same for side B")
     parser.add_argument("-o", "--output", default=str(REPO / "bench/results/ab.json"))
     args = parser.parse_args(argv)
-    side_env = {label: dict(item.split("=", 1) for item in items)
-                for label, items in (("A", args.a_env), ("B", args.b_env))}
+    side_env = {}
+    for label, items in (("A", args.a_env), ("B", args.b_env)):
+        if any("=" not in item for item in items):
+            parser.error(f"--{label.lower()}-env takes NAME=VALUE")
+        side_env[label] = dict(item.split("=", 1) for item in items)
 
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     stamp = time.strftime("%Y-%m-%d_%H:%M:%S", time.gmtime())
