@@ -131,12 +131,12 @@ def run_pooled_soon(engine: Engine, sql: str, *, gap: float,
     asking thread does not wait. `on_error(exception)` is called, in that thread, for a run
     that fails; the next ask runs it again. Between asks the thread holds the engine weakly
     and ends with it; an ask holds it until its run."""
-    key = (os.getpid(), id(engine), sql)
+    key = (os.getpid(), id(engine), sql)  # gone with its engine (_forget_soon)
     runner = _SOON.get(key)
-    if runner is None or runner.engine() is not engine:  # an id reused by a new engine
+    if runner is None:
         with _SOON_LOCK:
             runner = _SOON.get(key)
-            if runner is None or runner.engine() is not engine:
+            if runner is None:
                 _at_exit_wait()
                 runner = _SOON[key] = _Soon(engine, sql, gap, on_error)
                 # not at exit, where wait_soon_idle is to find it and let its ask run
@@ -173,7 +173,6 @@ class _Soon:
 
     def __init__(self, engine: Engine, sql: str, gap: float,
                  on_error: Callable[[Exception], None]) -> None:
-        self.engine = weakref.ref(engine)
         self._sql, self._gap, self._on_error = sql, gap, on_error
         self._cond = threading.Condition()
         self._asked = self._running = self._closed = False
@@ -223,7 +222,9 @@ class _Soon:
 
 
 _SOON: dict[tuple[int, int, str], _Soon] = {}
-_SOON_LOCK = threading.Lock()
+# reentrant: the collector may free an engine, and run its _forget_soon, in a thread
+# that holds it
+_SOON_LOCK = threading.RLock()
 
 
 def run_after_commit(dbapi_conn, sql: str) -> bool:

@@ -143,3 +143,28 @@ def test_the_notify_thread_ends_with_its_engine(database_url):
         time.sleep(0.01)
     assert soon_threads() == before
     assert pg.wait_soon_idle()
+
+
+def test_an_engine_freed_while_the_notify_threads_are_looked_up_does_not_deadlock(database_url):
+    """The collector may free an engine (and forget its NOTIFY thread) at any allocation,
+    also in a thread that is in the middle of run_pooled_soon's lookup."""
+    import gc
+    import threading
+
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    pg.run_pooled_soon(engine, "SELECT 1", gap=0.02, on_error=print)
+    assert pg.wait_soon_idle()
+
+    def free_it_under_the_lock():
+        nonlocal engine
+        with pg._SOON_LOCK:
+            engine.dispose()
+            engine = None
+            gc.collect()  # the finalizer runs here, in this thread
+
+    worker = threading.Thread(target=free_it_under_the_lock, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive()
