@@ -28,8 +28,9 @@ def gunicorn(env: dict, app: str = "paddles.wsgi:application", *, cwd: Path = RE
              timeout: float = 60) -> Iterator[tuple[subprocess.Popen, int]]:
     """(process, port) of a gunicorn serving `app` until the block ends (then SIGTERM).
 
-    As deployed: gunicorn_config.py alone (gunicorn's own access log off; paddles logs each
-    request itself at INFO), its stderr to a file, as supervisord sends it to one."""
+    As deployed: gunicorn_config.py alone (gunicorn's own access log off: paddles logs each
+    request itself, at the level PADDLES_LOG_LEVEL gives), its stderr to a file, as
+    supervisord sends it to one."""
     port = free_port()
     env = dict(os.environ, **env, PADDLES_BIND=f"127.0.0.1:{port}")
     with tempfile.TemporaryFile() as log:
