@@ -1,0 +1,171 @@
+"""How far a job create is from the floor, layer by layer (issue 21).
+
+Three servers under gunicorn_config.py side by side, on one throwaway database, driven in
+turn by the same 8 clients with the same teuthology create bodies (each client posting its
+own run's jobs one after another, as bench/run.py's job_create phase does):
+
+- floor: bench/floor_app.py, one synchronously committed UPDATE per request (the body read
+  and dropped), the denominator of `make bench`'s shares;
+- services: bench/services_app.py, the body parsed and the job created by paddles' own
+  rules (schemas.runs.parse_job_body, services.jobs.create_job: the same SQL as paddles),
+  with none of the web framework (no middleware, Pecan, hooks, renderer, cache, metrics);
+- paddles: paddles.wsgi:application, as deployed.
+
+Each round measures the three in turn (after a warm-up of each), so a machine that speeds
+up or slows down moves all three; the figures are the medians over rounds of req/s, of the
+share of the same round's floor, and of CPU per request (user + system, from /proc) of
+the server's processes, of PostgreSQL's and of this process (the clients). The gap between
+services and paddles is what the framework costs under load; the gap between the floor
+and services is what paddles' rules, SQLAlchemy, psycopg2 and PostgreSQL's work on a create
+cost.
+
+    .venv/bin/python bench/write_layers.py            # 3 rounds of 8 x 150 creates each
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import server  # noqa: E402
+import write_bodies  # noqa: E402
+from floor_app import prepare_update_floor  # noqa: E402
+from loadgen import Client, run_phase  # noqa: E402
+from run import Slots  # noqa: E402
+from write_breakdown import RUN, create_database, drop_database  # noqa: E402
+
+LAYERS = ("floor", "services", "paddles")
+APPS = {"floor": ("floor_app:application", BENCH),
+        "services": ("services_app:application", BENCH),
+        "paddles": ("paddles.wsgi:application", REPO)}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _postgres_cpu() -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu(entry.name)
+            except OSError:
+                pass
+    return total
+
+
+def _cpu_now(master: int) -> dict[str, float]:
+    return {"server": sum(map(_cpu, [master, *server.worker_pids(master)])),
+            "postgres": _postgres_cpu(), "clients": _cpu(os.getpid())}
+
+
+def _work(layer: str, tag: str, threads: int):
+    """The request each client sends next: a create in its own run (the floor: the same
+    body to its one-UPDATE path)."""
+    owner = Slots()
+
+    def create(c, _i):
+        slot, job = owner.next()
+        run = f"{RUN}-{tag}-c{slot % threads}"
+        body = write_bodies.create_body(run, job)
+        if layer == "floor":
+            return c.request("PUT", "/update/0", body)
+        return c.request("POST", f"/runs/{run}/jobs/", body)
+    return create
+
+
+def measure(url: str, rounds: int, threads: int, jobs: int, warm: int) -> dict:
+    from sqlalchemy.engine import make_url
+    env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_LOG_LEVEL="warning")
+    prepare_update_floor(make_url(url).set(drivername="postgresql")
+                         .render_as_string(hide_password=False))
+    figures: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
+    with contextlib.ExitStack() as stack:
+        bases, masters = {}, {}
+        for layer in LAYERS:
+            app, cwd = APPS[layer]
+            proc, port = stack.enter_context(server.gunicorn(env, app, cwd=cwd))
+            bases[layer], masters[layer] = f"http://127.0.0.1:{port}", proc.pid
+        c = Client(bases["paddles"])
+        for n in range(write_bodies.NODE_COUNT):  # the nodes the targets name
+            c.request("POST", "/nodes/", {"name": write_bodies.node_name(n),
+                                          "machine_type": "smithi", "up": True})
+        for layer in LAYERS:
+            run_phase("warm", bases[layer], _work(layer, f"{layer}-warm", threads),
+                      threads=threads, requests=threads * warm)
+        for r in range(rounds):
+            for layer in LAYERS:
+                before = _cpu_now(masters[layer])
+                result = run_phase(layer, bases[layer], _work(layer, f"{layer}-r{r}", threads),
+                                   threads=threads, requests=threads * jobs)
+                after = _cpu_now(masters[layer])
+                n = result.requests
+                figures[layer].append({
+                    "rps": result.rps, "p95_ms": result.pct(95),
+                    "errors": sum(v for k, v in result.statuses.items() if k != 200),
+                    **{f"{k}_cpu_ms": (after[k] - before[k]) / n * 1000 for k in before}})
+                print(f"  round {r + 1} {layer:<9} {result.rps:7.1f} req/s  "
+                      + "  ".join(f"{k} {(after[k] - before[k]) / n * 1000:.3f}"
+                                  for k in before) + " ms CPU/request", file=sys.stderr)
+    return figures
+
+
+def summary(figures: dict[str, list[dict]]) -> dict[str, dict]:
+    floors = [row["rps"] for row in figures["floor"]]
+    out = {}
+    for layer, rows in figures.items():
+        out[layer] = {key: round(statistics.median(row[key] for row in rows), 3)
+                      for key in rows[0]}
+        out[layer]["share"] = round(statistics.median(
+            row["rps"] / floor for row, floor in zip(rows, floors)), 3)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--threads", type=int, default=8, help="clients (default 8)")
+    parser.add_argument("--jobs", type=int, default=150,
+                        help="creates per client per layer per round (default 150)")
+    parser.add_argument("--warm", type=int, default=20,
+                        help="creates per client per layer before the first round (default 20)")
+    parser.add_argument("-o", "--output", help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    url = create_database()
+    try:
+        figures = measure(url, args.rounds, args.threads, args.jobs, args.warm)
+    finally:
+        drop_database(url)
+    table = summary(figures)
+    print(f"\n{'layer':<10} {'req/s':>8} {'share':>6} {'p95 ms':>7} {'server':>7} "
+          f"{'postgres':>9} {'clients':>8}   (medians of {args.rounds} rounds; CPU ms per "
+          "request)")
+    for layer, row in table.items():
+        print(f"{layer:<10} {row['rps']:>8.1f} {row['share']:>6.3f} {row['p95_ms']:>7.1f} "
+              f"{row['server_cpu_ms']:>7.3f} {row['postgres_cpu_ms']:>9.3f} "
+              f"{row['clients_cpu_ms']:>8.3f}" + (f"  ({row['errors']:.0f} errors)"
+                                                  if row["errors"] else ""))
+    if args.output:
+        Path(args.output).write_text(json.dumps({"rounds": figures, "summary": table},
+                                                indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
