@@ -1,11 +1,12 @@
-"""A job create with paddles' own rules and none of its web framework: the ceiling of
-`POST /runs/NAME/jobs/` for bench/write_layers.py.
+"""Job writes with paddles' own rules and none of its web framework: the ceiling of
+`POST /runs/NAME/jobs/` and `PUT /runs/NAME/jobs/ID/` for bench/write_layers.py.
 
 Under gunicorn_config.py, as paddles and the floor app are. `POST /runs/NAME/jobs/` parses
 the body as the controller does (schemas.runs.parse_job_body), creates the job with
 services.jobs.create_job on a session of paddles' own factory (settings from the
 environment: PADDLES_DATABASE_URL), commits as DBSessionHook does, and answers
-`{"job_id": ...}`. There is no WSGI middleware, no Pecan routing, hooks or renderer, no
+`{"job_id": ...}`; `PUT /runs/NAME/jobs/ID/` does the same with services.jobs.update_job
+and answers `{}`. There is no WSGI middleware, no Pecan routing, hooks or renderer, no
 response cache, no auth, no metrics and no access log: what is left is gunicorn, paddles'
 rules, SQLAlchemy and psycopg2, and PostgreSQL. Anything else answers 404; an error
 becomes a bare 500, as nothing here maps it (the benchmark counts them)."""
@@ -30,20 +31,27 @@ def make_application(settings: Settings):
 
     def application(environ, start_response):
         parts = environ.get("PATH_INFO", "").strip("/").split("/")
-        if environ["REQUEST_METHOD"] != "POST" or len(parts) != 3 or parts[0] != "runs" \
-                or parts[2] != "jobs":
+        method = environ["REQUEST_METHOD"]
+        if len(parts) < 3 or parts[0] != "runs" or parts[2] != "jobs" \
+                or (method, len(parts)) not in (("POST", 3), ("PUT", 4)):
             start_response("404 Not Found", _JSON + [("Content-Length", "2")])
             return [b"{}"]
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        fields = parse_job_body(body, timezone=settings.timezone, allow_empty=False)
         session = sessions()
         try:
-            job = jobs.create_job(session, parts[1], fields, settings.timezone)
+            if method == "POST":
+                fields = parse_job_body(body, timezone=settings.timezone, allow_empty=False)
+                job = jobs.create_job(session, parts[1], fields, settings.timezone)
+                answer = {"job_id": job.job_id}
+            else:
+                fields = parse_job_body(body, timezone=settings.timezone)
+                jobs.update_job(session, parts[1], parts[3], fields)
+                answer = {}
             if session.in_transaction():
                 session.commit()
         finally:
             session.close()
-        out = orjson.dumps({"job_id": job.job_id})
+        out = orjson.dumps(answer)
         start_response("200 OK", _JSON + [("Content-Length", str(len(out)))])
         return [out]
     application.engine = engine

@@ -1,25 +1,28 @@
-"""How far a job create is from the floor, layer by layer (issue 21).
+"""How far a job write is from the floor, layer by layer (issue 21).
 
 Three servers under gunicorn_config.py side by side, on one throwaway database, driven in
-turn by the same 8 clients with the same teuthology create bodies (each client posting its
-own run's jobs one after another, as bench/run.py's job_create phase does):
+turn by the same 8 clients with the same teuthology bodies:
 
 - floor: bench/floor_app.py, one synchronously committed UPDATE per request (the body read
   and dropped), the denominator of `make bench`'s shares;
-- services: bench/services_app.py, the body parsed and the job created by paddles' own
-  rules (schemas.runs.parse_job_body, services.jobs.create_job: the same SQL as paddles),
-  with none of the web framework (no middleware, Pecan, hooks, renderer, cache, metrics);
+- services: bench/services_app.py, the body parsed and the job written by paddles' own
+  rules (schemas.runs.parse_job_body, services.jobs.create_job and update_job: the same
+  SQL as paddles), with none of the web framework (no middleware, Pecan, hooks, renderer,
+  cache, metrics);
 - paddles: paddles.wsgi:application, as deployed.
 
-Each round measures the three in turn (after a warm-up of each), so a machine that speeds
-up or slows down moves all three; the figures are the medians over rounds of req/s, of the
-share of the same round's floor, and of CPU per request (user + system, from /proc) of
-the server's processes, of PostgreSQL's and of this process (the clients). The gap between
-services and paddles is what the framework costs under load; the gap between the floor
-and services is what paddles' rules, SQLAlchemy, psycopg2 and PostgreSQL's work on a create
-cost.
+Each round measures, for each of the three in turn: `create`, each client posting its own
+run's jobs one after another (as bench/run.py's job_create phase does), then `status`,
+every job just created reported `running` and then finished (config + summary), the jobs
+of a run from all clients at once (bench/run.py's job_status). The floor gets the same
+requests and bodies on its one-UPDATE path. A machine that speeds up or slows down moves
+all three; the figures are the medians over rounds of req/s, of the share of the same
+round's floor, and of CPU per request (user + system, from /proc) of the server's
+processes, of PostgreSQL's and of this process (the clients). The gap between services
+and paddles is what the framework costs under load; the gap between the floor and
+services is what paddles' rules, SQLAlchemy, psycopg2 and PostgreSQL's work cost.
 
-    .venv/bin/python bench/write_layers.py            # 3 rounds of 8 x 150 creates each
+    .venv/bin/python bench/write_layers.py    # 3 rounds, 8 clients x 150 jobs (about 1 min)
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -43,6 +47,8 @@ from run import Slots  # noqa: E402
 from write_breakdown import RUN, create_database, drop_database  # noqa: E402
 
 LAYERS = ("floor", "services", "paddles")
+KINDS = ("create", "status")
+CPU_KEYS = ("server", "postgres", "clients")
 APPS = {"floor": ("floor_app:application", BENCH),
         "services": ("services_app:application", BENCH),
         "paddles": ("paddles.wsgi:application", REPO)}
@@ -74,13 +80,11 @@ def _cpu_now(master: int) -> dict[str, float]:
             "postgres": _postgres_cpu(), "clients": _cpu(os.getpid())}
 
 
-def _work(layer: str, tag: str, threads: int):
+def _creates(layer: str, tag: str, threads: int, made: Slots):
     """The request each client sends next: a create in its own run (the floor: the same
     body to its one-UPDATE path)."""
-    owner = Slots()
-
     def create(c, _i):
-        slot, job = owner.next()
+        slot, job = made.next()
         run = f"{RUN}-{tag}-c{slot % threads}"
         body = write_bodies.create_body(run, job)
         if layer == "floor":
@@ -89,12 +93,43 @@ def _work(layer: str, tag: str, threads: int):
     return create
 
 
+def _reports(layer: str, jobs: list[tuple[str, int]], body):
+    """A report (`body(run, job_id)`) of each job in turn (the floor: to its one UPDATE)."""
+    def report(c, i):
+        run, job = jobs[i]
+        path = "/update/0" if layer == "floor" else f"/runs/{run}/jobs/{job}/"
+        return c.request("PUT", path, body(run, job))
+    return report
+
+
+class _Meter:
+    """CPU per request (ms) of a server's processes, PostgreSQL's and this process's, and
+    req/s, p95 and errors, over one or more load phases run back to back."""
+
+    def __init__(self, master: int):
+        self.master, self.results = master, []
+        self.before, self.start = _cpu_now(master), time.perf_counter()
+
+    def run(self, *args, **kwargs):
+        self.results.append(run_phase(*args, **kwargs))
+
+    def figures(self) -> dict[str, float]:
+        elapsed, after = time.perf_counter() - self.start, _cpu_now(self.master)
+        n = sum(r.requests for r in self.results)
+        latencies = sorted(ms for r in self.results for ms in r.latencies_ms)
+        return {"rps": n / elapsed, "p95_ms": latencies[int(0.95 * (len(latencies) - 1))],
+                "errors": sum(v for r in self.results for k, v in r.statuses.items()
+                              if k != 200),
+                **{f"{k}_cpu_ms": (after[k] - self.before[k]) / n * 1000 for k in after}}
+
+
 def measure(url: str, rounds: int, threads: int, jobs: int, warm: int) -> dict:
     from sqlalchemy.engine import make_url
     env = dict(os.environ, PADDLES_DATABASE_URL=url, PADDLES_LOG_LEVEL="warning")
     prepare_update_floor(make_url(url).set(drivername="postgresql")
                          .render_as_string(hide_password=False))
-    figures: dict[str, list[dict]] = {layer: [] for layer in LAYERS}
+    figures: dict[str, dict[str, list[dict]]] = {kind: {layer: [] for layer in LAYERS}
+                                                 for kind in KINDS}
     with contextlib.ExitStack() as stack:
         bases, masters = {}, {}
         for layer in LAYERS:
@@ -106,22 +141,27 @@ def measure(url: str, rounds: int, threads: int, jobs: int, warm: int) -> dict:
             c.request("POST", "/nodes/", {"name": write_bodies.node_name(n),
                                           "machine_type": "smithi", "up": True})
         for layer in LAYERS:
-            run_phase("warm", bases[layer], _work(layer, f"{layer}-warm", threads),
+            run_phase("warm", bases[layer], _creates(layer, f"{layer}-warm", threads, Slots()),
                       threads=threads, requests=threads * warm)
         for r in range(rounds):
             for layer in LAYERS:
-                before = _cpu_now(masters[layer])
-                result = run_phase(layer, bases[layer], _work(layer, f"{layer}-r{r}", threads),
-                                   threads=threads, requests=threads * jobs)
-                after = _cpu_now(masters[layer])
-                n = result.requests
-                figures[layer].append({
-                    "rps": result.rps, "p95_ms": result.pct(95),
-                    "errors": sum(v for k, v in result.statuses.items() if k != 200),
-                    **{f"{k}_cpu_ms": (after[k] - before[k]) / n * 1000 for k in before}})
-                print(f"  round {r + 1} {layer:<9} {result.rps:7.1f} req/s  "
-                      + "  ".join(f"{k} {(after[k] - before[k]) / n * 1000:.3f}"
-                                  for k in before) + " ms CPU/request", file=sys.stderr)
+                tag, made = f"{layer}-r{r}", Slots()
+                meter = _Meter(masters[layer])
+                meter.run(layer, bases[layer], _creates(layer, tag, threads, made),
+                          threads=threads, requests=threads * jobs)
+                figures["create"][layer].append(meter.figures())
+                done = [(f"{RUN}-{tag}-c{slot % threads}", j)
+                        for slot, count in made.counts().items() for j in range(1, count + 1)]
+                meter = _Meter(masters[layer])
+                for body in (write_bodies.running_body, write_bodies.finish_body):
+                    meter.run(layer, bases[layer], _reports(layer, done, body),
+                              threads=threads, requests=len(done))
+                figures["status"][layer].append(meter.figures())
+                for kind in KINDS:
+                    row = figures[kind][layer][-1]
+                    print(f"  round {r + 1} {kind:<6} {layer:<9} {row['rps']:7.1f} req/s  "
+                          + "  ".join(f"{k} {row[k + '_cpu_ms']:.3f}" for k in CPU_KEYS)
+                          + " ms CPU/request", file=sys.stderr)
     return figures
 
 
@@ -152,17 +192,18 @@ def main(argv=None) -> int:
         figures = measure(url, args.rounds, args.threads, args.jobs, args.warm)
     finally:
         drop_database(url)
-    table = summary(figures)
-    print(f"\n{'layer':<10} {'req/s':>8} {'share':>6} {'p95 ms':>7} {'server':>7} "
-          f"{'postgres':>9} {'clients':>8}   (medians of {args.rounds} rounds; CPU ms per "
-          "request)")
-    for layer, row in table.items():
-        print(f"{layer:<10} {row['rps']:>8.1f} {row['share']:>6.3f} {row['p95_ms']:>7.1f} "
-              f"{row['server_cpu_ms']:>7.3f} {row['postgres_cpu_ms']:>9.3f} "
-              f"{row['clients_cpu_ms']:>8.3f}" + (f"  ({row['errors']:.0f} errors)"
-                                                  if row["errors"] else ""))
+    tables = {kind: summary(figures[kind]) for kind in KINDS}
+    for kind, table in tables.items():
+        print(f"\n{kind:<10} {'req/s':>8} {'share':>6} {'p95 ms':>7} {'server':>7} "
+              f"{'postgres':>9} {'clients':>8}   (medians of {args.rounds} rounds; CPU ms "
+              "per request)")
+        for layer, row in table.items():
+            print(f"  {layer:<8} {row['rps']:>8.1f} {row['share']:>6.3f} {row['p95_ms']:>7.1f} "
+                  f"{row['server_cpu_ms']:>7.3f} {row['postgres_cpu_ms']:>9.3f} "
+                  f"{row['clients_cpu_ms']:>8.3f}" + (f"  ({row['errors']:.0f} errors)"
+                                                      if row["errors"] else ""))
     if args.output:
-        Path(args.output).write_text(json.dumps({"rounds": figures, "summary": table},
+        Path(args.output).write_text(json.dumps({"rounds": figures, "summary": tables},
                                                 indent=2))
     return 0
 
