@@ -64,7 +64,8 @@ class Side:
         # the side's own code comes first on the path (the installed paddles is B's)
         self.env = dict(os.environ, PADDLES_DATABASE_URL=url, PYTHONPATH=str(tree),
                         PADDLES_LOG_LEVEL="warning")
-        self.env.update(extra_env or {})  # may set the log level too
+        self.own = dict(extra_env or {})  # --a-env/--b-env
+        self.env.update(self.own)  # may set the log level too
         self.base = ""
 
     def _drop(self, admin) -> None:
@@ -77,9 +78,17 @@ class Side:
                        env=self.env, cwd=self.tree, check=True, stderr=subprocess.DEVNULL)
 
     def start(self, stack: contextlib.ExitStack, workers: str) -> None:
-        env = dict(self.env, **({"PADDLES_WORKERS": workers} if workers else {}))
+        env = server_env(self.env, self.own, workers)
         _proc, port = stack.enter_context(server.gunicorn(env, cwd=self.tree))
         self.base = f"http://127.0.0.1:{port}"
+
+
+def server_env(env: dict[str, str], own: dict[str, str], workers: str) -> dict[str, str]:
+    """A side's server environment: `env` with PADDLES_WORKERS from --workers, unless the
+    side's own variables (`own`, from --a-env/--b-env) set it: the side's own wins."""
+    if workers and "PADDLES_WORKERS" not in own:
+        return dict(env, PADDLES_WORKERS=workers)
+    return dict(env)
 
 
 def phases(runs: list[str], jobs: list[tuple[str, int]]) -> dict:
@@ -202,7 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-jobs", type=int, default=0,
                         help="first fill each database with this many jobs (bench-seed)")
     parser.add_argument("--workers", default=os.environ.get("PADDLES_WORKERS", ""),
-                        help="gunicorn workers per side (default: gunicorn_config.py's)")
+                        help="gunicorn workers per side (default: gunicorn_config.py's; "
+                             "a side's own --a-env/--b-env PADDLES_WORKERS wins)")
     parser.add_argument("--a-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for side A's server and commands only "
                              "(repeatable): compare settings, e.g. --a-env PADDLES_THREADS=4")
