@@ -281,16 +281,8 @@ class CpuSplit:
 
     def __init__(self, server_pid: int, sampler: Sampler):
         self.server_pid, self.sampler = server_pid, sampler
-        self.tick = os.sysconf("SC_CLK_TCK")
         while not hasattr(sampler, "tid"):  # its thread's CPU is left out
             time.sleep(0.001)
-
-    def _proc_cpu(self, pid: int | str) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / self.tick
 
     def _children(self, pid: int) -> list[int]:
         try:
@@ -302,18 +294,35 @@ class CpuSplit:
 
     def read(self) -> dict[str, float]:
         paddles = [self.server_pid, *self._children(self.server_pid)]
-        postgres = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                    and _comm(p) == "postgres" and int(p.name) != self.sampler.backend_pid]
-        idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4]) / self.tick
-        sampling = self._proc_cpu(f"{os.getpid()}/task/{self.sampler.tid}")
-        return {"paddles": sum(map(self._proc_cpu, paddles)),
-                "postgres": sum(map(self._proc_cpu, postgres)),
-                "load generator": self._proc_cpu(os.getpid()) - sampling, "idle": idle}
+        idle = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[4]) / TICK
+        sampling = proc_cpu(f"{os.getpid()}/task/{self.sampler.tid}")
+        return {"paddles": sum(map(proc_cpu, paddles)),
+                "postgres": postgres_cpu(exclude=self.sampler.backend_pid),
+                "load generator": proc_cpu(os.getpid()) - sampling, "idle": idle}
 
     @staticmethod
     def per_request(before: dict[str, float], after: dict[str, float],
                     requests: int) -> dict[str, float]:
         return {key: round((after[key] - before[key]) / requests * 1000, 3) for key in before}
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) of a process (or `PID/task/TID`), from /proc; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def postgres_cpu(exclude: int | None = None) -> float:
+    """CPU seconds of every PostgreSQL process on the machine (backends, WAL writer, ...),
+    but `exclude`."""
+    return sum(proc_cpu(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+               and _comm(p) == "postgres" and int(p.name) != exclude)
 
 
 def _comm(path: Path) -> str:

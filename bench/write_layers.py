@@ -44,7 +44,8 @@ import write_bodies  # noqa: E402
 from floor_app import prepare_update_floor  # noqa: E402
 from loadgen import Client, run_phase  # noqa: E402
 from run import Slots  # noqa: E402
-from write_breakdown import RUN, create_database, drop_database  # noqa: E402
+from write_breakdown import (RUN, create_database, drop_database, postgres_cpu,  # noqa: E402
+                             proc_cpu)
 
 LAYERS = ("floor", "services", "paddles")
 KINDS = ("create", "status")
@@ -52,32 +53,11 @@ CPU_KEYS = ("server", "postgres", "clients")
 APPS = {"floor": ("floor_app:application", BENCH),
         "services": ("services_app:application", BENCH),
         "paddles": ("paddles.wsgi:application", REPO)}
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pid: int | str) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _postgres_cpu() -> float:
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += _cpu(entry.name)
-            except OSError:
-                pass
-    return total
 
 
 def _cpu_now(master: int) -> dict[str, float]:
-    return {"server": sum(map(_cpu, [master, *server.worker_pids(master)])),
-            "postgres": _postgres_cpu(), "clients": _cpu(os.getpid())}
+    return {"server": sum(map(proc_cpu, [master, *server.worker_pids(master)])),
+            "postgres": postgres_cpu(), "clients": proc_cpu(os.getpid())}
 
 
 def _creates(layer: str, tag: str, threads: int, made: Slots):

@@ -56,6 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it has not ended within `timeout`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for(url: str, timeout: float = 30.0, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,9 +105,4 @@ def gunicorn_process(env: dict, *, cwd: Path = REPO, log: Path | None = None,
             raise RuntimeError(f"gunicorn did not serve {base}: {exc}\n{tail}") from None
         yield base, proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

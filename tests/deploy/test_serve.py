@@ -3,14 +3,13 @@ setting says, and start-up says where and on which database in a few lines."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.deploy.conftest import REPO, free_port, wait_for
+from tests.deploy.conftest import REPO, free_port, stop, wait_for
 
 PASSWORD = "s3cret-start-up-pw"
 
@@ -21,15 +20,6 @@ def _environ(tmp_path, **extra) -> dict:
     env.update(PADDLES_WORKERS="1", PADDLES_THREADS="2", PADDLES_DATA_DIR=str(tmp_path / "var"),
                PADDLES_LOG_LEVEL="INFO", PADDLES_LOG_FORMAT="text", **extra)
     return env
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def test_serve_listens_on_paddles_bind_and_says_where_and_which_database(
@@ -47,7 +37,7 @@ def test_serve_listens_on_paddles_bind_and_says_where_and_which_database(
     try:
         wait_for(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc)
     finally:
-        _stop(proc)
+        stop(proc)
     lines = log.read_text().splitlines()
     start = [line for line in lines if "paddles.access" not in line
              and "Handling signal" not in line and "exiting" not in line.lower()
@@ -76,7 +66,7 @@ def test_serve_opens_a_control_socket_only_where_one_is_named(tmp_path):
         wait_for(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc)
         assert ctl.is_socket()
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_serve_port_option_overrides_the_bind_setting(database_url, db_engine, tmp_path):
@@ -89,7 +79,7 @@ def test_serve_port_option_overrides_the_bind_setting(database_url, db_engine, t
     try:
         wait_for(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_serve_refuses_a_bad_bind(tmp_path):
@@ -113,4 +103,4 @@ def test_gunicorn_config_takes_the_bind_from_config_py(database_url, db_engine, 
     try:
         wait_for(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc)
     finally:
-        _stop(proc)
+        stop(proc)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from paddles import resources
-from tests.deploy.conftest import REPO, free_port, wait_for
+from tests.deploy.conftest import REPO, free_port, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,10 +97,5 @@ def test_installed_paddles_migrates_and_serves_a_fresh_sqlite_database(installed
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert str(installed.parent) in log.read_text()  # the packaged gunicorn_config.py

@@ -5,11 +5,14 @@ load, one for the writes of NOTIFY_GAP seconds; a NOTIFY that fails costs the wr
 nothing."""
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+from sqlalchemy import create_engine
 
 from paddles import pg
 from paddles.notify import Waker
@@ -121,10 +124,6 @@ def test_a_process_that_ends_right_after_asking_still_notifies(db_engine):
 def test_the_notify_thread_ends_with_its_engine(database_url):
     """An engine dropped (a test's, a command's) takes its NOTIFY thread with it, after the
     run it was asked for; a new engine gets a thread of its own."""
-    import gc
-    import threading
-
-    from sqlalchemy import create_engine
 
     def soon_threads() -> int:
         return sum(t.name == "paddles-soon" and t.is_alive() for t in threading.enumerate())
@@ -148,10 +147,6 @@ def test_the_notify_thread_ends_with_its_engine(database_url):
 def test_an_engine_freed_while_the_notify_threads_are_looked_up_does_not_deadlock(database_url):
     """The collector may free an engine (and forget its NOTIFY thread) at any allocation,
     also in a thread that is in the middle of run_pooled_soon's lookup."""
-    import gc
-    import threading
-
-    from sqlalchemy import create_engine
 
     engine = create_engine(database_url)
     pg.run_pooled_soon(engine, "SELECT 1", gap=0.02, on_error=print)
