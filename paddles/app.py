@@ -10,7 +10,7 @@ from .cache import ResponseCache, ResponseCacheHook
 from .db import make_engine, make_session_factory, with_topic_prefix
 from . import metrics, pecan_speedups
 from .limits import BodyLimits
-from .hooks import DBSessionHook, ErrorHook, StorageHook
+from .hooks import DBSessionHook, ErrorHook, RequestSessions, StorageHook
 from .middleware import RequestObserver, WireMiddleware
 from .responses import OrjsonRenderer
 from .settings import Settings, load_settings
@@ -57,10 +57,11 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     from .controllers.root import RootController
 
     pecan_speedups.install()  # Pecan's routing, cached (idempotent)
+    sessions = RequestSessions(session_factory, read_session_factory,
+                               settings.database_read_max_wait)
     app = pecan.Pecan(
         RootController(settings),
-        hooks=[DBSessionHook(session_factory, read_session_factory,
-                             settings.database_read_max_wait), ErrorHook(),
+        hooks=[DBSessionHook(sessions), ErrorHook(),
                StorageHook(make_blob_store(settings)),
                ResponseCacheHook(ResponseCache(settings.response_cache_size)), *extra_hooks],
         default_renderer="json",

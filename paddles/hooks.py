@@ -33,8 +33,11 @@ def reads_from_replica(method: str, path: str) -> bool:
     return routes.route_template(path) in READ_REPLICA_ROUTES
 
 
-class DBSessionHook(PecanHook):
-    """First in the hook list: opens the session first, commits (or not) last."""
+class RequestSessions:
+    """The database session of each request, for DBSessionHook and for the direct routes
+    (paddles/direct.py): `open` gives a request its session (on the read replica for the
+    routes the route table marks `replica`), `finish` commits a write that succeeded and
+    closes, `abort` rolls back after an exception."""
 
     def __init__(self, make_session, make_read_session=None, read_max_wait: float = 0.0):
         self.make_session = make_session
@@ -48,53 +51,77 @@ class DBSessionHook(PecanHook):
                                               self.reader[make_read_session], read_max_wait)
         self.lock_up_front = write_locks_up_front(make_session)  # writes never use the replica
 
-    def on_route(self, state):
-        request = state.request
-        method = request.method
+    def open(self, method: str, path: str, environ):
+        """(session, the factory it came from) for a request."""
         make_session = self.make_session
         session = None
-        if self.replica_reads is not None and reads_from_replica(method, request.path_info):
+        if self.replica_reads is not None and reads_from_replica(method, path):
             session = self.replica_reads.session()  # None: the replica is behind
             if session is not None:
-                make_session = self.make_read_session
-        request.replica_factory = self.make_read_session
-        if session is not None:
-            pass
-        elif method in READ_METHODS:
-            session = self.reader[make_session]()
-        else:
-            session = make_session()
-            # SQLite: the write lock up front (BEGIN IMMEDIATE), except for a streamed
-            # upload, which takes it after the body is in (it would otherwise hold the
-            # database's write lock for as long as the client sends). PostgreSQL needs no
-            # such lock: the session begins at its first statement, and a request whose one
-            # statement runs alone (db.execute_alone: a heartbeat) never begins one.
-            if self.lock_up_front and STREAMED_BODY not in request.environ:
-                begin_write(session)
-        request.db = session
-        request.session_factory = make_session  # for streamed exports (in a transaction)
+                return session, self.make_read_session
+        if method in READ_METHODS:
+            return self.reader[make_session](), make_session
+        return self.open_write(environ), make_session
 
-    def after(self, state):
-        session = getattr(state.request, "db", None)
-        if session is None:
-            return
+    def open_write(self, environ):
+        """A write's session. SQLite: the write lock up front (BEGIN IMMEDIATE), except for
+        a streamed upload, which takes it after the body is in (it would otherwise hold the
+        database's write lock for as long as the client sends). PostgreSQL needs no such
+        lock: the session begins at its first statement, and a request whose one statement
+        runs alone (db.execute_alone: a heartbeat) never begins one."""
+        session = self.make_session()
+        if self.lock_up_front and STREAMED_BODY not in environ:
+            begin_write(session)
+        return session
+
+    @staticmethod
+    def finish(session, method: str, status: int):
+        """Commit a write that answered below 400, then close the session; the error
+        response when COMMIT failed (rolled back), else None."""
         try:
-            if state.request.method not in READ_METHODS and state.response.status_int < 400 \
-                    and session.in_transaction():
+            if method not in READ_METHODS and status < 400 and session.in_transaction():
                 session.commit()
         except DBAPIError as exc:
             session.rollback()
-            state.response = database_error_response(exc)
+            return database_error_response(exc)
         finally:
             if session.in_transaction() or session.identity_map:
                 session.close()
             # else it never began (a read or a heartbeat that ran alone, db.execute_alone):
             # nothing to give back, and closing an unused Session is not free
+        return None
+
+    @staticmethod
+    def abort(session) -> None:
+        session.rollback()
+
+
+class DBSessionHook(PecanHook):
+    """First in the hook list: opens the session first, commits (or not) last."""
+
+    def __init__(self, sessions: RequestSessions):
+        self.sessions = sessions
+
+    def on_route(self, state):
+        request = state.request
+        request.db, request.session_factory = self.sessions.open(
+            request.method, request.path_info, request.environ)
+        request.replica_factory = self.sessions.make_read_session
+        # request.session_factory: for streamed exports (in a transaction)
+
+    def after(self, state):
+        session = getattr(state.request, "db", None)
+        if session is None:
+            return
+        failed = self.sessions.finish(session, state.request.method,
+                                      state.response.status_int)
+        if failed is not None:
+            state.response = failed
 
     def on_error(self, state, exc):
         session = getattr(state.request, "db", None)
         if session is not None:
-            session.rollback()
+            self.sessions.abort(session)
 
 
 class ErrorHook(PecanHook):

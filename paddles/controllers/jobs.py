@@ -12,6 +12,27 @@ from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource, child
 
 
+# The two writes teuthology sends most, each one function of the request's session,
+# settings, path segments and body: what a layer other than Pecan's dispatch can call too.
+
+def post_job(db, settings, run_name: str, body: bytes) -> dict:
+    """POST /runs/NAME/jobs/: a new job; its job_id."""
+    fields = parse_job_body(body, timezone=settings.timezone, allow_empty=False)
+    if fields.get("job_id") == "":
+        del fields["job_id"]
+    if fields.get("job_id") is not None:
+        check_name("job_id", fields["job_id"], None)
+    job = job_service.create_job(db, parse_run_name(run_name), fields, settings.timezone)
+    return {"job_id": job.job_id}
+
+
+def put_job(db, settings, run_name: str, job_id: str, body: bytes) -> dict:
+    """PUT /runs/NAME/jobs/ID/: a job report or heartbeat."""
+    fields = parse_job_body(body, timezone=settings.timezone)
+    job_service.update_job(db, run_name, job_id, fields)
+    return {}
+
+
 class JobsController(Resource):
     def __init__(self, settings, run_name):
         super().__init__(settings)
@@ -32,15 +53,7 @@ class JobsController(Resource):
 
     @expose("json")
     def post(self, **_):
-        fields = parse_job_body(self._body(), timezone=self._settings.timezone,
-                                        allow_empty=False)
-        if fields.get("job_id") == "":
-            del fields["job_id"]
-        if fields.get("job_id") is not None:
-            check_name("job_id", fields["job_id"], None)
-        run_name = parse_run_name(self._run_name)
-        job = job_service.create_job(self._db(), run_name, fields, self._settings.timezone)
-        return {"job_id": job.job_id}
+        return post_job(self._db(), self._settings, self._run_name, self._body())
 
     @expose()
     def _lookup(self, job_id, *remainder):
@@ -66,9 +79,7 @@ class JobController(Resource):
 
     @expose("json")
     def put(self, **_):
-        fields = parse_job_body(self._body(), timezone=self._settings.timezone)
-        job_service.update_job(self._db(), self._run_name, self._job_id, fields)
-        return {}
+        return put_job(self._db(), self._settings, self._run_name, self._job_id, self._body())
 
     @expose("json")
     def delete(self, **_):
