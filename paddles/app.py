@@ -56,6 +56,8 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         read_session_factory = with_topic_prefix(read_session_factory, prefix)
     from .controllers.root import RootController
 
+    from .direct import DirectRoutes
+
     pecan_speedups.install()  # Pecan's routing, cached (idempotent)
     sessions = RequestSessions(session_factory, read_session_factory,
                                settings.database_read_max_wait)
@@ -71,6 +73,7 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
         guess_content_type_from_ext=False,
         request_cls=Request,
     )
+    app = DirectRoutes(app, sessions, settings)  # the hot job writes (paddles/direct.py)
     if settings.auth_enabled:  # tokens checked before routing (paddles/auth.py)
         from .auth import AuthMiddleware
         app = AuthMiddleware(app, session_factory, anonymous_read=settings.auth_anonymous_read)

@@ -12,8 +12,8 @@ from .artifacts import ArtifactsController, TestsController, TimelineController
 from .base import Resource, child
 
 
-# The two writes teuthology sends most, each one function of the request's session,
-# settings, path segments and body: what a layer other than Pecan's dispatch can call too.
+# The two writes teuthology sends most, also served by paddles/direct.py without Pecan's
+# dispatch: each is one function, which the controller method and the direct route call.
 
 def post_job(db, settings, run_name: str, body: bytes) -> dict:
     """POST /runs/NAME/jobs/: a new job; its job_id."""
