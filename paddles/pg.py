@@ -7,6 +7,8 @@ What it offers (the rest is private):
   statement as a transaction of its own, prepared on the server, on a pooled psycopg2
   connection without SQLAlchemy's Connection around it (heartbeats, cached run documents);
   elsewhere (SQLite, a transaction already begun) the statement runs in the session as usual.
+- `one_connection(session)`: a block whose lone statements (a read, then the write worked
+  out from it) share one pooled connection instead of one each.
 - `attach(engine, socket_check=...)`: the engine listeners the fast path needs (autocommit
   switched on the psycopg2 connection itself, and off again at checkin; the checkout socket
   check that replaces the pool's pre-ping), called by `db.make_engine`.
@@ -269,6 +271,9 @@ def execute_alone(session: Session, statement: Prepared, params: dict) -> Outcom
     if not autocommit_capable(bind):
         return _outcome(session.connection().execute(statement.statement, params))
     if isinstance(bind, Engine) and not session.in_transaction():
+        held = session.info.get(_HELD)
+        if held is not None:
+            return held.run(bind, statement, params)
         return _run_pooled(bind, statement, params)
     conn = session.connection()
     raw = conn.connection.dbapi_connection
@@ -309,7 +314,7 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
     a SQLAlchemy Connection so that they see it; otherwise on the DBAPI cursor, with the same
     SQL, the pool's checkout and checkin events, SQLAlchemy's exception classes, and a
     connection found dead invalidated."""
-    if engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
+    if _listened(engine):
         with engine.connect() as conn:
             conn.execution_options(**{AUTOCOMMIT_OPTION: True})
             return _execute_autocommitted(conn, statement, params)
@@ -318,12 +323,28 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
         return _run_on_cursor(engine, pooled, statement, params, prepare)
 
 
+def _listened(engine: Engine) -> bool:
+    """Listeners on the engine's statements (tests counting queries): statements go through
+    a SQLAlchemy Connection so that they see them."""
+    return bool(engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute)
+
+
 @contextlib.contextmanager
 def _autocommitted(engine: Engine) -> Iterator[Any]:
     """A connection of the engine's pool in autocommit, given back (transactional again:
-    _checkin_transactional) at the end. A new connection the server refuses (down,
-    starting, shutting down) raises SQLAlchemy's exception class, as Engine.connect would
-    (an OperationalError: a 503), not psycopg2's own, which raw_connection lets through."""
+    _checkin_transactional) at the end."""
+    pooled = _checkout_autocommitted(engine)
+    try:
+        yield pooled
+    finally:
+        pooled.close()
+
+
+def _checkout_autocommitted(engine: Engine):
+    """A connection checked out of the engine's pool, in autocommit. A new connection the
+    server refuses (down, starting, shutting down) raises SQLAlchemy's exception class, as
+    Engine.connect would (an OperationalError: a 503), not psycopg2's own, which
+    raw_connection lets through."""
     try:
         pooled = engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:
@@ -331,9 +352,54 @@ def _autocommitted(engine: Engine) -> Iterator[Any]:
                                       dialect=engine.dialect) from error
     try:
         pooled.dbapi_connection.autocommit = True
-        yield pooled
-    finally:
+    except BaseException:
         pooled.close()
+        raise
+    return pooled
+
+
+_HELD = "paddles.held_connection"
+
+
+@contextlib.contextmanager
+def one_connection(session: Session) -> Iterator[None]:
+    """Within the block, the statements `execute_alone` runs alone for `session` share one
+    pooled connection, checked out at the first and back in when the block ends: a read
+    and the write worked out from it pay for one checkout, not two. Each is still a
+    transaction of its own (autocommit): nothing is held between them but the connection.
+    Elsewhere (not runs_alone, a block already around it) the block changes nothing."""
+    if _HELD in session.info or not runs_alone(session):
+        yield
+        return
+    held = session.info[_HELD] = _Held()
+    try:
+        yield
+    finally:
+        del session.info[_HELD]
+        held.release()
+
+
+class _Held:
+    """one_connection's connection, checked out when first needed: as _run_pooled runs a
+    statement, the pool's connection itself, or a SQLAlchemy Connection in autocommit when
+    listeners are to see the statements."""
+
+    pooled: Any = None  # the pool's connection, or a SQLAlchemy Connection (listened)
+
+    def run(self, engine: Engine, statement: Prepared, params: dict) -> Outcome:
+        if _listened(engine):
+            if self.pooled is None:
+                self.pooled = engine.connect().execution_options(**{AUTOCOMMIT_OPTION: True})
+            return _execute_autocommitted(self.pooled, statement, params)
+        if self.pooled is None:
+            self.pooled = _checkout_autocommitted(engine)
+        prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
+        return _run_on_cursor(engine, self.pooled, statement, params, prepare)
+
+    def release(self) -> None:
+        if self.pooled is not None:
+            self.pooled, pooled = None, self.pooled
+            pooled.close()
 
 
 def _run_on_cursor(engine: Engine, pooled, statement: Prepared, params: dict,

@@ -161,9 +161,10 @@ def update_job(session: Session, run_name: str, job_id: str,
         # read, then write in one statement: each a transaction of its own when the request
         # has begun none (pg.runs_alone), so no transaction stays open between them
         alone = pg.runs_alone(session)
-        plan = plan_update(session, run_name, job_id, fields, missing)
-        if plan is not None and apply_planned(session, plan):
-            return
+        with pg.one_connection(session):  # the read and the write: one checkout
+            plan = plan_update(session, run_name, job_id, fields, missing)
+            if plan is not None and apply_planned(session, plan):
+                return
         if alone:  # the general path below is a transaction
             session.rollback()
     run, job, linked = _lock_run_and_job(session, run_name, job_id, "targets" in fields,

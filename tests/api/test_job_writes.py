@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -149,3 +150,28 @@ def test_a_report_keeps_the_text_and_json_it_does_not_name(app, queries, db_engi
               if e["job"] == "2"]
     assert events[-1]["type"] == "job.updated"
     assert sorted(events[-1]["data"]["changed"]) == ["description", "roles"]
+
+
+def test_a_report_checks_out_one_connection_for_its_read_and_its_write(app, db_engine):
+    """On PostgreSQL a report's plan read and its write run alone on one pooled connection
+    (pg.one_connection), checked out once and given back, also when the job is missing."""
+    from sqlalchemy import event
+    run = run_name()
+    post(app, run, 1)
+    checkouts = []
+
+    def checked_out(*_):  # by the request (not the thread that sends the NOTIFY after it)
+        if threading.get_ident() == me:
+            checkouts.append(1)
+    me = threading.get_ident()
+    event.listen(db_engine, "checkout", checked_out)
+    try:
+        put(app, run, 1, status="running")
+        put(app, run, 1, status="pass", success=True)
+        put(app, run, 404, expect=404, status="pass")
+    finally:
+        event.remove(db_engine, "checkout", checked_out)
+    if db_engine.dialect.name == "postgresql":
+        assert len(checkouts) == 3  # one per request
+    assert db_engine.pool.checkedout() == 0
+    assert app.get(f"/runs/{run}/").json["results"]["pass"] == 1
