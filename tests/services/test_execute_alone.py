@@ -146,3 +146,29 @@ def test_typed_parameters_are_bound_as_sqlalchemy_binds_them(pooled):
         row = execute_alone(session, echo, {"doc": {"a": [1, None]}, "when": naive}).first()
     assert row[0] == '{"a": [1, null]}'
     assert row[1] == naive.replace(tzinfo=dt.UTC)  # taken as UTC, as UTCDateTime binds it
+
+
+def test_one_connection_shares_one_checkout_and_gives_it_back(pooled):
+    """pg.one_connection: the block's lone statements run on one pooled connection (each
+    still its own transaction), checked in at the end, also when the block raises; a block
+    inside it changes nothing."""
+    from paddles.pg import one_connection
+    session = sessionmaker(bind=pooled)()
+    checkouts = []
+
+    def checked_out(*_):
+        checkouts.append(1)
+    event.listen(pooled, "checkout", checked_out)
+    with one_connection(session):
+        assert execute_alone(session, DIVIDE, {"a": 6, "b": 2}).first() == (3,)
+        with one_connection(session):
+            assert execute_alone(session, DIVIDE, {"a": 8, "b": 2}).first() == (4,)
+        assert pooled.pool.checkedout() == 1
+    assert checkouts == [1] and pooled.pool.checkedout() == 0
+    with pytest.raises(exc.DataError):
+        with one_connection(session):
+            execute_alone(session, DIVIDE, {"a": 1, "b": 1})
+            execute_alone(session, DIVIDE, {"a": 1, "b": 0})
+    assert pooled.pool.checkedout() == 0 and _server_state(pooled)[1] is False
+    assert not session.in_transaction()
+    event.remove(pooled, "checkout", checked_out)
