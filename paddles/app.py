@@ -55,7 +55,6 @@ def make_app(settings: Settings, *, session_factory=None, read_session_factory=N
     elif read_session_factory is not None:
         read_session_factory = with_topic_prefix(read_session_factory, prefix)
     from .controllers.root import RootController
-
     from .direct import DirectRoutes
 
     pecan_speedups.install()  # Pecan's routing, cached (idempotent)

@@ -20,7 +20,6 @@ behind (tests/api/test_direct.py replays the job writes both ways and compares t
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import orjson
@@ -35,11 +34,11 @@ from .responses import exception_response
 Handler = Callable[..., dict]
 
 
-@functools.lru_cache(maxsize=4096)
-def _looked_up(controller: type, name: str) -> bool:
+def _looked_up(controller: type, name: str, reserved: frozenset[str] = frozenset()) -> bool:
     """Whether Pecan routes the segment `name` under `controller` to its `_lookup` (a run
-    name, a job_id) and nothing else: not a filter word, not an attribute of the class."""
-    return not name.startswith("_") and name not in filters.RESERVED \
+    name, a job_id) and nothing else: not one of its `reserved` words, not an attribute of
+    the class, not private."""
+    return not name.startswith("_") and name not in reserved \
         and getattr(controller, name, None) is None
 
 
@@ -60,7 +59,7 @@ def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]] | None:
     if parts[1] != "runs" or parts[3] != "jobs":
         return None
     args = tuple(part.encode("latin-1").decode("utf-8") for part in parts[2::2])
-    if not _looked_up(RunsController, args[0]):
+    if not _looked_up(RunsController, args[0], filters.RESERVED):
         return None
     if len(args) > 1 and not _looked_up(JobsController, args[1]):
         return None

@@ -27,6 +27,8 @@ import write_bodies
      (put_job, ("teuthology-2024-01-15_20:00:03-rados", "a.b"))),
     # PATH_INFO carries UTF-8 as latin-1 (PEP 3333): the handler gets the text
     ("POST", "/runs/" + "rün".encode().decode("latin-1") + "/jobs", (post_job, ("rün",))),
+    # a filter word is a job_id like any other below a run
+    ("PUT", "/runs/r1/jobs/branch", (put_job, ("r1", "branch"))),
 ])
 def test_job_writes_match(method, path, expected):
     assert direct.match(method, path) == expected
@@ -89,6 +91,8 @@ def _script(run: str) -> list[tuple[str, str, bytes | str]]:
         ("PUT", f"/runs/{run}/jobs/404/", dump({"status": "pass"})),    # 404: job
         ("PUT", f"/runs/{run}x/jobs/1/", dump({"status": "pass"})),     # 404: run
         ("PUT", f"/runs/{run}/jobs/2", dump({"status": "dead"})),       # no trailing slash
+        ("POST", jobs, dump({"job_id": "queued"})),                     # a filter word
+        ("PUT", f"/runs/{run}/jobs/queued/", dump({"status": "running"})),
         ("DELETE", job, ""),                                            # Pecan either way
     ]
 
@@ -126,5 +130,5 @@ def test_same_answers_and_rows_with_and_without_the_direct_routes(app, monkeypat
     answered_by_pecan = _replay(app, pecan_run)
     assert answered_directly == answered_by_pecan
     statuses = [status for _, _, status, _, _ in answered_directly]
-    assert statuses.count("200 OK") == 8 and "404 Not Found" in statuses
+    assert statuses.count("200 OK") == 10 and "404 Not Found" in statuses
     assert _rows(app, direct_run) == _rows(app, pecan_run)
