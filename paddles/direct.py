@@ -45,18 +45,15 @@ def _looked_up(controller: type, name: str, reserved: frozenset[str] = frozenset
 def match(method: str, path: str) -> tuple[Handler, tuple[str, ...]] | None:
     """(handler, its path arguments) for a direct route, else None. `path` is PATH_INFO
     as WireMiddleware leaves it (single slashes, no trailing one, UTF-8 as latin-1)."""
-    parts = path.split("/")
+    handler: Handler
     if method == "POST":
-        if len(parts) != 4:
-            return None
-        handler: Handler = post_job
+        handler, size = post_job, 4
     elif method == "PUT":
-        if len(parts) != 5:
-            return None
-        handler = put_job
-    else:
+        handler, size = put_job, 5
+    else:  # every read: no work here
         return None
-    if parts[1] != "runs" or parts[3] != "jobs":
+    parts = path.split("/")
+    if len(parts) != size or parts[1] != "runs" or parts[3] != "jobs":
         return None
     args = tuple(part.encode("latin-1").decode("utf-8") for part in parts[2::2])
     if not _looked_up(RunsController, args[0], filters.RESERVED):

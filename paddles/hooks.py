@@ -53,15 +53,13 @@ class RequestSessions:
 
     def open(self, method: str, path: str, environ):
         """(session, the factory it came from) for a request."""
-        make_session = self.make_session
-        session = None
         if self.replica_reads is not None and reads_from_replica(method, path):
             session = self.replica_reads.session()  # None: the replica is behind
             if session is not None:
                 return session, self.make_read_session
         if method in READ_METHODS:
-            return self.reader[make_session](), make_session
-        return self.open_write(environ), make_session
+            return self.reader[self.make_session](), self.make_session
+        return self.open_write(environ), self.make_session
 
     def open_write(self, environ):
         """A write's session. SQLite: the write lock up front (BEGIN IMMEDIATE), except for

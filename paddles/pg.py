@@ -314,13 +314,11 @@ def _run_pooled(engine: Engine, statement: Prepared, params: dict) -> Outcome:
     a SQLAlchemy Connection so that they see it; otherwise on the DBAPI cursor, with the same
     SQL, the pool's checkout and checkin events, SQLAlchemy's exception classes, and a
     connection found dead invalidated."""
-    if _listened(engine):
-        with engine.connect() as conn:
-            conn.execution_options(**{AUTOCOMMIT_OPTION: True})
-            return _execute_autocommitted(conn, statement, params)
-    prepare = engine.get_execution_options().get(PREPARE_OPTION, True)
-    with _autocommitted(engine) as pooled:
-        return _run_on_cursor(engine, pooled, statement, params, prepare)
+    held = _Held()
+    try:
+        return held.run(engine, statement, params)
+    finally:
+        held.release()
 
 
 def _listened(engine: Engine) -> bool:
@@ -380,9 +378,9 @@ def one_connection(session: Session) -> Iterator[None]:
 
 
 class _Held:
-    """one_connection's connection, checked out when first needed: as _run_pooled runs a
-    statement, the pool's connection itself, or a SQLAlchemy Connection in autocommit when
-    listeners are to see the statements."""
+    """A connection for lone statements (_run_pooled's for one, one_connection's for a
+    block), checked out when first needed: the pool's connection itself, or a SQLAlchemy
+    Connection in autocommit when listeners are to see the statements."""
 
     pooled: Any = None  # the pool's connection, or a SQLAlchemy Connection (listened)
 
