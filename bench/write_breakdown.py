@@ -7,7 +7,8 @@ Three measurements, each on a throwaway database of the local server:
    and a heartbeat for comparison): SQL statements, round trips to PostgreSQL (statements,
    plus the BEGIN psycopg2 sends before a transaction's first statement, plus COMMIT and
    ROLLBACK; counted on the psycopg2 connection itself, so the lone-statement fast path is
-   counted too) and CPU per request (`time.process_time`, noisy on a shared machine).
+   counted too), CPU per request of this process (`time.process_time`) and of PostgreSQL's
+   processes (from /proc; one client, so no lock waits), both noisy on a shared machine.
 2. `--callgrind`: the same requests under valgrind's callgrind, which counts the
    instructions the process executes (Python, psycopg2, libpq; not PostgreSQL's), per
    request. Repeatable to a fraction of a percent where timings here move twofold.
@@ -170,12 +171,14 @@ def counts(url: str, n: int) -> dict:
     for kind in KINDS:
         send = requests_of(app, kind, run)
         trips.statements = trips.trips = 0
-        start = time.process_time()
+        start, pg_start = time.process_time(), postgres_cpu()
         for i in range(n):
             send(i)
         cpu = (time.process_time() - start) / n * 1000
+        pg = (postgres_cpu() - pg_start) / n * 1000
         out[kind] = {"statements": round(trips.statements / n, 2),
-                     "round_trips": round(trips.trips / n, 2), "cpu_ms": round(cpu, 3)}
+                     "round_trips": round(trips.trips / n, 2), "cpu_ms": round(cpu, 3),
+                     "pg_cpu_ms": round(pg, 3)}
     return out
 
 
@@ -465,10 +468,10 @@ def main(argv=None) -> int:
         drop_database(url)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(f"{'request':<10} {'statements':>10} {'round trips':>12} {'CPU ms':>8} "
-          f"{'instructions':>13}")
+          f"{'PG CPU ms':>10} {'instructions':>13}")
     for kind, row in report["per_request"].items():
         print(f"{kind:<10} {row['statements']:>10} {row['round_trips']:>12} "
-              f"{row['cpu_ms']:>8} {row.get('instructions', '-'):>13}")
+              f"{row['cpu_ms']:>8} {row['pg_cpu_ms']:>10} {row.get('instructions', '-'):>13}")
     for phase, row in report.get("waits", {}).items():
         print(f"\n{phase} under load: {row['rps']} req/s, p95 {row['p95_ms']} ms, "
               f"{row['statuses']}; paddles' PostgreSQL backends, share of busy samples:")

@@ -7,6 +7,8 @@ What it offers (the rest is private):
   statement as a transaction of its own, prepared on the server, on a pooled psycopg2
   connection without SQLAlchemy's Connection around it (heartbeats, cached run documents);
   elsewhere (SQLite, a transaction already begun) the statement runs in the session as usual.
+  `Prepared(..., first=lock)`: another prepared statement sent ahead of it in the same
+  message and transaction (a row lock waited for before the statement's snapshot).
 - `one_connection(session)`: a block whose lone statements (a read, then the write worked
   out from it) share one pooled connection instead of one each.
 - `attach(engine, socket_check=...)`: the engine listeners the fast path needs (autocommit
@@ -444,9 +446,20 @@ class Prepared:
 
     def __init__(self, name: str, statement, params: tuple[str, ...],
                  types: Mapping[str, TypeEngine] | None = None, *,
-                 process_results: bool = False):
+                 process_results: bool = False, first: Prepared | None = None):
         self.name, self.statement, self.params = name, statement, params
         self.execute_sql = f"EXECUTE {name}({', '.join(f'%({p})s' for p in params)})"
+        # `first`: a statement sent ahead of this one in the same message, on a connection
+        # in autocommit (one round trip, one transaction; each statement with a snapshot
+        # taken as it starts): a row lock taken by it is waited for there, so this
+        # statement starts after the wait and sees the locked row's newest version, where
+        # a lock taken by this statement itself would be followed by PostgreSQL re-checking
+        # the row against the whole plan (EvalPlanQual), which costs as much as running it
+        self.first = first
+        if first is not None:
+            if not set(first.params) <= set(params):
+                raise ValueError(f"{name}: {first.name} takes parameters it does not")
+            self.execute_sql = f"{first.execute_sql}; {self.execute_sql}"
         # SQLAlchemy types of parameters whose values need its bind processing (JSON,
         # TypeDecorators) when sent below it; their processors, per dialect
         self.types = dict(types or {})
@@ -508,17 +521,23 @@ class Prepared:
     def run_prepared(self, info: dict, execute, values: dict):
         """EXECUTE, after PREPARE on a connection (whose pool `info` is given) that has not
         prepared it; `execute(sql[, values])` runs SQL on that connection in autocommit."""
-        key = ("paddles.prepared", self.name)
+        keys = [("paddles.prepared", p.name, p.prepare_sql) for p in (self.first, self)
+                if p is not None]
         for attempt in (1, 2):
-            if not info.get(key):
-                execute(self.prepare_sql)
-                info[key] = True
+            for key in keys:
+                if not info.get(key[:2]):
+                    execute(key[2])
+                    info[key[:2]] = True
             try:
                 return execute(self.execute_sql, values)
             except exc.DBAPIError as error:  # autocommit: nothing else failed with it
                 if getattr(error.orig, "pgcode", None) != UNDEFINED_PREPARED_STATEMENT \
                         or attempt == 2:
                     raise
-                info.pop(key, None)
+                for key in keys:  # the connection lost one or all of them: anew
+                    if len(keys) > 1:
+                        with contextlib.suppress(exc.DBAPIError):  # lost already
+                            execute(f"DEALLOCATE {key[1]}")
+                    info.pop(key[:2], None)
 
 

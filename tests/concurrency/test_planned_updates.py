@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 
 import pytest
+import webtest
 from sqlalchemy import event, func, select
 
+from paddles.app import make_app
 from paddles.errors import JobNotFound
 from paddles.models import Event, Run
 from paddles.services import events, jobs as job_service
@@ -18,7 +22,10 @@ from tests.services.test_run_status import recompute, stored
 
 MISSING = "attempted to update a non-existent job"
 READ = "EXECUTE paddles_plan_report"  # the plan's read, prepared
-WRITE = "EXECUTE paddles_report_"  # the write statement, prepared (planned_jobs.py)
+# the write statement, prepared (planned_jobs.py), sent behind the run's lock (pg.Prepared's
+# `first`) in one message
+WRITE = "EXECUTE paddles_lock_run("
+REPORT = "; EXECUTE paddles_report_"
 
 
 @pytest.fixture
@@ -183,10 +190,12 @@ def test_the_job_and_run_events_go_in_with_the_write(pg_only, app, session, quer
     queries.reset()
     app.put_json(f"/runs/{name}/jobs/2/", {"status": "running"})  # the run stays running
     assert [s[:len(WRITE)] for s in queries.statements] == [READ[:len(WRITE)], WRITE]
+    assert REPORT in queries.statements[1]
     app.put_json(f"/runs/{name}/jobs/1/", {"status": "pass", "success": True})
     queries.reset()
     app.put_json(f"/runs/{name}/jobs/2/", {"status": "pass", "success": True})  # finished
     assert [s[:len(WRITE)] for s in queries.statements] == [READ[:len(WRITE)], WRITE]
+    assert REPORT in queries.statements[1]
     session.rollback()
     rows = session.execute(select(Event.type, Event.username, Event.data)
                            .where(Event.run_name == name).order_by(Event.id)).all()
@@ -222,3 +231,52 @@ def test_a_report_keeps_no_transaction_open(pg_only, app, db_engine):
         event.remove(db_engine, "before_cursor_execute", record)
     assert [autocommit for _, autocommit in seen] == [True, True], seen
     assert seen[-1][0].startswith(WRITE[:18])
+
+
+def test_a_report_waiting_for_its_run_writes_on_the_run_as_the_holder_left_it(
+        pg_only, app, settings, session_factory, db_engine):
+    """The report's write waits for the run's row lock in a statement of its own, ahead of
+    the write in the same transaction (pg.Prepared's `first`): the write then starts with a
+    snapshot taken after the wait. Its counters, status and events add to what the lock's
+    holder committed meanwhile, and the run's status event chains on to the holder's."""
+    name = run_name()
+    post_job(app, name, 1, status="queued")
+    post_job(app, name, 2, status="queued")
+    with session_factory() as other:
+        _version(other, name)  # a transaction: the general path holds the run's lock
+        job_service.update_job(other, name, "2", {"status": "running"})
+        done = []
+        waiter = threading.Thread(target=lambda: done.append(webtest.TestApp(
+            make_app(settings, session_factory=session_factory)).put_json(
+                f"/runs/{name}/jobs/1/", {"status": "running"}).status_int))
+        waiter.start()
+        try:
+            _wait_for_a_lock_wait(db_engine)
+            assert not done  # the report waits for the run
+            other.commit()
+        finally:
+            waiter.join(30)
+    assert done == [200]
+    with session_factory() as s:
+        assert stored(s) == recompute(s)
+        assert stored(s)[name]["counts"]["running"] == 2
+        assert stored(s)[name]["status"] == "running"
+        rows = s.execute(select(Event.type, Event.data).where(Event.run_name == name)
+                         .order_by(Event.id)).all()
+    assert [r.type for r in rows][-3:] == ["job.status", "run.status", "job.status"]
+    assert rows[-1].data["results"]["running"] == 2  # the counters as both writes left them
+
+
+def _wait_for_a_lock_wait(engine, timeout=30.0):
+    """Until a backend of the database waits for a lock."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'").scalar()
+            if waiting:
+                return
+            conn.rollback()
+            time.sleep(0.02)
+    raise AssertionError("no backend waited for the run's lock")

@@ -2,6 +2,9 @@
 own when the session has begun nothing (PostgreSQL with psycopg2), else in the session."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import Integer, bindparam, event, exc, select, text
 from sqlalchemy.orm import sessionmaker
@@ -172,3 +175,94 @@ def test_one_connection_shares_one_checkout_and_gives_it_back(pooled):
     assert pooled.pool.checkedout() == 0 and _server_state(pooled)[1] is False
     assert not session.in_transaction()
     event.remove(pooled, "checkout", checked_out)
+
+
+@pytest.fixture
+def counter(pooled):
+    """A one-row table of the test's own: (id 1, v 0)."""
+    with pooled.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE paddles_test_counter (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("INSERT INTO paddles_test_counter VALUES (1, 0)")
+    yield pooled
+    with pooled.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE paddles_test_counter")
+
+
+def _counter_statements():
+    bump = Prepared("paddles_test_bump", text(
+        "UPDATE paddles_test_counter SET v = v + 1 WHERE id = :n RETURNING v")
+        .bindparams(bindparam("n", type_=Integer)), ("n",))
+    lock = Prepared("paddles_test_lock", text(
+        "SELECT v FROM paddles_test_counter WHERE id = :n FOR UPDATE")
+        .bindparams(bindparam("n", type_=Integer)), ("n",))
+    read = Prepared("paddles_test_read", text(
+        "SELECT v, 6 / :d FROM paddles_test_counter WHERE id = :n")
+        .bindparams(bindparam("n", type_=Integer), bindparam("d", type_=Integer)),
+        ("n", "d"), first=lock)
+    divide_after_bump = Prepared("paddles_test_divide_after", select(
+        bindparam("n", type_=Integer) / bindparam("d", type_=Integer)), ("n", "d"), first=bump)
+    return read, divide_after_bump
+
+
+def _counter(engine):
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT v FROM paddles_test_counter").scalar()
+
+
+def test_a_first_statement_goes_in_the_same_round_trip_and_transaction(counter):
+    """Prepared's `first`: sent ahead of the statement in one message, in autocommit: one
+    transaction, so the statement failing undoes the first; the rows are the statement's."""
+    read, divide_after_bump = _counter_statements()
+    session = sessionmaker(bind=counter)()
+    assert execute_alone(session, divide_after_bump, {"n": 1, "d": 1}).first() == (1,)
+    assert _counter(counter) == 1
+    with pytest.raises(exc.DataError):
+        execute_alone(session, divide_after_bump, {"n": 1, "d": 0})
+    assert _counter(counter) == 1  # the bump went with the division
+    assert execute_alone(session, read, {"n": 1, "d": 2}).first() == (1, 3)
+    with pytest.raises(ValueError):  # a first statement takes only the statement's values
+        Prepared("paddles_test_bad", select(bindparam("d", type_=Integer)), ("d",),
+                 first=_counter_statements()[1].first)
+
+
+def test_after_a_first_statement_waits_for_a_lock_the_statement_sees_the_newest_row(counter):
+    """The statement's snapshot is taken when it starts, after the first one's wait: it
+    reads what the lock's holder committed, without taking the lock itself."""
+    read, _ = _counter_statements()
+    got = []
+    others = make_engine(counter.url, pool_size=2, max_overflow=0)
+    with others.connect() as holder, others.connect() as watcher:
+        holder.exec_driver_sql("UPDATE paddles_test_counter SET v = 41 WHERE id = 1")
+        session = sessionmaker(bind=make_engine(counter.url, pool_size=1, max_overflow=0))()
+        waiter = threading.Thread(target=lambda: got.append(
+            execute_alone(session, read, {"n": 1, "d": 1}).first()))
+        waiter.start()
+        try:
+            for _ in range(1500):
+                waiting = watcher.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()").scalar()
+                watcher.rollback()  # a new transaction: a new view of the activity
+                if waiting:
+                    break
+                time.sleep(0.02)
+            assert not got  # it waits for the holder
+            holder.exec_driver_sql("UPDATE paddles_test_counter SET v = v + 1 WHERE id = 1")
+            holder.commit()
+        finally:
+            waiter.join(30)
+            session.get_bind().dispose()
+    others.dispose()
+    assert got == [(42, 6)]
+
+
+def test_a_first_statement_is_prepared_again_with_the_statement(counter):
+    read, _ = _counter_statements()
+    session = sessionmaker(bind=counter)()
+    execute_alone(session, read, {"n": 1, "d": 1})
+    assert sorted(_server_state(counter)[0]) == ["paddles_test_lock", "paddles_test_read"]
+    with counter.connect() as conn:
+        conn.connection.dbapi_connection.autocommit = True
+        conn.exec_driver_sql("DEALLOCATE paddles_test_lock")
+    assert execute_alone(session, read, {"n": 1, "d": 3}).first() == (0, 2)
+    assert sorted(_server_state(counter)[0]) == ["paddles_test_lock", "paddles_test_read"]
