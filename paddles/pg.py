@@ -467,7 +467,7 @@ class Prepared:
         # `process_results`: rows read below SQLAlchemy get its result processing (enums,
         # TypeDecorators), as a statement it executes gives them; else the driver's values
         self.process_results = process_results
-        self._result_processors: dict[Dialect, list[Callable | None]] = {}
+        self._result_processors: dict[Dialect, list[tuple[int, Callable]]] = {}
 
     @functools.cached_property
     def prepare_sql(self) -> str:
@@ -505,13 +505,18 @@ class Prepared:
         if not self.process_results or not rows:
             return Outcome(rows, rowcount)
         processors = self._result_processors.get(dialect)
-        if processors is None:
+        if processors is None:  # (position, processor) of the columns that have one
             processors = self._result_processors[dialect] = [
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in self.statement.exported_columns]
-        return Outcome([tuple(value if process is None else process(value)
-                              for process, value in zip(processors, row)) for row in rows],
-                       rowcount)
+                (i, process) for i, column in enumerate(self.statement.exported_columns)
+                if (process := column.type.dialect_impl(dialect).result_processor(
+                    dialect, None)) is not None]
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, process in processors:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        return Outcome(out, rowcount)
 
     def execute_prepared(self, conn, params: dict):
         """On a SQLAlchemy Connection in autocommit; its result."""

@@ -23,9 +23,9 @@ import functools
 import hashlib
 import typing
 from typing import TYPE_CHECKING, Any
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from sqlalchemy import (JSON, BindParameter, ColumnElement, Label, String, Table, Text, and_,
+from sqlalchemy import (BindParameter, ColumnElement, String, Table, Text, and_,
                         any_, bindparam, case, cast, func, insert, literal_column, null, or_,
                         select, true, union_all, update)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -86,24 +86,26 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
     the general path is to do it (it links new targets, may move the run's first job, or
     changes nothing on the job). JobNotFound when the job does not exist."""
     count_links = "targets" in fields
-    row = execute_alone(session, _plan_read(count_links, _LARGE.intersection(fields)),
+    read = _plan_read(count_links, _JOB_KEYS.intersection(fields))
+    row = execute_alone(session, read.prepared,
                         {"p_name": run_name, "p_job_id": job_id}).first()
     if row is None:
         raise JobNotFound(missing)
-    run, job = _run_values_of(row), _job_values_of(row)
-    token = row[_RUN_WIDTH + _JOB_WIDTH]
-    linked = row[_RUN_WIDTH + _JOB_WIDTH + 1] if count_links else None
+    run = RunValues(dict(zip(_PLAN_RUN_KEYS, row)))
+    job_was = dict(zip(read.job_keys, row[_PLAN_RUN_WIDTH:]))
+    job = JobValues(job_was)
+    token = row[read.token_at]
+    linked = row[read.token_at + 1] if count_links else None
     targets = fields.get("targets")
     if isinstance(targets, dict) and linked is not None and len(targets) > linked:
         return None
-    if any(key in fields and fields[key] != getattr(job, key) for key in FIRST_JOB_KEYS):
+    if any(key in fields and fields[key] != job_was[key] for key in FIRST_JOB_KEYS):
         return None
-    job_was = {key: getattr(job, key) for key in JOB_COLUMNS}
     counts_was = run.counts()
     before, old_status = events.job_snapshot(job, fields), job.status
     apply_write(session, run, job, fields, new=False, linked=linked)
-    job_values = {key: getattr(job, key) for key in JOB_COLUMNS
-                  if getattr(job, key) != job_was[key]}
+    job_values = {key: value for key, value in vars(job).items()
+                  if key in _JOB_KEYS and (key not in job_was or value != job_was[key])}
     if not job_values:  # it changes nothing on the job (the same `updated` again)
         return None
     type_, data = events.job_event(run, job, created=False, old_status=old_status,
@@ -139,47 +141,45 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
 
 # The run's columns the entity maps (not has_queued, the database's own).
 _RUN_COLUMNS = tuple(c for c in Run.__table__.c if c.key in Run.__mapper__.columns)
-_RUN_WIDTH, _JOB_WIDTH = len(_RUN_COLUMNS), len(Job.__table__.c)
+# Those a report's rules and events read (job_rules.apply_write, events.job_event): the
+# plan reads no other (posted, scheduled, the first job's values, version).
+_PLAN_RUN_KEYS = ("id", "name", "user", "suite", "branch", "machine_type", "status", "started",
+                  "updated", *(f"count_{key}" for key in (*COUNT_KEYS, "total")))
+_PLAN_RUN_WIDTH = len(_PLAN_RUN_KEYS)
+_JOB_KEYS = frozenset(JOB_COLUMNS)
+# The job's columns every report's rules read or set (job_rules.apply_write, resolve_status;
+# events.job_event; apply_planned): with those the write names, all the plan reads. A
+# column it does not read is one the write leaves as it is.
+_RULE_JOB_KEYS = ("id", "job_id", "status", "success", "started", "updated")
 
 
-def _run_values_of(row: Sequence[Any]) -> RunValues:
-    return RunValues({c.key: row[i] for i, c in enumerate(_RUN_COLUMNS)})
-
-
-def _job_values_of(row: Sequence[Any]) -> JobValues:
-    return JobValues({c.key: row[_RUN_WIDTH + i] for i, c in enumerate(Job.__table__.c)})
-
-
-def _run_columns() -> list[Label[Any]]:
-    return [c.label(f"r_{c.key}") for c in _RUN_COLUMNS]
-
-
-# The job's columns of free text and JSON (a job config's bulk: description, overrides,
-# roles, tasks, ...): the plan reads only those the write names, the rest stand as null in
-# its JobValues (no rule reads a column the write does not name, and a column left as read
-# is no change). A `running` report reads none of them.
-_LARGE = frozenset(c.key for c in Job.__table__.c if isinstance(c.type, (JSON, Text)))
+class _PlanRead(typing.NamedTuple):
+    prepared: Prepared
+    job_keys: tuple[str, ...]  # the job's columns it reads, after the run's
+    token_at: int  # the xmin's position in its row (the links' count follows it)
 
 
 @functools.lru_cache(maxsize=64)
-def _plan_read(count_links: bool, large: frozenset[str] = _LARGE) -> Prepared:
-    """The run's and the job's columns (of `_LARGE`, only those in `large`; null for the
-    rest), the job row's xmin (and its links' count), by run name and job_id; prepared, its
-    rows processed as SQLAlchemy's (pg.Prepared)."""
+def _plan_read(count_links: bool, named: frozenset[str]) -> _PlanRead:
+    """The run's columns the rules read (_PLAN_RUN_KEYS), the job's the rules read and
+    those the write names (`named`), the job row's xmin (and its links' count), by run name
+    and job_id; prepared, its rows processed as SQLAlchemy's (pg.Prepared). One statement
+    per shape of report: teuthology sends a handful (the `running` report, the final one
+    with the job's config)."""
     runs, jobs = Run.__table__, Job.__table__
-    columns = [*_run_columns(),
-               *(c.label(f"j_{c.key}") if c.key in large or c.key not in _LARGE
-                 else null().label(f"j_{c.key}") for c in jobs.c),
+    job_keys = (*_RULE_JOB_KEYS, *sorted(named.difference(_RULE_JOB_KEYS)))
+    columns = [*(runs.c[key].label(f"r_{key}") for key in _PLAN_RUN_KEYS),
+               *(jobs.c[key].label(f"j_{key}") for key in job_keys),
                _xmin().label("token")]
     if count_links:
         columns.append(link_count().label("linked"))
     statement = (select(*columns).select_from(jobs.join(runs, runs.c.id == jobs.c.run_id))
                  .where(runs.c.name == bindparam("p_name", type_=runs.c.name.type),
                         jobs.c.job_id == bindparam("p_job_id", type_=jobs.c.job_id.type)))
-    shape = "" if large == _LARGE else "_" + hashlib.sha1(
-        repr(sorted(large)).encode()).hexdigest()[:12]
-    return Prepared("paddles_plan_report" + ("_linked" if count_links else "") + shape,
-                    statement, ("p_name", "p_job_id"), process_results=True)
+    shape = hashlib.sha1(repr((count_links, job_keys)).encode()).hexdigest()[:16]
+    prepared = Prepared(f"paddles_plan_report_{shape}", statement, ("p_name", "p_job_id"),
+                        process_results=True)
+    return _PlanRead(prepared, job_keys, _PLAN_RUN_WIDTH + len(job_keys))
 
 
 def _deltas(run: RunValues, counts_was: dict[str, int]) -> dict[str, int]:

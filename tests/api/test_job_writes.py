@@ -3,6 +3,7 @@ run's counters, first-job values, node links and events exactly as before."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from paddles.models import Event
+from paddles.services import planned_jobs
 from tests.factories import run_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -121,35 +123,41 @@ def test_job_writes_cost_few_statements(app, queries, db_engine):
     assert detail["status"] == "queued"
 
 
-def test_a_report_keeps_the_text_and_json_it_does_not_name(app, queries, db_engine):
-    """On PostgreSQL a report's plan reads only the free-text and JSON columns it names
-    (planned_jobs._LARGE): the others are left exactly as they were, and a `running` report
-    reads none of them."""
+def test_a_report_keeps_the_columns_it_does_not_name(app, queries, db_engine):
+    """On PostgreSQL a report's plan reads the job's columns its rules read and those it
+    names, no other (planned_jobs._plan_read): the others are left exactly as they were, a
+    `running` report reads none of the config, and the event names what changed."""
     run = run_name()
     body = write_bodies.create_body(run, 1)
     body.update(failure_reason="none yet", pcp_grafana_url="https://grafana/d/1")
     app.post(f"/runs/{run}/jobs/", json.dumps(body))
     app.post(f"/runs/{run}/jobs/", json.dumps({**body, "job_id": "2"}))
-    large = ("description", "failure_reason", "kernel", "overrides", "pcp_grafana_url",
-             "roles", "targets", "tasks")
-    before = {k: app.get(f"/runs/{run}/jobs/2/").json[k] for k in large}
-    assert all(before.values())
+    before = app.get(f"/runs/{run}/jobs/2/").json
+    assert all(before[k] for k in ("description", "failure_reason", "kernel", "overrides",
+                                   "pcp_grafana_url", "roles", "targets", "tasks", "os_type"))
     queries.reset()
     put(app, run, 2, status="running")
     if db_engine.dialect.name == "postgresql":
         read = queries.statements[0]
         assert read.startswith("EXECUTE paddles_plan_report_"), queries.statements
-        assert read != "EXECUTE paddles_plan_report"  # a shape without the large columns
-    put(app, run, 2, description="rados/thrash changed", roles=[["mon.a"]])
+        sql = planned_jobs._plan_read(False, frozenset({"status"})).prepared.plain_sql
+        assert "jobs.status" in sql
+        assert not {"jobs.description", "jobs.os_type", "jobs.tasks", "runs.sha1"} & set(
+            re.findall(r"\w+\.\w+", sql)), sql
+    # named: two values that change and one that does not
+    put(app, run, 2, description="rados/thrash changed", roles=[["mon.a"]], os_type="centos",
+        owner=before["owner"])
     after = app.get(f"/runs/{run}/jobs/2/").json
-    assert after["status"] == "running"
-    assert (after["description"], after["roles"]) == ("rados/thrash changed", [["mon.a"]])
-    assert {k: after[k] for k in large if k not in ("description", "roles")} == \
-        {k: v for k, v in before.items() if k not in ("description", "roles")}
+    assert after["status"] == "running" and after["started"] is not None
+    assert (after["description"], after["roles"], after["os_type"]) == (
+        "rados/thrash changed", [["mon.a"]], "centos")
+    changed = ("description", "roles", "os_type", "status", "started", "updated")
+    assert {k: v for k, v in after.items() if k not in changed} == \
+        {k: v for k, v in before.items() if k not in changed}
     events = [e for e in app.get(f"/events/?since=0&run={run}").json["events"]
               if e["job"] == "2"]
-    assert events[-1]["type"] == "job.updated"
-    assert sorted(events[-1]["data"]["changed"]) == ["description", "roles"]
+    assert [e["type"] for e in events[-2:]] == ["job.status", "job.updated"]
+    assert sorted(events[-1]["data"]["changed"]) == ["description", "os_type", "roles"]
 
 
 def test_a_report_checks_out_one_connection_for_its_read_and_its_write(app, db_engine):
