@@ -526,13 +526,17 @@ class Prepared:
     def run_prepared(self, info: dict, execute, values: dict):
         """EXECUTE, after PREPARE on a connection (whose pool `info` is given) that has not
         prepared it; `execute(sql[, values])` runs SQL on that connection in autocommit."""
-        keys = [("paddles.prepared", p.name, p.prepare_sql) for p in (self.first, self)
+        keys = [(_PREPARED, p.name, p.prepare_sql) for p in (self.first, self)
                 if p is not None]
         for attempt in (1, 2):
-            for key in keys:
-                if not info.get(key[:2]):
-                    execute(key[2])
-                    info[key[:2]] = True
+            missing = [key for key in keys if not info.get(key[:2])]
+            if missing and info.get(_PREPARED_COUNT, 0) + len(missing) > MAX_PREPARED:
+                _forget_prepared(info, execute)
+                missing = keys
+            for key in missing:
+                execute(key[2])
+                info[key[:2]] = True
+                info[_PREPARED_COUNT] = info.get(_PREPARED_COUNT, 0) + 1
             try:
                 return execute(self.execute_sql, values)
             except exc.DBAPIError as error:  # autocommit: nothing else failed with it
@@ -543,6 +547,21 @@ class Prepared:
                     if len(keys) > 1:
                         with contextlib.suppress(exc.DBAPIError):  # lost already
                             execute(f"DEALLOCATE {key[1]}")
-                    info.pop(key[:2], None)
+                    if info.pop(key[:2], None):
+                        info[_PREPARED_COUNT] -= 1
 
 
+_PREPARED = "paddles.prepared"  # pool `info` keys: (_PREPARED, name) of a statement prepared
+_PREPARED_COUNT = "paddles.prepared_count"  # how many the connection holds
+# Statements one connection keeps prepared at most. There is one per shape of job report
+# (the keys a write names or changes): teuthology sends a handful, but a client could send
+# many; past this many, the connection drops them all (DEALLOCATE ALL) and prepares anew
+# those it runs, so that a server process's memory stays bounded.
+MAX_PREPARED = 200
+
+
+def _forget_prepared(info: dict, execute) -> None:
+    execute("DEALLOCATE ALL")
+    for key in [k for k in info if isinstance(k, tuple) and k[:1] == (_PREPARED,)]:
+        del info[key]
+    info[_PREPARED_COUNT] = 0

@@ -104,6 +104,8 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
     counts_was = run.counts()
     before, old_status = events.job_snapshot(job, fields), job.status
     apply_write(session, run, job, fields, new=False, linked=linked)
+    # in the read's order (the rules' columns, then the named ones sorted): one write
+    # statement per set of changed columns, whatever the body's order (_planned_statement)
     job_values = {key: value for key, value in vars(job).items()
                   if key in _JOB_KEYS and (key not in job_was or value != job_was[key])}
     if not job_values:  # it changes nothing on the job (the same `updated` again)

@@ -183,3 +183,21 @@ def test_a_report_checks_out_one_connection_for_its_read_and_its_write(app, db_e
         assert len(checkouts) == 3  # one per request
     assert db_engine.pool.checkedout() == 0
     assert app.get(f"/runs/{run}/").json["results"]["pass"] == 1
+
+
+def test_reports_that_change_the_same_columns_share_one_write_statement(app, queries,
+                                                                        db_engine):
+    """The plan's changed columns go in the table's order, whatever the body's order: two
+    reports that change the same columns run the same prepared write statement."""
+    run = run_name()
+    post(app, run, 1)
+    writes = []
+    for body in ({"os_type": "centos", "owner": "a@b"}, {"owner": "c@d", "os_type": "rhel"}):
+        queries.reset()
+        app.put(f"/runs/{run}/jobs/1/", json.dumps(body))
+        writes += [s for s in queries.statements if "paddles_report_" in s]
+    job = app.get(f"/runs/{run}/jobs/1/").json
+    assert (job["os_type"], job["owner"]) == ("rhel", "c@d")
+    if db_engine.dialect.name == "postgresql":
+        names = {re.search(r"paddles_report_\w+", s).group(0) for s in writes}
+        assert len(writes) == 2 and len(names) == 1, writes

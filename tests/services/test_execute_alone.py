@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import Integer, bindparam, event, exc, select, text
+from sqlalchemy import Integer, bindparam, event, exc, literal_column, select, text
 from sqlalchemy.orm import sessionmaker
 
 from paddles.db import make_engine
@@ -76,6 +76,25 @@ def test_a_connection_that_lost_its_statements_prepares_again(pooled):
         conn.connection.dbapi_connection.autocommit = True
         conn.exec_driver_sql("DEALLOCATE ALL")
     assert execute_alone(session, DIVIDE, {"a": 10, "b": 5}).first() == (2,)
+
+
+def test_a_connection_keeps_at_most_max_prepared_statements(pooled, monkeypatch):
+    """Past pg.MAX_PREPARED, a connection drops its prepared statements and prepares anew
+    those it runs: one per shape of job report, and a client may send many shapes."""
+    from paddles import pg
+    monkeypatch.setattr(pg, "MAX_PREPARED", 3)
+    session = sessionmaker(bind=pooled)()
+    shapes = [Prepared(f"paddles_test_shape_{n}",
+                       select(bindparam("a", type_=Integer) + literal_column(str(n))), ("a",))
+              for n in range(5)]
+    for n, shape in enumerate(shapes):
+        assert execute_alone(session, shape, {"a": 10}).first() == (10 + n,)
+        assert len(_server_state(pooled)[0]) <= 3
+    assert sorted(_server_state(pooled)[0]) == ["paddles_test_shape_3", "paddles_test_shape_4"]
+    # each still runs, prepared again where it was dropped
+    assert [execute_alone(session, s, {"a": 1}).first() for s in shapes] == \
+        [(1,), (2,), (3,), (4,), (5,)]
+    assert len(_server_state(pooled)[0]) <= 3
 
 
 def test_without_prepared_statements_nothing_is_prepared(db_engine):
