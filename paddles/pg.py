@@ -442,7 +442,8 @@ class Prepared:
     database time. `statement` must take its values as the named bind parameters `params`
     only (constants written as literal columns). Which connections hold it is kept in the
     pooled connection's `info`, which a replaced connection does not inherit; a connection
-    that lost it anyway (DISCARD ALL) prepares it again."""
+    that lost it anyway (DISCARD ALL) prepares it again, and one that holds MAX_PREPARED
+    drops them all before it prepares another."""
 
     def __init__(self, name: str, statement, params: tuple[str, ...],
                  types: Mapping[str, TypeEngine] | None = None, *,

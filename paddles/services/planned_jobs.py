@@ -57,11 +57,13 @@ class _Values:
 
 
 class RunValues(_Values, RunCounters):
-    """A run's row (all its columns), with the counter arithmetic of Run."""
+    """A run's values, with the counter arithmetic of Run: those a report's rules read
+    (_PLAN_RUN_KEYS), or every column for a new job's stand-in (plan_create)."""
 
 
 class JobValues(_Values):
-    """A job's row (all its columns)."""
+    """A job's values: those a report's rules read and those it names (_plan_read), or
+    every column for a new job (plan_create)."""
 
 
 @dataclasses.dataclass
