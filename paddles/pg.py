@@ -464,7 +464,7 @@ class Prepared:
         # SQLAlchemy types of parameters whose values need its bind processing (JSON,
         # TypeDecorators) when sent below it; their processors, per dialect
         self.types = dict(types or {})
-        self._processors: dict[Dialect, dict[str, Callable | None]] = {}
+        self._processors: dict[Dialect, list[tuple[str, Callable]]] = {}
         # `process_results`: rows read below SQLAlchemy get its result processing (enums,
         # TypeDecorators), as a statement it executes gives them; else the driver's values
         self.process_results = process_results
@@ -488,17 +488,16 @@ class Prepared:
     def values(self, params: dict, dialect: Dialect) -> dict:
         """The parameters as the driver takes them: through the bind processors of `types`
         (what SQLAlchemy's execute does)."""
+        out = {p: params.get(p) for p in self.params}
         if not self.types:
-            return {p: params.get(p) for p in self.params}
+            return out
         processors = self._processors.get(dialect)
-        if processors is None:
-            processors = self._processors[dialect] = {
-                p: t.dialect_impl(dialect).bind_processor(dialect)
-                for p, t in self.types.items()}
-        out = {}
-        for p in self.params:
-            value, process = params.get(p), processors.get(p)
-            out[p] = value if process is None else process(value)
+        if processors is None:  # (parameter, processor) of those that have one
+            processors = self._processors[dialect] = [
+                (p, process) for p, t in self.types.items() if p in out
+                and (process := t.dialect_impl(dialect).bind_processor(dialect)) is not None]
+        for p, process in processors:
+            out[p] = process(out[p])
         return out
 
     def outcome(self, rows: list, rowcount: int, dialect: Dialect) -> Outcome:

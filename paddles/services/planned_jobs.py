@@ -130,8 +130,8 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
     if job_id is None:
         return None
     hosts = tuple(hosts_of(fields.get("targets")))
-    run = RunValues({**dict.fromkeys(c.key for c in _RUN_COLUMNS), "name": run_name})
-    job = JobValues({"id": None, **dict.fromkeys(JOB_COLUMNS), "job_id": job_id,
+    run = RunValues({**_NO_RUN, "name": run_name})
+    job = JobValues({**_NO_JOB, "job_id": job_id,
                      "sort_key": sortable_job_id(job_id), "posted": utcnow()})
     counts_was = run.counts()
     run.add_to_count("total", 1)
@@ -150,6 +150,9 @@ _RUN_COLUMNS = tuple(c for c in Run.__table__.c if c.key in Run.__mapper__.colum
 _PLAN_RUN_KEYS = ("id", "name", "user", "suite", "branch", "machine_type", "status", "started",
                   "updated", *(f"count_{key}" for key in (*COUNT_KEYS, "total")))
 _PLAN_RUN_WIDTH = len(_PLAN_RUN_KEYS)
+# A new job's stand-ins before its values (plan_create): every column, as null
+_NO_RUN = dict.fromkeys(c.key for c in _RUN_COLUMNS)
+_NO_JOB = dict.fromkeys(("id", *JOB_COLUMNS))
 _JOB_KEYS = frozenset(JOB_COLUMNS)
 # The job's columns every report's rules read or set (job_rules.apply_write, resolve_status;
 # events.job_event; apply_planned): with those the write names, all the plan reads. A
