@@ -530,13 +530,14 @@ class Prepared:
                 if p is not None]
         for attempt in (1, 2):
             missing = [key for key in keys if not info.get(key[:2])]
-            if missing and info.get(_PREPARED_COUNT, 0) + len(missing) > MAX_PREPARED:
-                _forget_prepared(info, execute)
+            if missing and len(_prepared(info)) + len(missing) > MAX_PREPARED:
+                execute("DEALLOCATE ALL")
+                for key in _prepared(info):
+                    del info[key]
                 missing = keys
             for key in missing:
                 execute(key[2])
                 info[key[:2]] = True
-                info[_PREPARED_COUNT] = info.get(_PREPARED_COUNT, 0) + 1
             try:
                 return execute(self.execute_sql, values)
             except exc.DBAPIError as error:  # autocommit: nothing else failed with it
@@ -547,12 +548,10 @@ class Prepared:
                     if len(keys) > 1:
                         with contextlib.suppress(exc.DBAPIError):  # lost already
                             execute(f"DEALLOCATE {key[1]}")
-                    if info.pop(key[:2], None):
-                        info[_PREPARED_COUNT] -= 1
+                    info.pop(key[:2], None)
 
 
 _PREPARED = "paddles.prepared"  # pool `info` keys: (_PREPARED, name) of a statement prepared
-_PREPARED_COUNT = "paddles.prepared_count"  # how many the connection holds
 # Statements one connection keeps prepared at most. There is one per shape of job report
 # (the keys a write names or changes): teuthology sends a handful, but a client could send
 # many; past this many, the connection drops them all (DEALLOCATE ALL) and prepares anew
@@ -560,8 +559,6 @@ _PREPARED_COUNT = "paddles.prepared_count"  # how many the connection holds
 MAX_PREPARED = 200
 
 
-def _forget_prepared(info: dict, execute) -> None:
-    execute("DEALLOCATE ALL")
-    for key in [k for k in info if isinstance(k, tuple) and k[:1] == (_PREPARED,)]:
-        del info[key]
-    info[_PREPARED_COUNT] = 0
+def _prepared(info: dict) -> list[tuple[str, str]]:
+    """The `info` keys of the statements a connection holds (counted only when preparing)."""
+    return [key for key in info if isinstance(key, tuple) and key[:1] == (_PREPARED,)]

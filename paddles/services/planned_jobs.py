@@ -145,10 +145,11 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
 
 # The run's columns the entity maps (not has_queued, the database's own).
 _RUN_COLUMNS = tuple(c for c in Run.__table__.c if c.key in Run.__mapper__.columns)
+_COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
 # Those a report's rules and events read (job_rules.apply_write, events.job_event): the
 # plan reads no other (posted, scheduled, the first job's values, version).
 _PLAN_RUN_KEYS = ("id", "name", "user", "suite", "branch", "machine_type", "status", "started",
-                  "updated", *(f"count_{key}" for key in (*COUNT_KEYS, "total")))
+                  "updated", *_COUNT_COLUMNS, "count_total")
 _PLAN_RUN_WIDTH = len(_PLAN_RUN_KEYS)
 # A new job's stand-ins before its values (plan_create): every column, as null
 _NO_RUN = dict.fromkeys(c.key for c in _RUN_COLUMNS)
@@ -252,8 +253,6 @@ def _run_status_event(session: Session, run: RunValues) -> dict[str, Any]:
                            run_name=run.name)
     return {key: row[key] for key in ("uuid", "time", "topic", "subject", "run_name")}
 
-
-_COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
 
 
 @functools.lru_cache(maxsize=256)
