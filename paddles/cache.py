@@ -10,6 +10,9 @@ SQLite may hand a deleted run's id to a new run.
 
 The cache is bounded in bytes (setting `response_cache_size`; 0 turns it off) and evicts
 the least recently used bodies; a body larger than an eighth of the bound is not kept.
+Within the same bound it keeps the jobs rendered into those documents, each under its row
+version (paddles/rendered_jobs.py): a run whose jobs are running changes at every
+heartbeat, and then only the jobs that changed are rendered again.
 The same key gives the weak ETag, so `If-None-Match` is answered 304 even when the body
 was never cached in this process.
 
@@ -79,6 +82,17 @@ class ResponseCache:
         if found[1] is not None:
             self._keep_packed(key, entry, found[0])
         return found
+
+    def get_many(self, keys: list[Hashable]) -> list[bytes | None]:
+        """Plain bodies kept for `keys` (None where none is), under one lock; the ones found
+        become the most recently used. For parts of documents (paddles/rendered_jobs.py)."""
+        entries = self._entries
+        with self._lock:
+            found = [entries.get(key) for key in keys]
+            for key, entry in zip(keys, found):
+                if entry is not None:
+                    entries.move_to_end(key)
+        return [None if entry is None else entry[0] for entry in found]
 
     def _keep_packed(self, key: Hashable, entry: list, packed: bytes) -> None:
         with self._lock:

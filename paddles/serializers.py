@@ -65,9 +65,10 @@ def run_summary(run: Run, settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_detail(run: Run, job_rows: Iterable[Row], settings: Settings) -> dict[str, Any]:
+def run_detail(run: Run, jobs: list[Any], settings: Settings) -> dict[str, Any]:
+    """The run document: its summary and its jobs in wire form (paddles/rendered_jobs.py)."""
     out = run_summary(run, settings)
-    out["jobs"] = [job_detail(row, settings) for row in job_rows]
+    out["jobs"] = jobs
     return out
 
 
@@ -94,12 +95,17 @@ def job_detail(row: Row, settings: Settings) -> dict[str, Any]:
 
     JSON columns arrive as JSON text and go out as orjson Fragments: never parsed here.
     """
+    return _job_detail(row, settings, _job_plan(row._fields))
+
+
+def _job_detail(row: Row, settings: Settings, plan: tuple[tuple[str, int, Any], ...]
+                ) -> dict[str, Any]:
     values = tuple(row)
     out: dict[str, Any] = {
         "log_href": settings.job_log_href_templ.format(run_name=row.run_name,
                                                        job_id=row.job_id)
     }
-    for key, index, convert in _job_plan(row._fields):
+    for key, index, convert in plan:
         value = values[index]
         out[key] = convert(value) if convert is not None and value is not None else value
     return out
@@ -107,9 +113,12 @@ def job_detail(row: Row, settings: Settings) -> dict[str, Any]:
 
 def job_list(rows: Iterable[Row], settings: Settings,
              fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
+    plan = None
     for row in rows:
-        data = job_detail(row, settings)
+        if plan is None:  # one plan for all: the rows of one result share their fields
+            plan = _job_plan(row._fields)
+        data = _job_detail(row, settings, plan)
         if fields is not None and "href" in fields:
             data["href"] = job_href(settings, row.run_name, row.job_id)
         out.append(sliced(data, fields))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pecan import expose, request
 
-from .. import serializers
+from .. import rendered_jobs, serializers
 from ..cache import cached_run_json
 from ..schemas.common import check_name, parse_day, parse_fields, parse_paging
 from ..schemas.runs import parse_job_body, parse_run_name
@@ -47,8 +47,8 @@ class JobsController(Resource):
         variant = ("jobs", status, None if fields is None else tuple(fields))
         return cached_run_json(
             request, db, self._run_name, variant,
-            lambda run: serializers.job_list(job_service.list_jobs(db, run, status),
-                                             self._settings, fields),
+            lambda run: rendered_jobs.run_jobs(db, run, self._settings, request.response_cache,
+                                               status, newest_first=True, fields=fields),
             missing="associated run was not found")
 
     @expose("json")

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pecan import expose, request
 
-from .. import filters, serializers
+from .. import filters, rendered_jobs, serializers
 from ..cache import cached_run_json
 from ..schemas.common import parse_day, parse_fields, parse_paging
 from ..schemas.runs import parse_run_body
-from ..services import jobs as job_service
 from ..services import runs as run_service
 from .artifacts import ArtifactsController, TestsController
 from .base import Resource, child
@@ -86,10 +85,10 @@ class RunController(Resource):
 
     @expose("json")
     def get(self, **_):
-        db = self._db()
+        db, settings = self._db(), self._settings
         return cached_run_json(request, db, self._name, ("run",), lambda run: serializers
-                               .run_detail(run, job_service.jobs_in_id_order(db, run),
-                                           self._settings))
+                               .run_detail(run, rendered_jobs.run_jobs(
+                                   db, run, settings, request.response_cache), settings))
 
     @expose("json")
     def delete(self, **_):

@@ -68,17 +68,53 @@ def read_job(session: Session, run_name: str, job_id: str) -> Row:
     return row
 
 
-def list_jobs(session: Session, run: Run, status: str | None = None) -> list[Row]:
-    stmt = select_job_rows().where(Job.run_id == run.id).order_by(Job.posted.desc(),
-                                                                  Job.id.desc())
-    if status is not None:
-        stmt = stmt.where(status_is(status))
-    return list(session.execute(stmt))
+# PostgreSQL's row version: the transaction that wrote this version of the row. Every UPDATE
+# writes a new version, so (id, xmin) names a job's content (paddles/rendered_jobs.py).
+ROW_VERSION = literal_column("jobs.xmin::text")
 
 
-def jobs_in_id_order(session: Session, run: Run) -> list[Row]:
-    return list(session.execute(select_job_rows().where(Job.run_id == run.id)
-                                .order_by(Job.sort_key)))
+@functools.cache
+def _of_run(versions: bool, status: str | None, newest_first: bool) -> Select:
+    """One run's jobs (bound as `run_id`; of one status) in a document's order: newest posted
+    first (the job list) or by job id (the run document); their wire rows, or only their ids
+    and row versions. Built once per shape: they cost as much to build as to run."""
+    stmt = select(Job.id, ROW_VERSION) if versions else select_job_rows()
+    stmt = stmt.where(Job.run_id == bindparam("run_id")).order_by(
+        *((Job.posted.desc(), Job.id.desc()) if newest_first else (Job.sort_key,)))
+    return stmt if status is None else stmt.where(status_is(status))
+
+
+def _of_run_rows(session: Session, versions: bool, run: Run, status: str | None,
+                 newest_first: bool) -> list[Row]:
+    if status is not None and status not in JOB_STATUS_VALUES:
+        status = ""  # matches nothing, as every other value that is no status
+    # Core rows straight from the connection: the ORM's loading of these plain columns
+    # cost about as much as rendering them.
+    return session.connection().execute(_of_run(versions, status, newest_first),
+                                        {"run_id": run.id}).all()
+
+
+def run_job_rows(session: Session, run: Run, status: str | None = None, *,
+                 newest_first: bool = False) -> list[Row]:
+    """Wire rows (select_job_rows) of the run's jobs (of one status), in a document's order
+    (_of_run)."""
+    return _of_run_rows(session, False, run, status, newest_first)
+
+
+def job_versions(session: Session, run: Run, status: str | None = None, *,
+                 newest_first: bool = False) -> list[Row]:
+    """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only)."""
+    return _of_run_rows(session, True, run, status, newest_first)
+
+
+_BY_ID = (select_job_rows().add_columns(ROW_VERSION.label("row_version"))
+          .where(Job.id.in_(bindparam("ids", expanding=True))))
+
+
+def job_rows_by_id(session: Session, ids: list[int]) -> list[Row]:
+    """Wire rows (select_job_rows) of the jobs with these ids, in no order, each with its
+    `row_version` (PostgreSQL only)."""
+    return session.connection().execute(_BY_ID, {"ids": ids}).all()
 
 
 def create_job(session: Session, run_name: str, fields: Mapping[str, Any],

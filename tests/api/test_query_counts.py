@@ -68,8 +68,10 @@ def test_statement_counts_do_not_grow_with_data(app, session, queries):
     small = statements_per_route(app, queries, populate(session, 2, 2))
     big = statements_per_route(app, queries, populate(session, 30, 20))
     assert big == small
-    # and "the same" is a small number, not a constant large one
-    assert max(small.values()) <= 3, small
+    # and "the same" is a small number, not a constant large one: at most the run's state,
+    # its row, its jobs' row versions and the rows of the jobs not rendered yet (a run
+    # document's first read on PostgreSQL, paddles/rendered_jobs.py)
+    assert max(small.values()) <= 4, small
 
 
 def test_big_run_detail_has_every_job(app, session, queries):
@@ -78,4 +80,7 @@ def test_big_run_detail_has_every_job(app, session, queries):
     body = app.get(f"/runs/{name}/").json
     assert len(body["jobs"]) == 20
     assert body["results"]["pass"] == body["jobs_count"] == 20
-    assert queries.count <= 3
+    assert queries.count <= 4  # see above
+    queries.reset()
+    assert app.get(f"/runs/{name}/jobs/").json[0]["job_id"] == "20"
+    assert queries.count <= 3  # the jobs' renderings are kept (on PostgreSQL): no full rows
