@@ -54,8 +54,9 @@ def run_jobs(session: Session, run: Run, settings: Settings, cache: ResponseCach
     missing = [job_id for (job_id, _), body in zip(versions, kept) if body is None]
     rendered: dict[int, bytes] = {}
     if missing:
-        for row in job_service.job_rows_by_id(session, missing):
-            body = rendered[row.id] = orjson.dumps(serializers.job_detail(row, settings))
+        rows = job_service.job_rows_by_id(session, missing)
+        for row, job in zip(rows, serializers.job_list(rows, settings)):
+            body = rendered[row.id] = orjson.dumps(job)
             cache.put(("job", row.id, row.row_version), body)
         if len(rendered) < len(missing):  # deleted since the versions were read
             return run_jobs(session, run, settings, None, status,

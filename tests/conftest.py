@@ -120,6 +120,14 @@ def app(settings, session_factory):
     return webtest.TestApp(make_app(settings, session_factory=session_factory))
 
 
+@pytest.fixture
+def fresh(settings, session_factory):
+    """The same app with its response cache off: what a correct answer is."""
+    import dataclasses
+    return webtest.TestApp(make_app(dataclasses.replace(settings, response_cache_size=0),
+                                    session_factory=session_factory))
+
+
 class QueryCounter:
     def __init__(self):
         self.statements: list[str] = []

@@ -70,7 +70,7 @@ def read_job(session: Session, run_name: str, job_id: str) -> Row:
 
 # PostgreSQL's row version: the transaction that wrote this version of the row. Every UPDATE
 # writes a new version, so (id, xmin) names a job's content (paddles/rendered_jobs.py).
-ROW_VERSION = literal_column("jobs.xmin::text")
+_ROW_VERSION = literal_column("jobs.xmin::text")
 
 
 @functools.cache
@@ -78,7 +78,7 @@ def _of_run(versions: bool, status: str | None, newest_first: bool) -> Select:
     """One run's jobs (bound as `run_id`; of one status) in a document's order: newest posted
     first (the job list) or by job id (the run document); their wire rows, or only their ids
     and row versions. Built once per shape: they cost as much to build as to run."""
-    stmt = select(Job.id, ROW_VERSION) if versions else select_job_rows()
+    stmt = select(Job.id, _ROW_VERSION) if versions else select_job_rows()
     stmt = stmt.where(Job.run_id == bindparam("run_id")).order_by(
         *((Job.posted.desc(), Job.id.desc()) if newest_first else (Job.sort_key,)))
     return stmt if status is None else stmt.where(status_is(status))
@@ -107,7 +107,7 @@ def job_versions(session: Session, run: Run, status: str | None = None, *,
     return _of_run_rows(session, True, run, status, newest_first)
 
 
-_BY_ID = (select_job_rows().add_columns(ROW_VERSION.label("row_version"))
+_BY_ID = (select_job_rows().add_columns(_ROW_VERSION.label("row_version"))
           .where(Job.id.in_(bindparam("ids", expanding=True))))
 
 

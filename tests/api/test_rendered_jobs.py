@@ -6,22 +6,12 @@ gives. On SQLite every job is rendered, as before (the same tests hold there).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
-import webtest
 from sqlalchemy import create_engine, event, text
 
-from paddles.app import make_app
 from tests.factories import post_job, put_job, run_name
-
-
-@pytest.fixture
-def fresh(settings, session_factory):
-    """The same app with the cache off: what a correct answer is."""
-    return webtest.TestApp(make_app(dataclasses.replace(settings, response_cache_size=0),
-                                    session_factory=session_factory))
 
 
 @pytest.fixture
@@ -54,8 +44,7 @@ def heartbeat(app, run, job):
 
 def rendered_ids(queries) -> list[list[int]]:
     """The job ids of each full-row read of kept-rendering misses in `queries`."""
-    return [sorted(params["ids"]) if isinstance(params, dict) and "ids" in params
-            else sorted(v for k, v in params.items() if k.startswith("ids_"))
+    return [sorted(v for k, v in params.items() if k.startswith("ids_"))  # expanded IN
             for statement, params in queries.executed if "row_version" in statement]
 
 

@@ -27,18 +27,6 @@ DOCS = ("/runs/{run}/", "/runs/{run}/jobs/", "/runs/{run}/jobs/?status=running",
         "/runs/{run}/jobs/?fields=job_id,status,updated")
 
 
-@pytest.fixture
-def fresh(settings, session_factory):
-    """The same app with the cache off: what a correct answer is."""
-    return webtest.TestApp(make_app(dataclass_replace(settings, response_cache_size=0),
-                                    session_factory=session_factory))
-
-
-def dataclass_replace(settings, **changes):
-    import dataclasses
-    return dataclasses.replace(settings, **changes)
-
-
 def version_of(session_factory, run) -> int | None:
     with session_factory() as s:
         return s.scalar(select(Run.version).where(Run.name == run))
