@@ -132,28 +132,38 @@ class Bench:
         """Teuthology's writes (issue 21), each against the one-UPDATE floor (`update`) or,
         for the mix, the same floor from as many clients (`update16`):
 
-        - job_create: each client owns a run and POSTs its jobs one after another, as
-          teuthology-schedule does (write_bodies.create_body: ~2.5 KB, three targets);
+        - job_create: each client posts its runs' jobs one after another, as
+          teuthology-schedule does (write_bodies.create_body: ~2.5 KB, three targets),
+          --write-jobs to a run, then the next of its --write-runs runs; after an untimed
+          warm-up of --write-warmup creates in runs of their own (a server that has just
+          started prepares its statements on each pooled connection first);
         - job_status: every job `running`, then its final report (config + summary), the
           jobs of a run written from all clients at once, as a run's jobs finish in a lab;
         - mix16: 16 clients, half heartbeats, then reads, creates, lock polls, reports."""
         a, T = self.args, self.args.threads
         self.ensure_nodes(base)
         stamp = time.strftime("%Y-%m-%d_%H:%M:%S", time.gmtime())
-        runs = [f"teuthology-{stamp}-rados-main-distro-default-smithi-w{t}" for t in range(T)]
         n = a.write_jobs
-        owner = Slots()
 
-        def create(c, i):
-            slot, job = owner.next()
-            run = runs[slot % T]
-            return c.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
-        self.around("update", lambda: run_phase("job_create", base, create, threads=T,
-                                                 requests=T * n))
-        created = {run: 0 for run in runs}
-        for slot, count in owner.counts().items():
-            created[runs[slot % T]] = count
-        jobs = [(run, j) for run in runs for j in range(1, created[run] + 1)]
+        def run_of(tag: str, slot: int, number: int) -> tuple[str, int]:
+            """The run and job_id of a client's `number`th create (from 1): n to a run."""
+            return (f"teuthology-{stamp}-rados-main-distro-default-smithi-{tag}{slot % T}"
+                    f"-{(number - 1) // n}", (number - 1) % n + 1)
+
+        def creates(tag: str, owner: Slots):
+            def create(c, i):
+                run, job = run_of(tag, *owner.next())
+                return c.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
+            return create
+        if a.write_warmup:
+            run_phase("warm-up", base, creates("u", Slots()), threads=T,
+                      requests=a.write_warmup)
+        owner = Slots()
+        self.around("update", lambda: run_phase("job_create", base, creates("w", owner),
+                                                 threads=T, requests=T * a.write_runs * n))
+        jobs = [run_of("w", slot, number) for slot, count in sorted(owner.counts().items())
+                for number in range(1, count + 1)]
+        jobs.sort()  # a run's jobs together, in order: all clients on one run at a time
 
         def status():
             running = run_phase("job_status", base, lambda c, i: c.request(
@@ -410,7 +420,12 @@ def main(argv=None) -> int:
                              "writes: job_create, job_status and mix16 only (about a "
                              "minute); all: both (default)")
     parser.add_argument("--write-jobs", type=int, default=150,
-                        help="jobs each client creates in job_create (default 150)")
+                        help="jobs to a run in job_create (default 150)")
+    parser.add_argument("--write-runs", type=int, default=4,
+                        help="runs each client posts in job_create (default 4)")
+    parser.add_argument("--write-warmup", type=int, default=400,
+                        help="creates before job_create, untimed, in runs of their own "
+                             "(default 400)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     parser.add_argument("-o", "--output", default=str(REPO / "bench/results/latest.json"))
     args = parser.parse_args(argv)
