@@ -9,7 +9,8 @@ and another process's write is seen at the next request. `posted` is in the key 
 SQLite may hand a deleted run's id to a new run.
 
 The cache is bounded in bytes (setting `response_cache_size`; 0 turns it off) and evicts
-the least recently used bodies; a body larger than an eighth of the bound is not kept.
+the least recently used bodies; a body larger than an eighth of the bound is not kept. Each
+entry counts its bodies' bytes and ENTRY_OVERHEAD for its key and bookkeeping.
 Within the same bound it keeps the jobs rendered into those documents, each under its row
 version (paddles/rendered_jobs.py): a run whose jobs are running changes at every
 heartbeat, and then only the jobs that changed are rendered again.
@@ -37,8 +38,16 @@ from .content_coding import Encoded, accepts_gzip, encode
 from .services import runs as run_service
 
 
+# What an entry costs besides its bodies, counted in the bound: its key (a tuple of a few
+# ints and strings), its [body, packed] list and its node in the ordered dict, about 310
+# bytes in CPython 3.11 (tests/api/test_response_cache.py measures it). Next to a job's
+# rendering (~3 KB, paddles/rendered_jobs.py) that is a tenth, so the bound counts it.
+ENTRY_OVERHEAD = 320
+
+
 class ResponseCache:
-    """Bodies by key, each with its gzip form once asked for; the bytes of both count."""
+    """Bodies by key, each with its gzip form once asked for; the bytes of both, and
+    ENTRY_OVERHEAD per entry, count."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max(0, int(max_bytes))
@@ -75,9 +84,9 @@ class ResponseCache:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[0]) + len(old[1] or b"")
+                self._bytes -= _cost(old)
             entry = self._entries[key] = [body, None]
-            self._bytes += len(body)
+            self._bytes += _cost(entry)
             self._evict()
         if found[1] is not None:
             self._keep_packed(key, entry, found[0])
@@ -103,8 +112,7 @@ class ResponseCache:
 
     def _evict(self) -> None:
         while self._bytes > self.max_bytes:
-            _, (body, packed) = self._entries.popitem(last=False)
-            self._bytes -= len(body) + len(packed or b"")
+            self._bytes -= _cost(self._entries.popitem(last=False)[1])
 
     @property
     def size(self) -> int:
@@ -112,6 +120,11 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _cost(entry: list) -> int:
+    body, packed = entry
+    return len(body) + len(packed or b"") + ENTRY_OVERHEAD
 
 
 class ResponseCacheHook(PecanHook):

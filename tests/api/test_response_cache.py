@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import tracemalloc
 
 import pytest
 import webob
@@ -16,7 +17,7 @@ import webtest
 from sqlalchemy import select, update
 
 from paddles.app import make_app
-from paddles.cache import ResponseCache, etag_of
+from paddles.cache import ENTRY_OVERHEAD, ResponseCache, etag_of
 from paddles.db import begin_write, make_engine, make_session_factory
 from paddles.models import Job, Run
 from paddles.services import jobs as job_service
@@ -232,17 +233,18 @@ def test_cache_off_still_answers_with_etags(fresh, app):
 
 
 def test_cache_is_bounded_in_bytes_and_least_recently_used_goes_first():
-    cache = ResponseCache(1000)
+    entry = 100 + ENTRY_OVERHEAD  # what a 100-byte body costs in the bound
+    cache = ResponseCache(10 * entry)
     for i in range(10):
         cache.put(i, b"x" * 100)
-    assert cache.size == 1000 and len(cache) == 10
+    assert cache.size == 10 * entry and len(cache) == 10
     assert cache.get(0) is not None  # 0 is now the most recently used
     cache.put(10, b"y" * 100)
-    assert cache.get(1) is None and cache.get(0) is not None and cache.size == 1000
-    cache.put("big", b"z" * 126)  # over an eighth of the bound: not kept
+    assert cache.get(1) is None and cache.get(0) is not None and cache.size == 10 * entry
+    cache.put("big", b"z" * (10 * entry // 8 + 1))  # over an eighth of the bound: not kept
     assert cache.get("big") is None
     cache.put(10, b"w" * 50)  # replacing an entry accounts for the old one
-    assert cache.size == 950
+    assert cache.size == 10 * entry - 50
     off = ResponseCache(0)
     off.put("a", b"1")
     assert off.get("a") is None and off.size == 0
@@ -354,19 +356,36 @@ def test_head_with_gzip_has_the_headers_of_the_get(app):
 def test_the_cache_counts_the_gzip_form_in_its_bound():
     body = json.dumps([{"job_id": str(i), "status": "pass"} for i in range(200)]).encode()
     cache = ResponseCache(len(body) * 9)
-    assert cache.put("a", body) == (body, None) and cache.size == len(body)
+    assert cache.put("a", body) == (body, None) and cache.size == len(body) + ENTRY_OVERHEAD
     packed, coding = cache.get("a", gzip_ok=True)
     assert coding == "gzip" and gzip.decompress(packed) == body
-    assert cache.size == len(body) + len(packed)
+    assert cache.size == len(body) + len(packed) + ENTRY_OVERHEAD
     assert cache.get("a", gzip_ok=True)[0] is packed  # compressed once
     assert cache.get("a") == (body, None)
     cache.put("a", body)  # replaced: the old gzip form goes with it
-    assert cache.size == len(body)
+    assert cache.size == len(body) + ENTRY_OVERHEAD
     found = cache.put("b", body, gzip_ok=True)  # a miss for a gzip client keeps both at once
-    assert found[1] == "gzip" and cache.size == 2 * len(body) + len(found[0])
+    assert found[1] == "gzip" and cache.size == 2 * (len(body) + ENTRY_OVERHEAD) + len(found[0])
     assert cache.get("b", gzip_ok=True)[0] is found[0]
     small = ResponseCache(1000)
-    assert small.put("s", b"[]", gzip_ok=True) == (b"[]", None) and small.size == 2
+    assert small.put("s", b"[]", gzip_ok=True) == (b"[]", None) \
+        and small.size == 2 + ENTRY_OVERHEAD
     for i in range(10):  # eviction takes an entry's gzip form with it
         cache.put(i, body, gzip_ok=True)
     assert cache.size <= cache.max_bytes and len(cache) < 12
+
+
+def test_entry_overhead_is_what_an_entry_costs_besides_its_body():
+    """The bound counts ENTRY_OVERHEAD per entry: measured here for the keys the cache holds
+    most of (a job's rendering: ("job", id, row version), paddles/rendered_jobs.py)."""
+    cache = ResponseCache(1 << 30)
+    bodies = [b"x" * 3000 for _ in range(2000)]  # not traced: only what the cache adds is
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, body in enumerate(bodies):
+            cache.put(("job", 10_000_000 + i, str(3_000_000_000 + i)), body)
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / len(cache)
+    finally:
+        tracemalloc.stop()
+    assert ENTRY_OVERHEAD / 2 <= per_entry <= ENTRY_OVERHEAD * 3 / 2, per_entry
