@@ -44,3 +44,12 @@ def put_job(app, run, job_id, expect=200, **fields):
 
 def post_run(app, name, expect=200):
     return app.post("/runs/", json.dumps({"name": name}), status=expect).json
+
+
+def checked_out(engine) -> int:
+    """Connections the engine's pool has handed out and not had back, once the process's
+    background NOTIFY (pg.run_pooled_soon, after a write's events) has run: that thread
+    holds a pooled connection of its own for a moment, whenever it runs."""
+    from paddles import pg
+    assert pg.wait_soon_idle()
+    return engine.pool.checkedout()

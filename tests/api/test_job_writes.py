@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from paddles.models import Event
 from paddles.services import planned_jobs
-from tests.factories import run_name
+from tests.factories import checked_out, run_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import write_bodies
@@ -168,20 +168,20 @@ def test_a_report_checks_out_one_connection_for_its_read_and_its_write(app, db_e
     post(app, run, 1)
     checkouts = []
 
-    def checked_out(*_):  # by the request (not the thread that sends the NOTIFY after it)
+    def on_checkout(*_):  # by the request (not the thread that sends the NOTIFY after it)
         if threading.get_ident() == me:
             checkouts.append(1)
     me = threading.get_ident()
-    event.listen(db_engine, "checkout", checked_out)
+    event.listen(db_engine, "checkout", on_checkout)
     try:
         put(app, run, 1, status="running")
         put(app, run, 1, status="pass", success=True)
         put(app, run, 404, expect=404, status="pass")
     finally:
-        event.remove(db_engine, "checkout", checked_out)
+        event.remove(db_engine, "checkout", on_checkout)
     if db_engine.dialect.name == "postgresql":
         assert len(checkouts) == 3  # one per request
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0
     assert app.get(f"/runs/{run}/").json["results"]["pass"] == 1
 
 

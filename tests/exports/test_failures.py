@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.factories import run_name
+from tests.factories import checked_out, run_name
 
 from .conftest import bulk_jobs
 
@@ -180,4 +180,4 @@ def test_failure_before_the_first_byte_in_process(app, db_engine):
     unrenderable(db_engine, run, "1")
     resp = app.get(f"/exports/runs/{run}/jobs.json", status=500)
     assert resp.json == {"message": "internal server error"}
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paddles.services.exports import JOB_COLUMNS
-from tests.factories import post_job, post_run, put_job, run_name
+from tests.factories import checked_out, post_job, post_run, put_job, run_name
 
 from .conftest import attachment_name, bulk_jobs, cell, csv_rows, iso, jsonl_rows
 
@@ -133,4 +133,4 @@ def test_many_jobs_stream_in_many_chunks(app, db_engine):
     assert rows[41]["description"] == 'job 42, "x"'
     assert rows[41]["targets"] == '{"ubuntu@smithi042.front":"ssh-ed25519 AAAA"}'
     assert app.get("/exports/runs.json").json[0]["counts"]["pass"] == 2500
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from paddles.services.exports import RUN_COLUMNS
-from tests.factories import post_job, post_run, run_name
+from tests.factories import checked_out, post_job, post_run, run_name
 
 from .conftest import attachment_name, csv_rows, iso, jsonl_rows
 
@@ -158,7 +158,7 @@ def test_trailing_slash_and_head(app, runs, db_engine):
     assert head.status_int == 200 and head.body == b""
     assert head.headers["Content-Disposition"] == app.get("/exports/runs.csv") \
         .headers["Content-Disposition"]
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0
 
 
 def _wsgi_get(wsgi_app, path: str):
@@ -187,7 +187,7 @@ def test_the_body_streams_on_its_own_session_after_the_request_ends(app, runs, d
     assert db_engine.pool.checkedout() == 1
     rest = b"".join(body)
     body.close()
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0
     assert [json.loads(line)["name"] for line in (first + rest).splitlines()] == \
         [r["name"] for r in app.get("/exports/runs.json").json]
 
@@ -196,7 +196,7 @@ def test_a_body_closed_early_releases_its_connection(app, runs, db_engine):
     _, _, body = _wsgi_get(app.app, "/exports/runs.csv")
     next(iter(body))
     body.close()  # a client that went away
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0
     _, _, body = _wsgi_get(app.app, "/exports/runs.csv")
     body.close()  # never read at all
-    assert db_engine.pool.checkedout() == 0
+    assert checked_out(db_engine) == 0
