@@ -156,16 +156,34 @@ def summary(figures: dict[str, list[dict]]) -> dict[str, dict]:
     return out
 
 
+def load_options(parser: argparse.ArgumentParser, *, rounds: int, jobs: int, warm: int,
+                 per: str) -> None:
+    """The options of the write load: rounds, clients, creates, warm-up, JSON output."""
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (default {rounds})")
+    parser.add_argument("--threads", type=int, default=8, help="clients (default 8)")
+    parser.add_argument("--jobs", type=int, default=jobs,
+                        help=f"creates per client {per} per round (default {jobs})")
+    parser.add_argument("--warm", type=int, default=warm,
+                        help=f"creates per client {per} before the timed ones (default {warm})")
+    parser.add_argument("-o", "--output", help="also write the figures as JSON here")
+
+
+def print_table(kind: str, measure: str, rows: dict[str, tuple[dict, float]],
+                rounds: int) -> None:
+    """One phase's medians: each row's figures and its `measure` (share, ratio)."""
+    print(f"\n{kind:<14} {'req/s':>8} {measure:>6} {'p95 ms':>7} {'server':>7} "
+          f"{'postgres':>9} {'clients':>8}   (medians of {rounds} rounds; CPU ms per request)")
+    for label, (row, value) in rows.items():
+        print(f"  {label:<12} {row['rps']:>8.1f} {value:>6.3f} {row['p95_ms']:>7.1f} "
+              f"{row['server_cpu_ms']:>7.3f} {row['postgres_cpu_ms']:>9.3f} "
+              f"{row['clients_cpu_ms']:>8.3f}"
+              + (f"  ({row['errors']:.0f} errors)" if row["errors"] else ""))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
-    parser.add_argument("--threads", type=int, default=8, help="clients (default 8)")
-    parser.add_argument("--jobs", type=int, default=150,
-                        help="creates per client per layer per round (default 150)")
-    parser.add_argument("--warm", type=int, default=20,
-                        help="creates per client per layer before the first round (default 20)")
-    parser.add_argument("-o", "--output", help="also write the figures as JSON here")
+    load_options(parser, rounds=3, jobs=150, warm=20, per="per layer")
     args = parser.parse_args(argv)
     url = create_database()
     try:
@@ -174,14 +192,8 @@ def main(argv=None) -> int:
         drop_database(url)
     tables = {kind: summary(figures[kind]) for kind in KINDS}
     for kind, table in tables.items():
-        print(f"\n{kind:<10} {'req/s':>8} {'share':>6} {'p95 ms':>7} {'server':>7} "
-              f"{'postgres':>9} {'clients':>8}   (medians of {args.rounds} rounds; CPU ms "
-              "per request)")
-        for layer, row in table.items():
-            print(f"  {layer:<8} {row['rps']:>8.1f} {row['share']:>6.3f} {row['p95_ms']:>7.1f} "
-                  f"{row['server_cpu_ms']:>7.3f} {row['postgres_cpu_ms']:>9.3f} "
-                  f"{row['clients_cpu_ms']:>8.3f}" + (f"  ({row['errors']:.0f} errors)"
-                                                      if row["errors"] else ""))
+        print_table(kind, "share", {layer: (row, row["share"]) for layer, row in table.items()},
+                    args.rounds)
     if args.output:
         Path(args.output).write_text(json.dumps({"rounds": figures, "summary": tables},
                                                 indent=2))

@@ -43,7 +43,8 @@ import write_bodies  # noqa: E402
 from loadgen import Client, run_phase  # noqa: E402
 from run import Slots  # noqa: E402
 from write_breakdown import RUN, create_database, drop_database  # noqa: E402
-from write_layers import CPU_KEYS, KINDS, _creates, _Meter, _reports  # noqa: E402
+from write_layers import (CPU_KEYS, KINDS, _creates, _Meter, _reports,  # noqa: E402
+                          load_options, print_table)
 
 
 def _settings(items: list[str], variants: list[str], what: str) -> dict[str, list[str]]:
@@ -110,13 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sql", action="append", default=[], metavar="LABEL:STATEMENT",
                         help="SQL run on a variant's database after migrating (repeatable; "
                              "one statement each)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="clients (default 8)")
-    parser.add_argument("--jobs", type=int, default=500,
-                        help="creates per client per round (default 500)")
-    parser.add_argument("--warm", type=int, default=50,
-                        help="creates per client before each round's timed phases (default 50)")
-    parser.add_argument("-o", "--output", help="also write the figures as JSON here")
+    load_options(parser, rounds=2, jobs=500, warm=50, per="per variant")
     args = parser.parse_args(argv)
     if len(set(args.variants)) != len(args.variants) or any(
             label in ("floor", "") for label in args.variants):
@@ -139,16 +134,9 @@ def main(argv=None) -> int:
                             for key in runs[0][kind]}
                      for kind in KINDS} for label, runs in rounds.items()}
     for kind in KINDS:
-        print(f"\n{kind:<14} {'req/s':>8} {'ratio':>6} {'p95 ms':>7} {'server':>7} "
-              f"{'postgres':>9} {'clients':>8}   (medians of {args.rounds} rounds; CPU ms "
-              "per request)")
-        for label, row in table.items():
-            fig = row[kind]
-            ratio = fig["rps"] / table[reference][kind]["rps"]
-            print(f"  {label:<12} {fig['rps']:>8.1f} {ratio:>6.3f} {fig['p95_ms']:>7.1f} "
-                  f"{fig['server_cpu_ms']:>7.3f} {fig['postgres_cpu_ms']:>9.3f} "
-                  f"{fig['clients_cpu_ms']:>8.3f}"
-                  + (f"  ({fig['errors']:.0f} errors)" if fig["errors"] else ""))
+        print_table(kind, "ratio", {label: (row[kind], row[kind]["rps"]
+                                            / table[reference][kind]["rps"])
+                                    for label, row in table.items()}, args.rounds)
     if args.output:
         Path(args.output).write_text(json.dumps({"rounds": rounds, "summary": table},
                                                 indent=2))
