@@ -174,9 +174,19 @@ def cached_run_json(request, db, run_name: str, variant: tuple,
     (one narrow SELECT, services.runs.run_state) and `variant` (which document, and every
     request parameter it depends on); `build(run)` renders it from the run row, which is
     loaded only when the answer is not cached."""
+    return cached_run_id_json(
+        request, db, run_name, variant,
+        lambda _run_id: build(run_service.get_run(db, run_name, missing=missing)),
+        missing=missing)
+
+
+def cached_run_id_json(request, db, run_name: str, variant: tuple,
+                       build: Callable[[int], object], *, missing: str = "run not found"
+                       ) -> Response:
+    """`cached_run_json` for a document built from the run's id alone (a list of its jobs):
+    `build(run_id)`, with the id its state was read with, and no read of the run's row."""
     state = run_service.run_state(db, run_name, missing=missing)
-    return cached_json(request, (*variant, *state),
-                       lambda: build(run_service.get_run(db, run_name, missing=missing)))
+    return cached_json(request, (*variant, *state), lambda: build(state[0]))
 
 
 def _client_etags(request) -> set[str]:

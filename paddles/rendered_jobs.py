@@ -33,22 +33,21 @@ from sqlalchemy.orm import Session
 
 from . import serializers
 from .cache import ResponseCache
-from .models import Run
 from .services import jobs as job_service
 from .settings import Settings
 
 
-def run_jobs(session: Session, run: Run, settings: Settings, cache: ResponseCache | None,
+def run_jobs(session: Session, run_id: int, settings: Settings, cache: ResponseCache | None,
              status: str | None = None, *, newest_first: bool = False,
              fields: Sequence[str] | None = None) -> list[Any]:
-    """The wire form of the run's jobs (of one status), in a document's order (see
+    """The wire form of the jobs of the run `run_id` (of one status), in a document's order (see
     services.jobs.job_versions): dicts, or Fragments of kept renderings. Jobs cut down to
     some `fields` are rendered each time."""
     if cache is None or not cache.max_bytes or fields is not None or \
             session.get_bind().dialect.name != "postgresql":
-        rows = job_service.run_job_rows(session, run, status, newest_first=newest_first)
+        rows = job_service.run_job_rows(session, run_id, status, newest_first=newest_first)
         return serializers.job_list(rows, settings, fields)
-    versions = job_service.job_versions(session, run, status, newest_first=newest_first)
+    versions = job_service.job_versions(session, run_id, status, newest_first=newest_first)
     keys: list[Hashable] = [("job", job_id, version) for job_id, version in versions]
     kept = cache.get_many(keys)
     missing = [job_id for (job_id, _), body in zip(versions, kept) if body is None]
@@ -59,7 +58,7 @@ def run_jobs(session: Session, run: Run, settings: Settings, cache: ResponseCach
             body = rendered[row.id] = orjson.dumps(job)
             cache.put(("job", row.id, row.row_version), body)
         if len(rendered) < len(missing):  # deleted since the versions were read
-            return run_jobs(session, run, settings, None, status,
+            return run_jobs(session, run_id, settings, None, status,
                             newest_first=newest_first)
     return [orjson.Fragment(rendered[job_id] if body is None else body)
             for (job_id, _), body in zip(versions, kept)]

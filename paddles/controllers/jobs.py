@@ -4,7 +4,7 @@ from __future__ import annotations
 from pecan import expose, request
 
 from .. import rendered_jobs, serializers
-from ..cache import cached_run_json
+from ..cache import cached_run_id_json
 from ..schemas.common import check_name, parse_day, parse_fields, parse_paging
 from ..schemas.runs import parse_job_body, parse_run_name
 from ..services import jobs as job_service
@@ -45,10 +45,11 @@ class JobsController(Resource):
         status = params.get("status")
         db = self._db()
         variant = ("jobs", status, None if fields is None else tuple(fields))
-        return cached_run_json(
+        return cached_run_id_json(
             request, db, self._run_name, variant,
-            lambda run: rendered_jobs.run_jobs(db, run, self._settings, request.response_cache,
-                                               status, newest_first=True, fields=fields),
+            lambda run_id: rendered_jobs.run_jobs(db, run_id, self._settings,
+                                                  request.response_cache, status,
+                                                  newest_first=True, fields=fields),
             missing="associated run was not found")
 
     @expose("json")

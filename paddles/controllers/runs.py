@@ -88,7 +88,7 @@ class RunController(Resource):
         db, settings = self._db(), self._settings
         return cached_run_json(request, db, self._name, ("run",), lambda run: serializers
                                .run_detail(run, rendered_jobs.run_jobs(
-                                   db, run, settings, request.response_cache), settings))
+                                   db, run.id, settings, request.response_cache), settings))
 
     @expose("json")
     def delete(self, **_):

@@ -84,27 +84,27 @@ def _of_run(versions: bool, status: str | None, newest_first: bool) -> Select:
     return stmt if status is None else stmt.where(status_is(status))
 
 
-def _of_run_rows(session: Session, versions: bool, run: Run, status: str | None,
+def _of_run_rows(session: Session, versions: bool, run_id: int, status: str | None,
                  newest_first: bool) -> list[Row]:
     if status is not None and status not in JOB_STATUS_VALUES:
         status = ""  # matches nothing, as every other value that is no status
     # Core rows straight from the connection: the ORM's loading of these plain columns
     # cost about as much as rendering them.
     return session.connection().execute(_of_run(versions, status, newest_first),
-                                        {"run_id": run.id}).all()
+                                        {"run_id": run_id}).all()
 
 
-def run_job_rows(session: Session, run: Run, status: str | None = None, *,
+def run_job_rows(session: Session, run_id: int, status: str | None = None, *,
                  newest_first: bool = False) -> list[Row]:
     """Wire rows (select_job_rows) of the run's jobs (of one status), in a document's order
     (_of_run)."""
-    return _of_run_rows(session, False, run, status, newest_first)
+    return _of_run_rows(session, False, run_id, status, newest_first)
 
 
-def job_versions(session: Session, run: Run, status: str | None = None, *,
+def job_versions(session: Session, run_id: int, status: str | None = None, *,
                  newest_first: bool = False) -> list[Row]:
     """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only)."""
-    return _of_run_rows(session, True, run, status, newest_first)
+    return _of_run_rows(session, True, run_id, status, newest_first)
 
 
 _BY_ID = (select_job_rows().add_columns(_ROW_VERSION.label("row_version"))

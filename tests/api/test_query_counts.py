@@ -72,6 +72,9 @@ def test_statement_counts_do_not_grow_with_data(app, session, queries):
     # its row, its jobs' row versions and the rows of the jobs not rendered yet (a run
     # document's first read on PostgreSQL, paddles/rendered_jobs.py)
     assert max(small.values()) <= 4, small
+    # a list of the run's jobs reads no run row: the run's state, then its jobs (on
+    # PostgreSQL their row versions, the document just read having rendered them all)
+    assert small["/runs/{run}/jobs/"] <= 2, small
 
 
 def test_big_run_detail_has_every_job(app, session, queries):
@@ -83,4 +86,5 @@ def test_big_run_detail_has_every_job(app, session, queries):
     assert queries.count <= 4  # see above
     queries.reset()
     assert app.get(f"/runs/{name}/jobs/").json[0]["job_id"] == "20"
-    assert queries.count <= 3  # the jobs' renderings are kept (on PostgreSQL): no full rows
+    assert queries.count <= 2  # the run's state and its jobs' row versions: the renderings
+    # are kept (on PostgreSQL), and the list reads no run row
