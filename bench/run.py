@@ -161,7 +161,7 @@ class Bench:
         owner = Slots()
         self.around("update", lambda: run_phase("job_create", base, creates("w", owner),
                                                  threads=T, requests=T * a.write_runs * n))
-        jobs = [run_of("w", slot, number) for slot, count in sorted(owner.counts().items())
+        jobs = [run_of("w", slot, number) for slot, count in owner.counts().items()
                 for number in range(1, count + 1)]
         jobs.sort()  # a run's jobs together, in order: all clients on one run at a time
 

@@ -7,6 +7,7 @@ PADDLES_REQUIRE_POSTGRES=1 (CI), where they fail.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -123,7 +124,6 @@ def app(settings, session_factory):
 @pytest.fixture
 def fresh(settings, session_factory):
     """The same app with its response cache off: what a correct answer is."""
-    import dataclasses
     return webtest.TestApp(make_app(dataclasses.replace(settings, response_cache_size=0),
                                     session_factory=session_factory))
 

@@ -254,7 +254,6 @@ def _run_status_event(session: Session, run: RunValues) -> dict[str, Any]:
     return {key: row[key] for key in ("uuid", "time", "topic", "subject", "run_name")}
 
 
-
 @functools.lru_cache(maxsize=256)
 def _planned_statement(job_keys: tuple[str, ...], run_keys: tuple[str, ...], with_event: bool,
                        moves: bool, create: bool = False, links: bool = False) -> Prepared:
