@@ -2,6 +2,7 @@
 a killed gunicorn worker while traffic goes on, and stops every process it started."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -43,7 +44,8 @@ class Traffic(threading.Thread):
             try:
                 status, _ = _get(self.url, timeout=2)
                 self.ok += status == 200
-            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+            # a response the killed worker had begun ends short: IncompleteRead
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
                 self.errors.append(repr(exc))
             time.sleep(0.01)
 
