@@ -7,12 +7,28 @@ read, gets the identity coding: always safe, and what a client that sends nothin
 from __future__ import annotations
 
 import zlib
+from types import ModuleType
 
 GZIP_WBITS = 31  # zlib: a gzip header and trailer
 # speed over the last bytes: a run document is compressed again after every change to its
-# run (heartbeats included); level 1 packs a 700 KB one in ~0.7 ms (level 6: ~1.6 ms) to
-# 15 KB (level 6: 11 KB)
+# run (heartbeats included). Level 1 of zlib packs a 420 KB run document (150 teuthology
+# jobs) in ~1.1 ms to 7.0 KB; level 1 of ISA-L (the `isal` package) in ~0.12 ms to 7.7 KB:
+# a sixth of a run document's read when its run has changed (docs/performance.md).
 GZIP_LEVEL = 1
+
+
+def deflater() -> ModuleType:
+    """The module gzip_bytes compresses with: ISA-L's zlib-compatible one (isal.isal_zlib)
+    where the `isal` package is installed (setup.py installs it where it has wheels), else
+    the standard library's zlib. Both write standard gzip that any client reads."""
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        return zlib
+    return isal_zlib
+
+
+_deflate = deflater()
 GZIP_MIN_SIZE = 1400  # below one packet, the header costs more than it saves
 
 Encoded = tuple[bytes, str | None]  # a body as sent, and its Content-Encoding (None: as is)
@@ -47,7 +63,7 @@ def _weight(params: str) -> float:
 
 def gzip_bytes(body: bytes) -> bytes:
     """`body` as gzip data, byte for byte the same every time (mtime 0)."""
-    return zlib.compress(body, GZIP_LEVEL, wbits=GZIP_WBITS)
+    return _deflate.compress(body, GZIP_LEVEL, wbits=GZIP_WBITS)
 
 
 def encode(body: bytes, gzip_ok: bool) -> Encoded:

@@ -33,3 +33,17 @@ def test_encode_leaves_small_bodies_and_refusing_clients_alone():
     assert encode(big, False) == (big, None)
     packed, coding = encode(big, True)
     assert coding == "gzip" and gzip.decompress(packed) == big
+
+
+def test_gzip_is_isal_where_installed_else_zlib(monkeypatch):
+    import sys
+    import zlib
+
+    from paddles import content_coding
+    isal_zlib = pytest.importorskip("isal.isal_zlib")
+    assert content_coding.deflater() is isal_zlib
+    monkeypatch.setitem(sys.modules, "isal", None)  # as on a platform without its wheel
+    assert content_coding.deflater() is zlib
+    monkeypatch.setattr(content_coding, "_deflate", zlib)
+    body = b'{"jobs": [' + b'{"status": "pass"}, ' * 400 + b"]}"
+    assert gzip.decompress(gzip_bytes(body)) == body
