@@ -172,11 +172,12 @@ def cached_run_json(request, db, run_name: str, variant: tuple,
                     ) -> Response:
     """`cached_json` for a document of the run named `run_name`, keyed on the run's state
     (one narrow SELECT, services.runs.run_state) and `variant` (which document, and every
-    request parameter it depends on); `build(run)` renders it from the run row, which is
-    loaded only when the answer is not cached."""
+    request parameter it depends on); `build(run)` renders it from the run's row (of the id
+    its state was read with, as values: services.runs.run_values), which is read only when
+    the answer is not cached."""
     return cached_run_id_json(
         request, db, run_name, variant,
-        lambda _run_id: build(run_service.get_run(db, run_name, missing=missing)),
+        lambda run_id: build(run_service.run_values(db, run_id, missing=missing)),
         missing=missing)
 
 

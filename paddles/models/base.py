@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 from sqlalchemy import JSON, DateTime, Dialect, Enum, MetaData, String, TypeDecorator
 from sqlalchemy.dialects import sqlite
@@ -80,6 +81,21 @@ def utcnow() -> dt.datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class RowValues:
+    """A row's values as attributes, standing in for an entity where the ORM is not needed:
+    a Run or Job a write is worked out on before the lock (the session never sees it:
+    loading entities and expunging them cost a third of a report's Python), a run a
+    document is rendered from."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    if TYPE_CHECKING:  # every column is an attribute
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
 
 
 def sortable_job_id(job_id: str) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Boolean, Column, Computed, Index, Integer, String, Table, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
-from .base import Base, UTCTime, str_enum, utcnow
+from .base import Base, RowValues, UTCTime, str_enum, utcnow
 from .statuses import COUNT_KEYS, RunStatus, run_status
 
 if TYPE_CHECKING:
@@ -38,6 +38,12 @@ class RunCounters:
         changed: bool = new != getattr(self, "status")  # noqa: B009
         setattr(self, "status", new)  # noqa: B010
         return changed
+
+
+class RunValues(RowValues, RunCounters):
+    """A run's values, with the counter arithmetic of Run: those a report's rules read, every
+    column for a new job's stand-in (services/planned_jobs.py), or a run's row read for a
+    document (services/runs.run_values)."""
 
 
 class Run(Base, RunCounters):

@@ -16,7 +16,8 @@ from ..models.statuses import count_key
 from . import nodes as node_service
 
 if TYPE_CHECKING:
-    from .planned_jobs import JobValues, RunValues
+    from ..models.runs import RunValues
+    from .planned_jobs import JobValues
 
 FINISHED = (JobStatus.PASS, JobStatus.FAIL)
 # Keys copied onto the run when a job write carries them (even as null).

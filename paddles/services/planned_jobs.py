@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import hashlib
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from collections.abc import Mapping
 
 from sqlalchemy import (BindParameter, ColumnElement, String, Table, Text, and_,
@@ -34,34 +34,16 @@ from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Event, Job, Node, Run, RunStatus, job_nodes, utcnow
-from ..models.base import sortable_job_id
-from ..models.runs import RunCounters
+from ..models.base import RowValues, sortable_job_id
+from ..models.runs import RunValues
 from ..models.statuses import COUNT_KEYS, count_key, run_status_sql
 from ..pg import Prepared, execute_alone
 from . import events
 from .job_rules import (FIRST_JOB_KEYS, JOB_COLUMNS, RUN_COPIED_KEYS, apply_write,
                         hosts_of, link_count)
 
-class _Values:
-    """A row's values as attributes, standing in for the Run or Job a write is worked out on
-    before the lock: the session never sees it (loading entities and expunging them cost a
-    third of a report's Python)."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
-
-    if TYPE_CHECKING:  # every column is an attribute
-        def __getattr__(self, name: str) -> Any: ...
-
-        def __setattr__(self, name: str, value: Any) -> None: ...
-
-
-class RunValues(_Values, RunCounters):
-    """A run's values, with the counter arithmetic of Run: those a report's rules read
-    (_PLAN_RUN_KEYS), or every column for a new job's stand-in (plan_create)."""
-
-
-class JobValues(_Values):
+class JobValues(RowValues):
     """A job's values: those a report's rules read and those it names (_plan_read), or
     every column for a new job (plan_create)."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Job, Run, RunStatus, utcnow
-from ..models.runs import HAS_QUEUED
+from ..models.runs import HAS_QUEUED, RunValues
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
 from . import events
@@ -86,6 +86,17 @@ def get_run(session: Session, name: str, *, for_update: bool = False,
                      missing=RunNotFound(missing))
 
 
+def run_values(session: Session, run_id: int, *, missing: str = "run not found") -> RunValues:
+    """The row of the run `run_id` as values, no ORM object (a run document is rendered from
+    it): one prepared SELECT, on a pooled connection of its own when the request has run
+    nothing else (pg.execute_alone). Loading it as a Run cost a quarter of a run document's
+    miss, the SQL a tenth of that."""
+    row = execute_alone(session, _RUN_ROW, {"rv_id": run_id}).first()
+    if row is None:
+        raise RunNotFound(missing)
+    return RunValues(dict(zip(_RUN_KEYS, row)))
+
+
 def run_state(session: Session, name: str, *, missing: str = "run not found") -> tuple:
     """What names the current state of the run and its jobs (paddles/cache.py), read with one
     narrow SELECT and no ORM object: (id, posted, version). The version moves with every
@@ -104,6 +115,15 @@ _RUN_STATE = Prepared(
     select(Run.id, Run.posted, Run.version).where(
         Run.name == bindparam("rs_name", type_=Run.__table__.c.name.type)),
     ("rs_name",))
+
+
+# the columns Run maps (not has_queued, which only the database reads: it is added by
+# migration 0010, and a run reads back on a schema before it, as the entity does)
+_RUN_KEYS, _RUN_COLUMNS = zip(*Run.__mapper__.columns.items())
+_RUN_ROW = Prepared(
+    "paddles_run_row",
+    select(*_RUN_COLUMNS).where(Run.id == bindparam("rv_id", type_=Run.__table__.c.id.type)),
+    ("rv_id",), process_results=True)
 
 
 def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
