@@ -12,6 +12,7 @@ from sqlalchemy import Row
 
 from .models import Artifact, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
+from .models.runs import RunValues
 from .schemas.runs import JOB_FIELDS
 from .settings import Settings
 
@@ -38,7 +39,7 @@ def run_href(settings: Settings, name: str) -> list[str]:
     return [f"{settings.address}/runs/{name}/"]
 
 
-def run_summary(run: Run, settings: Settings) -> dict[str, Any]:
+def run_summary(run: Run | RunValues, settings: Settings) -> dict[str, Any]:
     counts = run.counts()
     has_jobs = counts["total"] > 0
     sha1 = run.sha1 if has_jobs else "none"
@@ -65,7 +66,7 @@ def run_summary(run: Run, settings: Settings) -> dict[str, Any]:
     }
 
 
-def run_detail(run: Run, jobs: list[Any], settings: Settings) -> dict[str, Any]:
+def run_detail(run: Run | RunValues, jobs: list[Any], settings: Settings) -> dict[str, Any]:
     """The run document: its summary and its jobs in wire form (paddles/rendered_jobs.py)."""
     out = run_summary(run, settings)
     out["jobs"] = jobs

@@ -155,26 +155,30 @@ def delete_run(session: Session, name: str) -> None:
 # ---- listings -----------------------------------------------------------------------------
 
 def list_runs(session: Session, conditions=(), *, order=None, limit: int | None = None,
-              offset: int = 0) -> list[Run]:
-    """One SELECT whatever the number of jobs: counts and first-job values live on the run."""
-    stmt = select(Run).where(*conditions).order_by(*(order if order is not None
-                                                      else (Run.posted.desc(),)), Run.id.desc())
+              offset: int = 0) -> list[RunValues]:
+    """One SELECT whatever the number of jobs: counts and first-job values live on the run.
+    The runs come as values (Core rows, no ORM entities): loading 25 entities and reading
+    their attributes back cost a sixth of a run list's instructions."""
+    stmt = select(*_RUN_COLUMNS).where(*conditions).order_by(
+        *(order if order is not None else (Run.posted.desc(),)), Run.id.desc())
     if limit is not None:
         stmt = stmt.limit(limit).offset(offset)
     elif offset:
         stmt = stmt.offset(offset)
-    return list(session.scalars(stmt))
+    # straight from the connection: the session's ORM execution adds nothing for columns
+    return [RunValues(dict(zip(_RUN_KEYS, row)))
+            for row in session.connection().execute(stmt)]
 
 
 def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: int = 0,
-                       since=None) -> list[Run]:
+                       since=None) -> list[RunValues]:
     conds = chain.conditions()
     if since is not None:
         conds.append(Run.scheduled >= since)
     return list_runs(session, conds, order=(Run.scheduled.desc(),), limit=limit, offset=offset)
 
 
-def list_queued_runs(session: Session) -> list[Run]:
+def list_queued_runs(session: Session) -> list[RunValues]:
     """Runs with a queued job: from runs.has_queued (count_queued > 0, kept by the
     database), not the jobs table."""
     return list_runs(session, (HAS_QUEUED,), order=(Run.scheduled.asc(),))
