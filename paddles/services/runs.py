@@ -8,7 +8,7 @@ from itertools import chain
 from typing import Any
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, event, func, select, update
+from sqlalchemy import Integer, bindparam, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..pg import Prepared, execute_alone
@@ -125,6 +125,15 @@ _RUN_ROW = Prepared(
     select(*_RUN_COLUMNS).where(Run.id == bindparam("rv_id", type_=Run.__table__.c.id.type)),
     ("rv_id",), process_results=True)
 
+# the newest runs, a page of them (GET /runs/, pulpito's front page): built and planned once
+# per connection; building the statement and SQLAlchemy's execution of it were a third of
+# a 25-run list
+_LATEST_RUNS = Prepared(
+    "paddles_latest_runs",
+    select(*_RUN_COLUMNS).order_by(Run.posted.desc(), Run.id.desc())
+    .limit(bindparam("lr_limit", type_=Integer)).offset(bindparam("lr_offset", type_=Integer)),
+    ("lr_limit", "lr_offset"), process_results=True)
+
 
 def lock_or_create_run(session: Session, name: str, timezone: str = "UTC") -> Run:
     """The run row locked for this transaction, created first when it does not exist."""
@@ -159,6 +168,9 @@ def list_runs(session: Session, conditions=(), *, order=None, limit: int | None 
     """One SELECT whatever the number of jobs: counts and first-job values live on the run.
     The runs come as values (Core rows, no ORM entities): loading 25 entities and reading
     their attributes back cost a sixth of a run list's instructions."""
+    if not conditions and order is None and limit is not None:  # GET /runs/: prepared
+        found = execute_alone(session, _LATEST_RUNS, {"lr_limit": limit, "lr_offset": offset})
+        return [RunValues(dict(zip(_RUN_KEYS, row))) for row in found.rows]
     stmt = select(*_RUN_COLUMNS).where(*conditions).order_by(
         *(order if order is not None else (Run.posted.desc(),)), Run.id.desc())
     if limit is not None:
