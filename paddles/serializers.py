@@ -12,6 +12,7 @@ from sqlalchemy import Row
 
 from .models import Artifact, Node, Queue, Run, TestCase, Timeline
 from .models.statuses import COUNT_KEYS
+from .models.nodes import NodeValues
 from .models.runs import RunValues
 from .schemas.runs import JOB_FIELDS
 from .settings import Settings
@@ -138,7 +139,7 @@ def sliced(obj: dict[str, Any], fields: Sequence[str] | None) -> dict[str, Any]:
 
 # ---- nodes and queues ------------------------------------------------------------------------
 
-def node_detail(node: Node, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
+def node_detail(node: Node | NodeValues, _seen: frozenset[int] = frozenset()) -> dict[str, Any]:
     """The full node (spec 6.3); vm_host nests the host's full node (null on a cycle)."""
     host = node.vm_host
     seen = _seen | {node.id}

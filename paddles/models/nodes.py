@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Boolean, Column, ForeignKey, String, Table, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UTCTime
+from .base import Base, RowValues, UTCTime
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -45,3 +45,8 @@ class Node(Base):
 
     def __repr__(self) -> str:
         return f"<Node {self.name!r}>"
+
+
+class NodeValues(RowValues):
+    """A node's values (every column Node maps) and its `vm_host`, another NodeValues or
+    None, read without the ORM (services/nodes.list_nodes)."""

@@ -178,6 +178,26 @@ def test_vm_host_cycle_renders_without_recursing_forever(app):
     assert node["vm_host"]["vm_host"] is None
 
 
+def test_the_node_list_renders_each_node_as_its_own_route_does(app):
+    """GET /nodes/ reads its nodes without the ORM (then their hosts, level by level): each
+    node, its host, its host's host and a cycle come out as GET /nodes/NAME/ gives them,
+    filtered or not."""
+    make_node(app, "rack.example.com", machine_type="smithi", up=True)
+    make_node(app, "host.example.com", machine_type="smithi", is_vm=True,
+              vm_host="rack.example.com", ssh_pub_key="host-key")
+    make_node(app, "vm.example.com", machine_type="vps", is_vm=True,
+              vm_host="host.example.com", up=True)
+    make_node(app, "a.example.com", machine_type="vps")
+    make_node(app, "b.example.com", machine_type="vps", vm_host="a.example.com")
+    ok(call(app, "PUT", "/nodes/a.example.com/", {"vm_host": "b.example.com"}))
+    listed = ok(call(app, "GET", "/nodes/"))
+    assert [n["name"] for n in listed] == sorted(n["name"] for n in listed)
+    assert listed == [get_node(app, n["name"]) for n in listed]
+    vm = ok(call(app, "GET", "/nodes/?machine_type=vps&up=1"))
+    assert vm == [get_node(app, "vm.example.com")]
+    assert vm[0]["vm_host"]["vm_host"]["name"] == "rack.example.com"
+
+
 # ---- GET /nodes/ --------------------------------------------------------------------------------
 
 @pytest.fixture

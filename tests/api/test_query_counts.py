@@ -88,3 +88,21 @@ def test_big_run_detail_has_every_job(app, session, queries):
     assert app.get(f"/runs/{name}/jobs/").json[0]["job_id"] == "20"
     assert queries.count <= 2  # the run's state and its jobs' row versions: the renderings
     # are kept (on PostgreSQL), and the list reads no run row
+
+
+def test_node_list_reads_hosts_once_per_level_of_nesting(app, queries):
+    """GET /nodes/: one statement for the nodes, one more per level of VM nesting whose hosts
+    the list does not hold, whatever the number of nodes (a lock poll of bare machines:
+    one)."""
+    def nodes_statements(path: str, count: int) -> int:
+        queries.reset()
+        assert len(app.get(path).json) == count
+        return queries.count
+    for n in range(12):
+        app.post_json("/nodes/", {"name": f"smithi{n:03d}.x", "machine_type": "smithi",
+                                  "up": True})
+        app.post_json("/nodes/", {"name": f"vpm{n:03d}.x", "machine_type": "vps",
+                                  "is_vm": True, "vm_host": f"smithi{n:03d}.x"})
+    assert nodes_statements("/nodes/?machine_type=smithi&up=1&locked=0&count=5", 5) == 1
+    assert nodes_statements("/nodes/?machine_type=vps", 12) == 2
+    assert nodes_statements("/nodes/", 24) == 1  # every host is in the list already
