@@ -92,6 +92,23 @@ class ResponseCache:
             self._keep_packed(key, entry, found[0])
         return found
 
+    def put_many(self, items: list[tuple[Hashable, bytes]]) -> None:
+        """Keeps each (key, body) as `put` does, under one lock: the parts of a document
+        rendered for one read (paddles/rendered_jobs.py, rendered_runs.py)."""
+        if not items:
+            return
+        limit = self.max_bytes
+        with self._lock:
+            for key, body in items:
+                if len(body) * 8 > limit:
+                    continue
+                old = self._entries.pop(key, None)
+                if old is not None:
+                    self._bytes -= _cost(old)
+                entry = self._entries[key] = [body, None]
+                self._bytes += _cost(entry)
+            self._evict()
+
     def get_many(self, keys: list[Hashable]) -> list[bytes | None]:
         """Plain bodies kept for `keys` (None where none is), under one lock; the ones found
         become the most recently used. For parts of documents (paddles/rendered_jobs.py)."""

@@ -54,9 +54,11 @@ def run_jobs(session: Session, run_id: int, settings: Settings, cache: ResponseC
     rendered: dict[int, bytes] = {}
     if missing:
         rows = job_service.job_rows_by_id(session, missing)
+        new: list[tuple[Hashable, bytes]] = []
         for row, job in zip(rows, serializers.job_list(rows, settings)):
             body = rendered[row.id] = orjson.dumps(job)
-            cache.put(("job", row.id, row.row_version), body)
+            new.append((("job", row.id, row.row_version), body))
+        cache.put_many(new)
         if len(rendered) < len(missing):  # deleted since the versions were read
             return run_jobs(session, run_id, settings, None, status,
                             newest_first=newest_first)

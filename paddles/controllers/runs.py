@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pecan import expose, request
 
-from .. import filters, rendered_jobs, serializers
+from .. import filters, rendered_jobs, rendered_runs, serializers
 from ..cache import cached_run_json
 from ..schemas.common import parse_day, parse_fields, parse_paging
 from ..schemas.runs import parse_run_body
@@ -21,8 +21,7 @@ class RunsController(Resource):
         fields = parse_fields(params.get("fields"), serializers.RUN_SUMMARY_KEYS)
         limit, offset = parse_paging(params, self._settings.default_latest_runs_count)
         runs = run_service.list_runs(self._db(), limit=limit, offset=offset)
-        return [serializers.sliced(serializers.run_summary(r, self._settings), fields)
-                for r in runs]
+        return rendered_runs.summaries(runs, self._settings, request.response_cache, fields)
 
     @expose("json")
     def post(self, **_):
@@ -70,7 +69,7 @@ class RunFilterController(Resource):
                 since = parse_day(params["since"])
             runs = run_service.list_filtered_runs(db, chain, limit=limit, offset=offset,
                                                   since=since)
-        return [serializers.run_summary(r, self._settings) for r in runs]
+        return rendered_runs.summaries(runs, self._settings, request.response_cache)
 
 
 class RunController(Resource):

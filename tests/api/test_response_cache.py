@@ -34,13 +34,20 @@ def version_of(session_factory, run) -> int | None:
 
 
 def warm(app, run):
-    """Fill the app's cache with every document of the run; return them."""
+    """Fill the app's cache with every document of the run, and the run lists; return the
+    run's documents."""
+    for url in LISTS:
+        app.get(url)
     return {path: app.get(path.format(run=run), status="*") for path in DOCS}
 
 
+# run lists: each run's summary is kept by its run's state (paddles/rendered_runs.py)
+LISTS = ("/runs/", "/runs/?count=1", "/runs/?fields=name,status,results", "/runs/queued/",
+         "/runs/branch/main/suite/rados/", "/runs/status/queued/")
+
+
 def assert_same(app, fresh, run):
-    for path in DOCS:
-        url = path.format(run=run)
+    for url in (*(path.format(run=run) for path in DOCS), *LISTS):
         got, want = app.get(url, status="*"), fresh.get(url, status="*")
         assert (got.status_int, got.body) == (want.status_int, want.body), url
 
