@@ -13,7 +13,8 @@ the least recently used bodies; a body larger than an eighth of the bound is not
 entry counts its bodies' bytes and ENTRY_OVERHEAD for its key and bookkeeping.
 Within the same bound it keeps the jobs rendered into those documents, each under its row
 version (paddles/rendered_jobs.py): a run whose jobs are running changes at every
-heartbeat, and then only the jobs that changed are rendered again.
+heartbeat, and then only the jobs that changed are rendered again. Run lists keep each
+run's summary the same way, under its run's state (paddles/rendered_runs.py).
 The same key gives the weak ETag, so `If-None-Match` is answered 304 even when the body
 was never cached in this process.
 
