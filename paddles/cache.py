@@ -83,11 +83,7 @@ class ResponseCache:
         if len(body) * 8 > self.max_bytes:
             return found
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= _cost(old)
-            entry = self._entries[key] = [body, None]
-            self._bytes += _cost(entry)
+            entry = self._store(key, body)
             self._evict()
         if found[1] is not None:
             self._keep_packed(key, entry, found[0])
@@ -98,17 +94,20 @@ class ResponseCache:
         rendered for one read (paddles/rendered_jobs.py, rendered_runs.py)."""
         if not items:
             return
-        limit = self.max_bytes
         with self._lock:
             for key, body in items:
-                if len(body) * 8 > limit:
-                    continue
-                old = self._entries.pop(key, None)
-                if old is not None:
-                    self._bytes -= _cost(old)
-                entry = self._entries[key] = [body, None]
-                self._bytes += _cost(entry)
+                if len(body) * 8 <= self.max_bytes:
+                    self._store(key, body)
             self._evict()
+
+    def _store(self, key: Hashable, body: bytes) -> list:
+        """(Under the lock.) `body` kept for `key`, in place of what was; its entry."""
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= _cost(old)
+        entry = self._entries[key] = [body, None]
+        self._bytes += _cost(entry)
+        return entry
 
     def get_many(self, keys: list[Hashable]) -> list[bytes | None]:
         """Plain bodies kept for `keys` (None where none is), under one lock; the ones found
