@@ -15,6 +15,7 @@ GZIP_WBITS = 31  # zlib: a gzip header and trailer
 # jobs) in ~1.1 ms to 7.0 KB; level 1 of ISA-L (the `isal` package) in ~0.12 ms to 7.7 KB:
 # a sixth of a run document's read when its run has changed (docs/performance.md).
 GZIP_LEVEL = 1
+GZIP_MIN_SIZE = 1400  # below one packet, the header costs more than it saves
 
 
 def deflater() -> ModuleType:
@@ -29,7 +30,6 @@ def deflater() -> ModuleType:
 
 
 _deflate = deflater()
-GZIP_MIN_SIZE = 1400  # below one packet, the header costs more than it saves
 
 Encoded = tuple[bytes, str | None]  # a body as sent, and its Content-Encoding (None: as is)
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, MetaData, String, TypeDecorator
+from sqlalchemy import (JSON, DateTime, Dialect, Enum, MetaData, String, TypeDecorator,
+                        inspect)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
@@ -92,10 +93,23 @@ class RowValues:
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.__dict__.update(values)
 
+    @classmethod
+    def from_row(cls, keys: Sequence[str], row: Iterable[Any]) -> Self:
+        """The values of `row`, whose columns are named `keys` (mapped_columns)."""
+        return cls(dict(zip(keys, row)))
+
     if TYPE_CHECKING:  # every column is an attribute
         def __getattr__(self, name: str) -> Any: ...
 
         def __setattr__(self, name: str, value: Any) -> None: ...
+
+
+def mapped_columns(entity: type) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The attribute names and the columns `entity` maps. Not a column added to its table
+    for the database alone (runs.has_queued, migration 0010), so that a row of them reads
+    on a schema from before that column, as the entity does."""
+    keys, columns = zip(*inspect(entity).columns.items())
+    return keys, columns
 
 
 def sortable_job_id(job_id: str) -> str:

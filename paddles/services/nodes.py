@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ..errors import (AlreadyExists, Forbidden, InvalidRequest, NodeNotFound, PaddlesError,
                       Unavailable)
 from ..models import Job, JobStatus, Node, Run, job_nodes, utcnow
+from ..models.base import mapped_columns
 from ..models.nodes import NodeValues
 from ..models.statuses import JOB_STATUS_VALUES, count_key
 from ..schemas.common import convert
@@ -115,7 +116,7 @@ def _conditions(*, machine_types: Iterable[str] | None = None, up: bool | None =
     return conds
 
 
-_NODE_KEYS, _NODE_COLUMNS = zip(*Node.__mapper__.columns.items())
+_NODE_KEYS, _NODE_COLUMNS = mapped_columns(Node)
 
 
 def list_nodes(session: Session, *, limit: int | None = None,
@@ -127,13 +128,13 @@ def list_nodes(session: Session, *, limit: int | None = None,
     conn = session.connection()
     stmt = (select(*_NODE_COLUMNS).where(*_conditions(**filters)).order_by(Node.name)
             .limit(limit))
-    nodes = [NodeValues(dict(zip(_NODE_KEYS, row))) for row in conn.execute(stmt)]
+    nodes = [NodeValues.from_row(_NODE_KEYS, row) for row in conn.execute(stmt)]
     known = {node.id: node for node in nodes}
     level = nodes
     while level:
         wanted = {node.vm_host_id for node in level if node.vm_host_id is not None}
         wanted.difference_update(known)
-        found = [NodeValues(dict(zip(_NODE_KEYS, row))) for row in conn.execute(
+        found = [NodeValues.from_row(_NODE_KEYS, row) for row in conn.execute(
             select(*_NODE_COLUMNS).where(Node.id.in_(wanted)))] if wanted else []
         known.update((node.id, node) for node in found)
         for node in level:  # a host deleted since its VM was read: none

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import AlreadyExists, JobNotFound
 from ..models import Event, Job, Node, Run, RunStatus, job_nodes, utcnow
-from ..models.base import RowValues, sortable_job_id
+from ..models.base import RowValues, mapped_columns, sortable_job_id
 from ..models.runs import RunValues
 from ..models.statuses import COUNT_KEYS, count_key, run_status_sql
 from ..pg import Prepared, execute_alone
@@ -75,7 +75,7 @@ def plan_update(session: Session, run_name: str, job_id: str, fields: Mapping[st
                         {"p_name": run_name, "p_job_id": job_id}).first()
     if row is None:
         raise JobNotFound(missing)
-    run = RunValues(dict(zip(_PLAN_RUN_KEYS, row)))
+    run = RunValues.from_row(_PLAN_RUN_KEYS, row)
     job_was = dict(zip(read.job_keys, row[_PLAN_RUN_WIDTH:]))
     job = JobValues(job_was)
     token = row[read.token_at]
@@ -125,8 +125,6 @@ def plan_create(session: Session, run_name: str, fields: Mapping[str, Any]
                          _event_row(session, run, job, type_, data), hosts)
 
 
-# The run's columns the entity maps (not has_queued, the database's own).
-_RUN_COLUMNS = tuple(c for c in Run.__table__.c if c.key in Run.__mapper__.columns)
 _COUNT_COLUMNS = tuple(f"count_{key}" for key in COUNT_KEYS)  # a write moves these
 # Those a report's rules and events read (job_rules.apply_write, events.job_event): the
 # plan reads no other (posted, scheduled, the first job's values, version).
@@ -134,7 +132,7 @@ _PLAN_RUN_KEYS = ("id", "name", "user", "suite", "branch", "machine_type", "stat
                   "updated", *_COUNT_COLUMNS, "count_total")
 _PLAN_RUN_WIDTH = len(_PLAN_RUN_KEYS)
 # A new job's stand-ins before its values (plan_create): every column, as null
-_NO_RUN = dict.fromkeys(c.key for c in _RUN_COLUMNS)
+_NO_RUN = dict.fromkeys(mapped_columns(Run)[0])
 _NO_JOB = dict.fromkeys(("id", *JOB_COLUMNS))
 _JOB_KEYS = frozenset(JOB_COLUMNS)
 # The job's columns every report's rules read or set (job_rules.apply_write, resolve_status;

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..pg import Prepared, execute_alone
 from ..errors import AlreadyExists, NotFound, RunNotFound
 from ..models import Job, Run, RunStatus, utcnow
+from ..models.base import mapped_columns
 from ..models.runs import HAS_QUEUED, RunValues
 from ..models.statuses import COUNT_KEYS, count_key, run_status
 from ..run_names import parse_run_name
@@ -94,7 +95,7 @@ def run_values(session: Session, run_id: int, *, missing: str = "run not found")
     row = execute_alone(session, _RUN_ROW, {"rv_id": run_id}).first()
     if row is None:
         raise RunNotFound(missing)
-    return RunValues(dict(zip(_RUN_KEYS, row)))
+    return RunValues.from_row(_RUN_KEYS, row)
 
 
 def run_state(session: Session, name: str, *, missing: str = "run not found") -> tuple:
@@ -117,9 +118,7 @@ _RUN_STATE = Prepared(
     ("rs_name",))
 
 
-# the columns Run maps (not has_queued, which only the database reads: it is added by
-# migration 0010, and a run reads back on a schema before it, as the entity does)
-_RUN_KEYS, _RUN_COLUMNS = zip(*Run.__mapper__.columns.items())
+_RUN_KEYS, _RUN_COLUMNS = mapped_columns(Run)
 _RUN_ROW = Prepared(
     "paddles_run_row",
     select(*_RUN_COLUMNS).where(Run.id == bindparam("rv_id", type_=Run.__table__.c.id.type)),
@@ -169,17 +168,18 @@ def list_runs(session: Session, conditions=(), *, order=None, limit: int | None 
     The runs come as values (Core rows, no ORM entities): loading 25 entities and reading
     their attributes back cost a sixth of a run list's instructions."""
     if not conditions and order is None and limit is not None:  # GET /runs/: prepared
-        found = execute_alone(session, _LATEST_RUNS, {"lr_limit": limit, "lr_offset": offset})
-        return [RunValues(dict(zip(_RUN_KEYS, row))) for row in found.rows]
-    stmt = select(*_RUN_COLUMNS).where(*conditions).order_by(
-        *(order if order is not None else (Run.posted.desc(),)), Run.id.desc())
-    if limit is not None:
-        stmt = stmt.limit(limit).offset(offset)
-    elif offset:
-        stmt = stmt.offset(offset)
-    # straight from the connection: the session's ORM execution adds nothing for columns
-    return [RunValues(dict(zip(_RUN_KEYS, row)))
-            for row in session.connection().execute(stmt)]
+        rows = execute_alone(session, _LATEST_RUNS,
+                             {"lr_limit": limit, "lr_offset": offset}).rows
+    else:
+        stmt = select(*_RUN_COLUMNS).where(*conditions).order_by(
+            *(order if order is not None else (Run.posted.desc(),)), Run.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit).offset(offset)
+        elif offset:
+            stmt = stmt.offset(offset)
+        # straight from the connection: the session's ORM execution adds nothing for columns
+        rows = session.connection().execute(stmt)
+    return [RunValues.from_row(_RUN_KEYS, row) for row in rows]
 
 
 def list_filtered_runs(session: Session, chain, *, limit: int | None, offset: int = 0,
