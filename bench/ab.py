@@ -36,7 +36,8 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server
 from loadgen import IDENTITY, Client, PhaseResult, run_phase
-from run import ADMIN_URL, Slots, job_body
+from run import ADMIN_URL, job_body
+from write_bodies import Slots
 import write_bodies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,12 +140,7 @@ def write_phases(threads: int = 8) -> dict:
         runs = [f"teuthology-ab{rnd}-rados-main-distro-default-smithi-w{t}"
                 for t in range(threads)]
         owner = made[(rnd, side)] = (runs, Slots())
-
-        def work(c, i):
-            slot, job = owner[1].next()
-            run = runs[slot % threads]
-            return c.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
-        return work
+        return write_bodies.creates(lambda slot, job: (runs[slot % threads], job), owner[1])
 
     def job_status(rnd, side):
         runs, owner = made[(rnd, side)]

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import psycopg2
@@ -31,6 +32,7 @@ import server
 import write_bodies
 from floor_app import prepare_update_floor
 from loadgen import IDENTITY, Client, PhaseResult, run_phase
+from write_bodies import Slots, creates
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("PADDLES_BENCH_POSTGRES_URL",
@@ -150,29 +152,21 @@ class Bench:
             return (f"teuthology-{stamp}-rados-main-distro-default-smithi-{tag}{slot % T}"
                     f"-{(number - 1) // n}", (number - 1) % n + 1)
 
-        def creates(tag: str, owner: Slots):
-            def create(c, i):
-                run, job = run_of(tag, *owner.next())
-                return c.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
-            return create
         if a.write_warmup:
-            run_phase("warm-up", base, creates("u", Slots()), threads=T,
+            run_phase("warm-up", base, creates(partial(run_of, "u"), Slots()), threads=T,
                       requests=a.write_warmup)
         owner = Slots()
-        self.around("update", lambda: run_phase("job_create", base, creates("w", owner),
-                                                 threads=T, requests=T * a.write_runs * n))
-        jobs = [run_of("w", slot, number) for slot, count in owner.counts().items()
-                for number in range(1, count + 1)]
-        jobs.sort()  # a run's jobs together, in order: all clients on one run at a time
+        self.around("update", lambda: run_phase(
+            "job_create", base, creates(partial(run_of, "w"), owner), threads=T,
+            requests=T * a.write_runs * n))
+        # a run's jobs together, in order: all clients on one run at a time
+        jobs = write_bodies.posted(partial(run_of, "w"), owner)
 
         def status():
-            running = run_phase("job_status", base, lambda c, i: c.request(
-                "PUT", f"/runs/{jobs[i][0]}/jobs/{jobs[i][1]}/",
-                write_bodies.running_body(*jobs[i])), threads=T, requests=len(jobs))
-            finish = run_phase("job_status", base, lambda c, i: c.request(
-                "PUT", f"/runs/{jobs[i][0]}/jobs/{jobs[i][1]}/",
-                write_bodies.finish_body(*jobs[i])), threads=T, requests=len(jobs))
-            return _combined("job_status", running, finish)
+            return _combined("job_status", *(
+                run_phase("job_status", base, write_bodies.reports(jobs, body), threads=T,
+                          requests=len(jobs))
+                for body in (write_bodies.running_body, write_bodies.finish_body)))
         self.around("update", status)
 
         rng = random.Random(21)
@@ -515,29 +509,6 @@ SHARE_PHASES = ("job_create", "job_status", "mix16")
 
 def floor_threads(kind: str, threads: int) -> int:
     return 16 if kind == "update16" else threads
-
-
-class Slots:
-    """Per client thread: a slot number (first come, first numbered) and the next job number
-    of the thread's own run, so that each run's jobs are posted one after another."""
-
-    def __init__(self):
-        import itertools
-        import threading
-        self._numbers = itertools.count()
-        self._local = threading.local()
-        self._done: dict[int, int] = {}
-
-    def next(self) -> tuple[int, int]:
-        local = self._local
-        if not hasattr(local, "slot"):
-            local.slot, local.job = next(self._numbers), 0
-        local.job += 1
-        self._done[local.slot] = local.job
-        return local.slot, local.job
-
-    def counts(self) -> dict[int, int]:
-        return dict(self._done)
 
 
 def _combined(name: str, *parts: PhaseResult) -> PhaseResult:

@@ -8,10 +8,24 @@ job_status and mix16 phases, bench/write_breakdown.py).
 - `finish_body`: what a worker reports at the end (teuthology's report.try_push_job_info
   with the job config plus the summary): the config again, `status` pass or fail,
   `success`, `duration`, and for a failure `failure_reason`.
+
+Each call builds a new body: nothing is shared between two of them, so none is copied.
+
+And the load functions (loadgen's `work(client, i)`) that send them as teuthology does:
+
+- `creates(run_of, owner)`: each client thread posts the jobs of its runs one after another,
+  as teuthology-schedule does; `owner` (Slots) numbers the clients and their creates, and
+  `posted(run_of, owner)` lists what they posted, a run's jobs together and in order;
+- `reports(jobs, body)`: a report of each job of the list in turn.
+
+`route` sends them elsewhere (the floor app's one-UPDATE path): (run, job_id) -> (method,
+path).
 """
 from __future__ import annotations
 
-import copy
+import itertools
+import threading
+from collections.abc import Callable
 
 NODE_COUNT = 50
 HOST_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3oN6kKJt6wV5vWcXo4Pz0PqYwGk8XbZ1x2r5"
@@ -78,7 +92,7 @@ def running_body(run: str, job_id: int) -> dict:
 
 def finish_body(run: str, job_id: int) -> dict:
     """PUT /runs/RUN/jobs/ID/ at the end of a job: config plus summary; one in seven fails."""
-    body = copy.deepcopy(_config(run, job_id))
+    body = _config(run, job_id)  # a new dict each call: nothing to copy
     failed = job_id % 7 == 0
     body.update(status="fail" if failed else "pass", success=not failed,
                 duration=1800 + job_id % 600, pid=str(10000 + job_id),
@@ -87,3 +101,60 @@ def finish_body(run: str, job_id: int) -> dict:
         body["failure_reason"] = ("Command failed on smithi012 with status 1: 'sudo "
                                   "adjust-ulimits ceph-coverage ceph osd pool create foo'")
     return body
+
+
+Route = Callable[[str, int], "tuple[str, str]"]
+RunOf = Callable[[int, int], "tuple[str, int]"]
+
+
+def jobs_route(run: str, job_id: int) -> tuple[str, str]:
+    return "POST", f"/runs/{run}/jobs/"
+
+
+def job_route(run: str, job_id: int) -> tuple[str, str]:
+    return "PUT", f"/runs/{run}/jobs/{job_id}/"
+
+
+class Slots:
+    """Per client thread: a slot number (first come, first numbered) and the number of its
+    next create (from 1), so that each client's creates go to its own runs in order."""
+
+    def __init__(self):
+        self._numbers = itertools.count()
+        self._local = threading.local()
+        self._done: dict[int, int] = {}
+
+    def next(self) -> tuple[int, int]:
+        local = self._local
+        if not hasattr(local, "slot"):
+            local.slot, local.job = next(self._numbers), 0
+        local.job += 1
+        self._done[local.slot] = local.job
+        return local.slot, local.job
+
+    def counts(self) -> dict[int, int]:
+        return dict(self._done)
+
+
+def creates(run_of: RunOf, owner: Slots, route: Route = jobs_route):
+    """A create from each client in turn: its `number`th goes to `run_of(slot, number)`
+    (the run and the job_id)."""
+    def create(c, _i):
+        run, job = run_of(*owner.next())
+        return c.request(*route(run, job), create_body(run, job))
+    return create
+
+
+def posted(run_of: RunOf, owner: Slots) -> list[tuple[str, int]]:
+    """The (run, job_id) of every create `owner` numbered, a run's jobs together, in order."""
+    return sorted(run_of(slot, number) for slot, count in owner.counts().items()
+                  for number in range(1, count + 1))
+
+
+def reports(jobs: list[tuple[str, int]], body: Callable[[str, int], dict],
+            route: Route = job_route):
+    """`body(run, job_id)` for jobs[i], the i-th request."""
+    def report(c, i):
+        run, job = jobs[i]
+        return c.request(*route(run, job), body(run, job))
+    return report

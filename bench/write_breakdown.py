@@ -389,13 +389,11 @@ def waits(url: str, threads: int, jobs: int) -> dict:
             c.request("POST", "/nodes/", {"name": write_bodies.node_name(n),
                                           "machine_type": "smithi", "up": True})
         runs = [f"{RUN}-w{t}" for t in range(threads)]
-        from run import Slots
-        owner = Slots()
+        owner = write_bodies.Slots()
 
-        def create(cl, i):
-            slot, job = owner.next()
-            run = runs[slot % threads]
-            return cl.request("POST", f"/runs/{run}/jobs/", write_bodies.create_body(run, job))
+        def run_of(slot: int, job: int) -> tuple[str, int]:
+            return runs[slot % threads], job
+        create = write_bodies.creates(run_of, owner)
         wal = WalAndHot(dsn)
         wal_was = wal.read()
         sampler = Sampler(dsn, dbname)
@@ -412,18 +410,15 @@ def waits(url: str, threads: int, jobs: int) -> dict:
                          "cpu_ms": cpu_ms,
                          "rows": wal.per_request(wal_was, wal_now, result.requests)}
         wal_was = wal_now
-        made = {runs[slot % threads]: n for slot, n in owner.counts().items()}
-        all_jobs = [(r, j) for r in runs for j in range(1, made.get(r, 0) + 1)]
+        all_jobs = write_bodies.posted(run_of, owner)
         sampler = Sampler(dsn, dbname)
         sampler.start()
         cpu = CpuSplit(proc.pid, sampler)
         t0, cpu_was = time.perf_counter(), cpu.read()
-        first = run_phase("running", base, lambda cl, i: cl.request(
-            "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
-            write_bodies.running_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
-        second = run_phase("finish", base, lambda cl, i: cl.request(
-            "PUT", f"/runs/{all_jobs[i][0]}/jobs/{all_jobs[i][1]}/",
-            write_bodies.finish_body(*all_jobs[i])), threads=threads, requests=len(all_jobs))
+        first, second = (run_phase(name, base, write_bodies.reports(all_jobs, body),
+                                   threads=threads, requests=len(all_jobs))
+                         for name, body in (("running", write_bodies.running_body),
+                                            ("finish", write_bodies.finish_body)))
         elapsed = time.perf_counter() - t0
         cpu_ms = cpu.per_request(cpu_was, cpu.read(), first.requests + second.requests)
         sampler.stop.set()

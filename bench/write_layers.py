@@ -43,7 +43,7 @@ import server  # noqa: E402
 import write_bodies  # noqa: E402
 from floor_app import prepare_update_floor  # noqa: E402
 from loadgen import Client, run_phase  # noqa: E402
-from run import Slots  # noqa: E402
+from write_bodies import Slots  # noqa: E402
 from write_breakdown import (RUN, create_database, drop_database, postgres_cpu,  # noqa: E402
                              proc_cpu)
 
@@ -60,26 +60,30 @@ def _cpu_now(master: int) -> dict[str, float]:
             "postgres": postgres_cpu(), "clients": proc_cpu(os.getpid())}
 
 
+def _floor_route(run: str, job: int) -> tuple[str, str]:
+    return "PUT", "/update/0"  # the floor app's one UPDATE, whatever the job
+
+
+def _run_of(tag: str, threads: int):
+    """Each client's creates go to a run of its own."""
+    return lambda slot, job: (f"{RUN}-{tag}-c{slot % threads}", job)
+
+
 def _creates(layer: str, tag: str, threads: int, made: Slots):
     """The request each client sends next: a create in its own run (the floor: the same
     body to its one-UPDATE path)."""
-    def create(c, _i):
-        slot, job = made.next()
-        run = f"{RUN}-{tag}-c{slot % threads}"
-        body = write_bodies.create_body(run, job)
-        if layer == "floor":
-            return c.request("PUT", "/update/0", body)
-        return c.request("POST", f"/runs/{run}/jobs/", body)
-    return create
+    return write_bodies.creates(_run_of(tag, threads), made,
+                                _floor_route if layer == "floor" else write_bodies.jobs_route)
+
+
+def _posted(tag: str, threads: int, made: Slots) -> list[tuple[str, int]]:
+    return write_bodies.posted(_run_of(tag, threads), made)
 
 
 def _reports(layer: str, jobs: list[tuple[str, int]], body):
     """A report (`body(run, job_id)`) of each job in turn (the floor: to its one UPDATE)."""
-    def report(c, i):
-        run, job = jobs[i]
-        path = "/update/0" if layer == "floor" else f"/runs/{run}/jobs/{job}/"
-        return c.request("PUT", path, body(run, job))
-    return report
+    return write_bodies.reports(jobs, body,
+                                _floor_route if layer == "floor" else write_bodies.job_route)
 
 
 class _Meter:
@@ -130,8 +134,7 @@ def measure(url: str, rounds: int, threads: int, jobs: int, warm: int) -> dict:
                 meter.run(layer, bases[layer], _creates(layer, tag, threads, made),
                           threads=threads, requests=threads * jobs)
                 figures["create"][layer].append(meter.figures())
-                done = [(f"{RUN}-{tag}-c{slot % threads}", j)
-                        for slot, count in made.counts().items() for j in range(1, count + 1)]
+                done = _posted(tag, threads, made)
                 meter = _Meter(masters[layer])
                 for body in (write_bodies.running_body, write_bodies.finish_body):
                     meter.run(layer, bases[layer], _reports(layer, done, body),

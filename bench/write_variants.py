@@ -41,10 +41,10 @@ sys.path.insert(0, str(BENCH))
 import server  # noqa: E402
 import write_bodies  # noqa: E402
 from loadgen import Client, run_phase  # noqa: E402
-from run import Slots  # noqa: E402
-from write_breakdown import RUN, create_database, drop_database  # noqa: E402
-from write_layers import (CPU_KEYS, KINDS, _creates, _Meter, _reports,  # noqa: E402
-                          load_options, print_table)
+from write_bodies import Slots  # noqa: E402
+from write_breakdown import create_database, drop_database  # noqa: E402
+from write_layers import (CPU_KEYS, KINDS, _creates, _Meter, _posted,  # noqa: E402
+                          _reports, load_options, print_table)
 
 
 def _settings(items: list[str], variants: list[str], what: str) -> dict[str, list[str]]:
@@ -89,8 +89,7 @@ def one_round(label: str, env_items: list[str], sql: list[str], rnd: int, thread
             meter.run("create", base, _creates(label, tag, threads, made), threads=threads,
                       requests=threads * jobs)
             figures = {"create": meter.figures()}
-            done = [(f"{RUN}-{tag}-c{slot % threads}", j)
-                    for slot, count in made.counts().items() for j in range(1, count + 1)]
+            done = _posted(tag, threads, made)
             meter = _Meter(proc.pid)
             for body in (write_bodies.running_body, write_bodies.finish_body):
                 meter.run("status", base, _reports(label, done, body), threads=threads,

@@ -52,3 +52,62 @@ def test_the_api_takes_the_bodies(app, session):
                            .join(Job, Job.id == job_nodes.c.job_id))
     assert links == 9
     assert app.get(f"/nodes/{write_bodies.node_name(3)}/jobs/").json
+
+
+def test_no_two_bodies_share_a_value():
+    """Each body is built anew (the load generator sends them as they come, uncopied)."""
+    first = write_bodies.finish_body(RUN, 1)
+    first["overrides"]["ceph"]["conf"]["osd"]["debug osd"] = 0
+    first["roles"][0].append("osd.9")
+    first["targets"].clear()
+    assert write_bodies.finish_body(RUN, 1)["overrides"]["ceph"]["conf"]["osd"]["debug osd"] \
+        == 20
+    assert write_bodies.create_body(RUN, 1)["roles"][0][-1] == "client.0"
+    assert len(write_bodies.create_body(RUN, 1)["targets"]) == 3
+
+
+class Recorder:
+    """A load generator's client that keeps what it was asked to send."""
+
+    def __init__(self):
+        self.sent = []
+
+    def request(self, method, path, body=None):
+        self.sent.append((method, path, body))
+        return 200, b"{}"
+
+
+def test_each_client_posts_its_runs_jobs_in_order_then_reports_them():
+    import threading
+    owner = write_bodies.Slots()
+    create = write_bodies.creates(lambda slot, n: (f"{RUN}-{slot}-{(n - 1) // 2}", n), owner)
+    clients = [Recorder() for _ in range(3)]
+
+    def client(c):
+        for _ in range(4):
+            create(c, None)
+    threads = [threading.Thread(target=client, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for c in clients:  # one client's runs, each run's jobs one after another
+        runs = [path.split("/")[2] for _, path, _ in c.sent]
+        assert runs[0] == runs[1] != runs[2] == runs[3]
+        assert [body["job_id"] for _, _, body in c.sent] == ["1", "2", "3", "4"]
+        assert {method for method, _, _ in c.sent} == {"POST"}
+    jobs = write_bodies.posted(lambda slot, n: (f"{RUN}-{slot}-{(n - 1) // 2}", n), owner)
+    assert len(jobs) == 12 and jobs == sorted(jobs)
+    assert {(path.split("/")[2], int(body["job_id"])) for c in clients
+            for _, path, body in c.sent} == set(jobs)
+
+    report, recorder = write_bodies.reports(jobs, write_bodies.running_body), Recorder()
+    for i in range(len(jobs)):
+        report(recorder, i)
+    assert [path for _, path, _ in recorder.sent] == [
+        f"/runs/{run}/jobs/{job}/" for run, job in jobs]
+    floor = write_bodies.reports(jobs, write_bodies.finish_body,
+                                 lambda run, job: ("PUT", "/update/0"))
+    floor(recorder, 0)
+    assert recorder.sent[-1][:2] == ("PUT", "/update/0")
+    assert recorder.sent[-1][2]["status"] in ("pass", "fail")
