@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+from collections import namedtuple
 from typing import Any
 from collections.abc import Mapping
 
-from sqlalchemy import (JSON, Row, Select, Text, and_, bindparam, cast, delete, exists, false,
-                        func, insert, literal_column, or_, select, true, update)
+from sqlalchemy import (JSON, Integer, Row, Select, Text, and_, any_, bindparam, cast, delete,
+                        exists, false, func, insert, literal_column, or_, select, true, update)
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -102,19 +104,33 @@ def run_job_rows(session: Session, run_id: int, status: str | None = None, *,
 
 
 def job_versions(session: Session, run_id: int, status: str | None = None, *,
-                 newest_first: bool = False) -> list[Row]:
-    """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only)."""
-    return _of_run_rows(session, True, run_id, status, newest_first)
+                 newest_first: bool = False) -> list[tuple[int, str]]:
+    """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only).
+    All of a run's jobs: read alone and prepared (pg.execute_alone), as the run's state and
+    row before them, so that a run document that misses the cache opens no transaction and
+    has no statement parsed and planned again (only the jobs of one status as before)."""
+    if status is not None:
+        return _of_run_rows(session, True, run_id, status, newest_first)
+    return execute_alone(session, _VERSIONS[newest_first], {"run_id": run_id}).rows
 
 
-_BY_ID = (select_job_rows().add_columns(_ROW_VERSION.label("row_version"))
-          .where(Job.id.in_(bindparam("ids", expanding=True))))
+_VERSIONS = {newest_first: Prepared(f"paddles_job_versions_{'newest' if newest_first else 'id'}",
+                                    _of_run(True, None, newest_first), ("run_id",))
+             for newest_first in (False, True)}
+# the jobs' ids as one array parameter: one statement whatever their number, where an
+# expanding IN was a statement of its own for each number of ids, parsed and planned
+_BY_ID = Prepared(
+    "paddles_job_rows_by_id",
+    select_job_rows().add_columns(_ROW_VERSION.label("row_version"))
+    .where(Job.id == any_(bindparam("ids", type_=ARRAY(Integer)))),
+    ("ids",), process_results=True)
+_BY_ID_ROW = namedtuple("_BY_ID_ROW", [c.key for c in _BY_ID.statement.selected_columns])
 
 
-def job_rows_by_id(session: Session, ids: list[int]) -> list[Row]:
-    """Wire rows (select_job_rows) of the jobs with these ids, in no order, each with its
-    `row_version` (PostgreSQL only)."""
-    return session.connection().execute(_BY_ID, {"ids": ids}).all()
+def job_rows_by_id(session: Session, ids: list[int]) -> list[Any]:
+    """Wire rows (select_job_rows: named tuples) of the jobs with these ids, in no order,
+    each with its `row_version` (PostgreSQL only); read alone and prepared (job_versions)."""
+    return [_BY_ID_ROW._make(row) for row in execute_alone(session, _BY_ID, {"ids": ids}).rows]
 
 
 def create_job(session: Session, run_name: str, fields: Mapping[str, Any],

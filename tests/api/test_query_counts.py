@@ -106,3 +106,22 @@ def test_node_list_reads_hosts_once_per_level_of_nesting(app, queries):
     assert nodes_statements("/nodes/?machine_type=smithi&up=1&locked=0&count=5", 5) == 1
     assert nodes_statements("/nodes/?machine_type=vps", 12) == 2
     assert nodes_statements("/nodes/", 24) == 1  # every host is in the list already
+
+
+def test_a_run_document_read_anew_sends_only_prepared_statements(app, session, queries,
+                                                                  db_engine):
+    """On PostgreSQL every statement of a run document that misses the cache, and of its
+    job list, is one prepared once per connection (EXECUTE): the run's state and row, its
+    jobs' row versions, then the rows of the jobs not rendered yet, by one array of ids
+    (services.jobs.job_versions, job_rows_by_id), however many there are."""
+    if db_engine.dialect.name != "postgresql":
+        return
+    name = populate(session, 1, 20)[0]
+    queries.reset()
+    body = app.get(f"/runs/{name}/").json
+    assert [job["job_id"] for job in body["jobs"]] == [str(j) for j in range(1, 21)]
+    assert len(queries.statements) == 4, queries.statements
+    assert all(s.startswith("EXECUTE paddles_") for s in queries.statements), queries.statements
+    queries.reset()
+    assert app.get(f"/runs/{name}/jobs/").json[0]["job_id"] == "20"
+    assert all(s.startswith("EXECUTE paddles_") for s in queries.statements), queries.statements

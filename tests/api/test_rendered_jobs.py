@@ -42,10 +42,14 @@ def heartbeat(app, run, job):
     app.put(f"/runs/{run}/jobs/{job}/", json.dumps({"name": run, "job_id": job}))
 
 
+def reads_rows_by_id(params) -> bool:
+    """A read of full rows by id (services.jobs.job_rows_by_id: one array of ids)."""
+    return isinstance(params, dict) and "ids" in params
+
+
 def rendered_ids(queries) -> list[list[int]]:
     """The job ids of each full-row read of kept-rendering misses in `queries`."""
-    return [sorted(v for k, v in params.items() if k.startswith("ids_"))  # expanded IN
-            for statement, params in queries.executed if "row_version" in statement]
+    return [sorted(params["ids"]) for _, params in queries.executed if reads_rows_by_id(params)]
 
 
 def test_changes_of_every_kind_read_back_as_without_a_cache(app, fresh):
@@ -112,7 +116,7 @@ def test_a_job_deleted_between_the_two_reads_is_left_out(app, fresh, db_engine, 
     deleted = []
 
     def delete_first(conn, cursor, statement, parameters, *args):
-        if "row_version" in statement and not deleted:
+        if reads_rows_by_id(parameters) and not deleted:
             deleted.append(True)
             with other.begin() as c:
                 c.execute(text("DELETE FROM jobs WHERE job_id = '2' AND run_id = "
