@@ -138,3 +138,37 @@ def test_with_the_cache_off_every_job_is_rendered(fresh, queries):
     fresh.get(f"/runs/{run}/")
     assert rendered_ids(queries) == []  # no kept renderings: the full rows, each time
     assert [j["job_id"] for j in fresh.get(f"/runs/{run}/").json["jobs"]] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_reads_by_run_and_by_ids_agree(app, db_engine, postgres, prepared):
+    """The jobs' versions and their rows by ids read the same, prepared or plain (an engine
+    with prepared statements off, as behind a pooler that does not keep them), alone or
+    inside a transaction, for no id, one, or all of them."""
+    from sqlalchemy.orm import Session
+
+    from paddles.db import make_engine
+    from paddles.services import jobs as job_service
+    from paddles.services.runs import run_state
+    run = make_run(app, jobs=3)
+    put_job(app, run, "2", status="running")
+    engine = make_engine(db_engine.url, pool_size=1, max_overflow=0,
+                         prepared_statements=prepared)
+    try:
+        for in_transaction in (False, True):
+            with Session(engine) as session:
+                if in_transaction:
+                    session.execute(text("SELECT 1"))
+                run_id = run_state(session, run)[0]
+                versions = job_service.job_versions(session, run_id)
+                newest = job_service.job_versions(session, run_id, newest_first=True)
+                assert [v[0] for v in newest] == [v[0] for v in versions][::-1]
+                ids = [job_id for job_id, _ in versions]
+                rows = {row.id: row for row in job_service.job_rows_by_id(session, ids)}
+                assert [(rows[i].job_id, rows[i].row_version) for i in ids] == [
+                    (str(n), version) for n, (_, version) in zip((1, 2, 3), versions)]
+                assert rows[ids[1]].status == "running" and rows[ids[0]].run_name == run
+                assert [r.id for r in job_service.job_rows_by_id(session, ids[2:])] == ids[2:]
+                assert job_service.job_rows_by_id(session, []) == []
+    finally:
+        engine.dispose()
