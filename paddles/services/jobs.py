@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import typing
 from collections import namedtuple
 from typing import Any
 from collections.abc import Mapping
@@ -80,15 +81,46 @@ def _of_run(versions: bool, status: str | None, newest_first: bool) -> Select:
     """One run's jobs (bound as `run_id`; of one status) in a document's order: newest posted
     first (the job list) or by job id (the run document); their wire rows, or only their ids
     and row versions. Built once per shape: they cost as much to build as to run."""
-    stmt = select(Job.id, _ROW_VERSION) if versions else select_job_rows()
+    stmt = select(Job.id, _ROW_VERSION.label("row_version")) if versions else select_job_rows()
     stmt = stmt.where(Job.run_id == bindparam("run_id")).order_by(
         *((Job.posted.desc(), Job.id.desc()) if newest_first else (Job.sort_key,)))
     return stmt if status is None else stmt.where(status_is(status))
 
 
+class _PreparedRead(typing.NamedTuple):
+    """A prepared read (pg.Prepared), run by execute_alone. With `named`, its rows come back
+    as named tuples of its columns whichever way it ran (the serializers read wire rows by
+    name); else as they came (a row version is unpacked, and naming it would cost a tenth
+    of a run document's Python)."""
+    prepared: Prepared
+    row: Any  # the namedtuple class, or None
+
+    @classmethod
+    def of(cls, name: str, statement: Select, params: tuple[str, ...], *,
+           named: bool) -> _PreparedRead:
+        return cls(Prepared(name, statement, params, process_results=named),
+                   namedtuple(name, [c.key for c in statement.selected_columns])
+                   if named else None)
+
+    def rows(self, session: Session, params: dict) -> list[Any]:
+        rows = execute_alone(session, self.prepared, params).rows
+        return rows if self.row is None else [self.row._make(row) for row in rows]
+
+
+# All of a run's jobs, their rows or their versions, in either order: read alone and
+# prepared, as the run's state and row before them, so that a run document or job list
+# that misses the cache opens no transaction and has no statement parsed and planned again.
+_OF_RUN = {(versions, newest_first): _PreparedRead.of(
+    f"paddles_job_{'versions' if versions else 'rows'}_{'newest' if newest_first else 'id'}",
+    _of_run(versions, None, newest_first), ("run_id",), named=not versions)
+    for versions in (False, True) for newest_first in (False, True)}
+
+
 def _of_run_rows(session: Session, versions: bool, run_id: int, status: str | None,
-                 newest_first: bool) -> list[Row]:
-    if status is not None and status not in JOB_STATUS_VALUES:
+                 newest_first: bool) -> list[Any]:
+    if status is None:
+        return _OF_RUN[(versions, newest_first)].rows(session, {"run_id": run_id})
+    if status not in JOB_STATUS_VALUES:
         status = ""  # matches nothing, as every other value that is no status
     # Core rows straight from the connection: the ORM's loading of these plain columns
     # cost about as much as rendering them.
@@ -97,40 +129,31 @@ def _of_run_rows(session: Session, versions: bool, run_id: int, status: str | No
 
 
 def run_job_rows(session: Session, run_id: int, status: str | None = None, *,
-                 newest_first: bool = False) -> list[Row]:
+                 newest_first: bool = False) -> list[Any]:
     """Wire rows (select_job_rows) of the run's jobs (of one status), in a document's order
     (_of_run)."""
     return _of_run_rows(session, False, run_id, status, newest_first)
 
 
 def job_versions(session: Session, run_id: int, status: str | None = None, *,
-                 newest_first: bool = False) -> list[tuple[int, str]]:
-    """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only).
-    All of a run's jobs: read alone and prepared (pg.execute_alone), as the run's state and
-    row before them, so that a run document that misses the cache opens no transaction and
-    has no statement parsed and planned again (only the jobs of one status as before)."""
-    if status is not None:
-        return _of_run_rows(session, True, run_id, status, newest_first)
-    return execute_alone(session, _VERSIONS[newest_first], {"run_id": run_id}).rows
+                 newest_first: bool = False) -> list[Any]:
+    """(id, row version) of the run's jobs, as run_job_rows orders them (PostgreSQL only)."""
+    return _of_run_rows(session, True, run_id, status, newest_first)
 
 
-_VERSIONS = {newest_first: Prepared(f"paddles_job_versions_{'newest' if newest_first else 'id'}",
-                                    _of_run(True, None, newest_first), ("run_id",))
-             for newest_first in (False, True)}
 # the jobs' ids as one array parameter: one statement whatever their number, where an
 # expanding IN was a statement of its own for each number of ids, parsed and planned
-_BY_ID = Prepared(
+_BY_ID = _PreparedRead.of(
     "paddles_job_rows_by_id",
     select_job_rows().add_columns(_ROW_VERSION.label("row_version"))
     .where(Job.id == any_(bindparam("ids", type_=ARRAY(Integer)))),
-    ("ids",), process_results=True)
-_BY_ID_ROW = namedtuple("_BY_ID_ROW", [c.key for c in _BY_ID.statement.selected_columns])
+    ("ids",), named=True)
 
 
 def job_rows_by_id(session: Session, ids: list[int]) -> list[Any]:
-    """Wire rows (select_job_rows: named tuples) of the jobs with these ids, in no order,
-    each with its `row_version` (PostgreSQL only); read alone and prepared (job_versions)."""
-    return [_BY_ID_ROW._make(row) for row in execute_alone(session, _BY_ID, {"ids": ids}).rows]
+    """Wire rows (select_job_rows, as named tuples) of the jobs with these ids, in no order,
+    each with its `row_version` (PostgreSQL only); read alone and prepared (_OF_RUN)."""
+    return _BY_ID.rows(session, {"ids": ids})
 
 
 def create_job(session: Session, run_name: str, fields: Mapping[str, Any],
